@@ -1,0 +1,3 @@
+from bankstream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""The root exception of bankstream's own code; the CLI turns it into one line on stderr."""
+
+from __future__ import annotations
+
+# Exit codes: 2 for input the user must correct (flags, settings, files), 1 for everything
+# that went wrong while working (a service that does not answer, a process that died).
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class BankstreamError(Exception):
+    """An error meant for a person: a one-line message that says what to do next."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(BankstreamError):
+    """Bad input: a flag, a setting or a file the user has to correct."""
+
+    exit_code = EXIT_USAGE

@@ -1,0 +1,91 @@
+"""The Kafka connector: client configuration from settings, readiness, temporary topics.
+
+Any librdkafka option reaches every client through ``Settings.kafka_config``; only our own keys
+are validated, the rest is handed to librdkafka as it is (and librdkafka validates it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+from bankstream.errors import BankstreamError, UsageError
+from bankstream.logs import LIBRDKAFKA_LOGGER
+from bankstream.settings import Settings
+
+
+class KafkaUnavailable(BankstreamError):
+    """The configured Kafka cluster did not answer."""
+
+
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings for any client: bootstrap + pass-through + ``extra`` (wins)."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
+        **settings.kafka_config,
+        **extra,
+    }
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    try:
+        return AdminClient(client_config(settings))
+    except KafkaException as exc:
+        msg = f"bad Kafka client setting: {settings.scrub(str(exc.args[0]))}; fix BANKSTREAM_KAFKA_CONFIG"
+        raise UsageError(msg) from None
+
+
+def wait_for_metadata(settings: Settings, timeout: float) -> ClusterMetadata:
+    """Cluster metadata with at least one broker, or :class:`KafkaUnavailable` after ``timeout``."""
+    admin = admin_client(settings)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        error = exc.args[0]
+        reason = error.str() if isinstance(error, KafkaError) else str(error)
+        msg = (
+            f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s "
+            f"({settings.scrub(reason)}); start it with `bankstream stack up` or set "
+            "BANKSTREAM_KAFKA_BOOTSTRAP"
+        )
+        raise KafkaUnavailable(msg) from None
+    if not metadata.brokers:
+        msg = f"Kafka at {settings.kafka_bootstrap} answered without any broker"
+        raise KafkaUnavailable(msg)
+    return metadata
+
+
+def create_topic(
+    admin: AdminClient,
+    name: str,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    config: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Create ``name`` and wait until it exists; an existing topic is an error."""
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config=config or {},
+    )
+    futures = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)
+    futures[name].result(timeout=timeout)
+
+
+def delete_topic(admin: AdminClient, name: str, timeout: float = 30.0) -> None:
+    """Delete ``name``; a topic that does not exist is fine."""
+    futures = admin.delete_topics([name], operation_timeout=timeout, request_timeout=timeout)
+    try:
+        futures[name].result(timeout=timeout)
+    except KafkaException as exc:
+        error = exc.args[0]
+        if not (
+            isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        ):
+            raise

@@ -1,0 +1,49 @@
+"""The Prometheus connector: readiness and instant queries over its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from bankstream.errors import BankstreamError
+from bankstream.settings import Settings
+
+
+class PrometheusUnavailable(BankstreamError):
+    """The configured Prometheus server did not answer."""
+
+
+def _get(settings: Settings, path: str, timeout: float) -> bytes:
+    url = f"{settings.prometheus_url}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        msg = (
+            f"Prometheus at {settings.prometheus_url} did not answer within {timeout:g} s "
+            f"({reason}); start it with `bankstream stack up` or set BANKSTREAM_PROMETHEUS_URL"
+        )
+        raise PrometheusUnavailable(msg) from None
+
+
+def ready(settings: Settings, timeout: float | None = None) -> str:
+    """Prometheus's readiness text, or :class:`PrometheusUnavailable`."""
+    wait = timeout if timeout is not None else settings.connect_timeout
+    return _get(settings, "/-/ready", wait).decode().strip()
+
+
+def query(settings: Settings, promql: str, timeout: float | None = None) -> list[dict[str, Any]]:
+    """The result vector of an instant query."""
+    wait = timeout if timeout is not None else settings.connect_timeout
+    body = _get(settings, "/api/v1/query?" + urllib.parse.urlencode({"query": promql}), wait)
+    answer = json.loads(body)
+    if answer.get("status") != "success":
+        msg = f"Prometheus rejected the query {promql!r}: {answer.get('error')}"
+        raise BankstreamError(msg)
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result

@@ -1,0 +1,137 @@
+"""`bankstream stack install|up|down|status|check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bankstream.errors import UsageError
+from bankstream.stack import check, lifecycle
+from bankstream.stack.lifecycle import ServiceState
+
+
+def register(commands: Any) -> None:
+    from bankstream.cli import Parser
+
+    stack = commands.add_parser(
+        "stack",
+        help="run the local stack (Kafka, a MongoDB-wire server, Prometheus) without Docker",
+        description="The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
+        "(mongo-java-server, or a real mongod found on PATH) and Prometheus, on 127.0.0.1. "
+        "A service whose setting is given (BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, "
+        "BANKSTREAM_PROMETHEUS_URL) is used as it is and never started or stopped.",
+    )
+    actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                   parser_class=Parser)
+
+    p = actions.add_parser("install", help="fetch the jars (Maven Central) and check the tools")
+    p.set_defaults(run=run_install)
+
+    p = actions.add_parser(
+        "up", help="start what is not running and wait until every service answers"
+    )
+    p.add_argument("--durable", action="store_true",
+                   help="keep MongoDB data in an H2 file under the stack's home (default: memory)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="how long to wait for each service (default: 90)")
+    p.set_defaults(run=run_up)
+
+    p = actions.add_parser("down", help="stop the services this stack started")
+    p.set_defaults(run=run_down)
+
+    p = actions.add_parser("status", help="each service, its address and whether it answers")
+    p.add_argument("--json", action="store_true", help="one JSON object per service")
+    p.set_defaults(run=run_status)
+
+    p = actions.add_parser(
+        "check", help="smoke test: messages through Kafka, documents through MongoDB, a query"
+    )
+    p.set_defaults(run=run_check)
+
+
+def _console() -> Console:
+    # wide enough for paths when the output is not a terminal (logs, CI, tests)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 200
+    return console
+
+
+def _table(states: list[ServiceState]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("service", "address", "run by", "state", "detail"):
+        table.add_column(column)
+    runner = {lifecycle.LOCAL: "this stack", lifecycle.FOREIGN: "another process",
+              lifecycle.EXTERNAL: "settings"}
+    for s in states:
+        state = "[green]answers[/]" if s.answering else "[red]down[/]"
+        detail = s.detail + (f" (pid {s.pid})" if s.pid else "")
+        table.add_row(s.title, s.address, runner[s.mode], state, detail)
+    return table
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from bankstream.cli import settings_from
+
+    console = _console()
+    lifecycle.install(settings_from(args), report=console.print)
+    console.print("installed")
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from bankstream.cli import settings_from
+
+    if args.timeout is not None and args.timeout <= 0:
+        msg = f"--timeout must be positive, got {args.timeout:g}"
+        raise UsageError(msg)
+    overrides: dict[str, object] = {"start_timeout": args.timeout}
+    if args.durable:
+        overrides["mongo_backend"] = "h2"
+    console = _console()
+    states = lifecycle.up(settings_from(args, **overrides), report=console.print)
+    console.print(_table(states))
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from bankstream.cli import settings_from
+
+    console = _console()
+    if not lifecycle.down(settings_from(args), report=console.print):
+        console.print("nothing to stop: no service of this stack is running")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from bankstream.cli import settings_from
+
+    states = lifecycle.status(settings_from(args))
+    if args.json:
+        for s in states:
+            print(json.dumps({
+                "service": s.name, "address": s.address, "mode": s.mode,
+                "answering": s.answering, "detail": s.detail, "pid": s.pid,
+                "log_file": str(s.log_file) if s.log_file else None,
+            }))
+    else:
+        _console().print(_table(states))
+    return 0 if all(s.answering for s in states) else 1
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from bankstream.cli import settings_from
+
+    console = _console()
+
+    def report(result: check.CheckResult) -> None:
+        console.print(f"[green]ok[/] {result.service:<10} {result.summary} "
+                      f"({result.seconds:.2f} s)")
+
+    check.run(settings_from(args), report)
+    console.print("stack check passed")
+    return 0

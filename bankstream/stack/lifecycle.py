@@ -1,0 +1,165 @@
+"""`stack up / down / status`: start what is missing, wait until it answers, stop what we started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import Popen
+
+from bankstream.errors import BankstreamError, UsageError
+from bankstream.settings import Settings
+from bankstream.stack.process import ManagedProcess, port_answers
+from bankstream.stack.services import LOCALHOST, Service, all_services
+
+# How a service is provided: started by this stack, already there on the local port without our
+# pid file, or a server the user pointed bankstream at with a setting.
+LOCAL, FOREIGN, EXTERNAL = "local", "foreign", "external"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    title: str
+    address: str
+    mode: str
+    answering: bool
+    detail: str
+    pid: int | None = None
+    log_file: Path | None = None
+    started: bool = False
+
+
+Report = Callable[[str], None]
+
+
+def process_of(service: Service) -> ManagedProcess:
+    home = service.settings.home
+    return ManagedProcess(
+        name=service.name,
+        run_dir=home / "run",
+        log_file=service.log_file,
+        marker=str(home),
+    )
+
+
+def _try_probe(service: Service, timeout: float) -> tuple[bool, str]:
+    try:
+        return True, service.probe(timeout)
+    except BankstreamError as exc:
+        return False, exc.message
+
+
+def install(settings: Settings, report: Report = print) -> None:
+    """Fetch everything the local services need (idempotent); external services need nothing."""
+    for service in all_services(settings):
+        if not service.external:
+            report(f"installing {service.title} ...")
+            service.install()
+
+
+def up(settings: Settings, report: Report = print) -> list[ServiceState]:
+    """Start every local service that is not running and wait until each one answers."""
+    states: dict[str, ServiceState] = {}
+    starting: list[tuple[Service, Popen[bytes] | None, float]] = []
+    for service in all_services(settings):
+        if service.external:
+            ok, detail = _try_probe(service, settings.connect_timeout)
+            if not ok:
+                raise BankstreamError(detail)
+            states[service.name] = ServiceState(
+                service.name, service.title, service.address, EXTERNAL, True, detail
+            )
+            continue
+        proc = process_of(service)
+        pid = proc.pid()
+        if pid is not None:
+            # ours, running (maybe still starting): wait for it below
+            starting.append((service, None, time.monotonic()))
+            continue
+        taken = [port for port in service.ports if port_answers(LOCALHOST, port)]
+        if taken:
+            ok, detail = _try_probe(service, min(settings.connect_timeout, 5.0))
+            if not ok:
+                msg = (
+                    f"port {LOCALHOST}:{taken[0]} needed by the local {service.title} is taken "
+                    f"by another process that does not answer as {service.title}: stop it, or "
+                    f"point {service.setting} at an existing {service.title}"
+                )
+                raise UsageError(msg)
+            states[service.name] = ServiceState(
+                service.name, service.title, service.address, FOREIGN, True,
+                detail + " (not started by bankstream)",
+            )
+            continue
+        service.install()
+        report(f"starting {service.title} on {service.address} (log: {service.log_file})")
+        starting.append((service, proc.spawn(service.command(), cwd=settings.home), time.monotonic()))
+
+    for service, child, began in starting:
+        states[service.name] = _wait_ready(service, child, began, settings.start_timeout, report)
+    return [states[s.name] for s in all_services(settings)]
+
+
+def _wait_ready(
+    service: Service, child: Popen[bytes] | None, began: float, timeout: float, report: Report
+) -> ServiceState:
+    proc = process_of(service)
+    deadline = began + timeout
+    detail = ""
+    while True:
+        if child is not None and child.poll() is not None:
+            proc.pid_file.unlink(missing_ok=True)
+            msg = (
+                f"{service.title} exited during start (exit code {child.returncode}): "
+                f"see {service.log_file}"
+            )
+            raise BankstreamError(msg)
+        ok, detail = _try_probe(service, 1.0)
+        if ok:
+            took = time.monotonic() - began
+            if child is not None:
+                report(f"{service.title} answers after {took:.1f} s: {detail}")
+            return ServiceState(
+                service.name, service.title, service.address, LOCAL, True, detail,
+                pid=proc.pid(), log_file=service.log_file, started=child is not None,
+            )
+        if time.monotonic() > deadline:
+            msg = (
+                f"{service.title} did not answer on {service.address} within {timeout:g} s "
+                f"({detail}): see {service.log_file}"
+            )
+            raise BankstreamError(msg)
+        time.sleep(0.25)
+
+
+def down(settings: Settings, report: Report = print) -> list[str]:
+    """Stop the local services this stack started (pid files); others are left alone."""
+    stopped = []
+    for service in reversed(all_services(settings)):
+        if process_of(service).stop():
+            report(f"stopped {service.title}")
+            stopped.append(service.name)
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceState]:
+    """Each service, its address, who runs it and whether it answers now."""
+    states = []
+    for service in all_services(settings):
+        proc = process_of(service)
+        pid = None if service.external else proc.pid()
+        mode = EXTERNAL if service.external else LOCAL if pid else FOREIGN
+        if mode == FOREIGN and not any(port_answers(LOCALHOST, p) for p in service.ports):
+            states.append(ServiceState(
+                service.name, service.title, service.address, LOCAL, False, "not running"
+            ))
+            continue
+        ok, detail = _try_probe(service, min(settings.connect_timeout, 3.0))
+        states.append(ServiceState(
+            service.name, service.title, service.address, mode, ok, detail,
+            pid=pid, log_file=None if service.external else service.log_file,
+        ))
+    return states
+
