@@ -23,8 +23,9 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors that suggest the closest valid command or flag."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {suggest(self, message)} "
-                              f"(see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {suggest(self, message)} (see {self.prog} --help)\n"
+        )
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -46,9 +47,9 @@ def suggest(parser: argparse.ArgumentParser, message: str) -> str:
         return f"unknown choice {choice.group(1)!r}{hint} (choose from {', '.join(options)})"
     unknown = re.search(r"unrecognized arguments: (.*)", message)
     if unknown:
-        flags = sorted({
-            flag for p in _parsers(parser) for a in p._actions for flag in a.option_strings
-        })
+        flags = sorted(
+            {flag for p in _parsers(parser) for a in p._actions for flag in a.option_strings}
+        )
         words = unknown.group(1).split()
         hints = []
         for word in words:

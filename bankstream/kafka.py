@@ -35,7 +35,8 @@ def admin_client(settings: Settings) -> AdminClient:
     try:
         return AdminClient(client_config(settings))
     except KafkaException as exc:
-        msg = f"bad Kafka client setting: {settings.scrub(str(exc.args[0]))}; fix BANKSTREAM_KAFKA_CONFIG"
+        reason = settings.scrub(str(exc.args[0]))
+        msg = f"bad Kafka client setting: {reason}; fix BANKSTREAM_KAFKA_CONFIG"
         raise UsageError(msg) from None
 
 
@@ -85,7 +86,5 @@ def delete_topic(admin: AdminClient, name: str, timeout: float = 30.0) -> None:
         futures[name].result(timeout=timeout)
     except KafkaException as exc:
         error = exc.args[0]
-        if not (
-            isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-        ):
+        if not (isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
             raise

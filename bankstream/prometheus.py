@@ -22,6 +22,12 @@ def _get(settings: Settings, path: str, timeout: float) -> bytes:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body: bytes = response.read()
             return body
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 422):  # the API's own error answer (bad query), JSON in the body
+            error_body: bytes = exc.read()
+            return error_body
+        msg = f"Prometheus at {settings.prometheus_url} answered {exc.code} {exc.reason} for {path}"
+        raise PrometheusUnavailable(msg) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         msg = (

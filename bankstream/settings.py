@@ -8,13 +8,15 @@ line win over the environment, which wins over the file, which wins over the def
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,11 +26,11 @@ from pydantic_settings import (
 
 from bankstream.errors import UsageError
 
-DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+LOCALHOST = "127.0.0.1"
 CONFIG_ENV = "BANKSTREAM_CONFIG"
 DEFAULT_CONFIG_FILE = "bankstream.toml"
+# the settings file named on the command line (--config), while load_settings reads it
+_config_file: ContextVar[Path | None] = ContextVar("bankstream_config_file", default=None)
 
 
 def _default_home() -> Path:
@@ -50,9 +52,9 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap: str = Field(
-        DEFAULT_KAFKA_BOOTSTRAP,
+        "",
         description="Kafka bootstrap servers (host:port[,host:port]). Setting it means: use "
-        "that cluster, the local stack does not start Kafka.",
+        "that cluster, the local stack does not start Kafka. Default: the local stack's broker.",
     )
     kafka_config: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -60,15 +62,25 @@ class Settings(BaseSettings):
         '{"security.protocol": "SASL_SSL"} (JSON in the environment).',
     )
     mongo_uri: str = Field(
-        DEFAULT_MONGO_URI,
+        "",
         repr=False,
         description="MongoDB connection string. Setting it means: use that server, the local "
-        "stack does not start one. Its password is never printed.",
+        "stack does not start one. Its password is never printed. Default: the local stack's.",
     )
     mongo_database: str = Field("bankstream", description="MongoDB database name.")
     prometheus_url: str = Field(
-        DEFAULT_PROMETHEUS_URL,
-        description="Prometheus base URL. Setting it means: use that server.",
+        "",
+        description="Prometheus base URL. Setting it means: use that server, the local stack "
+        "does not start one. Default: the local stack's.",
+    )
+    stack_kafka_port: int = Field(
+        9092, ge=1, le=65534, description="Port of the local stack's Kafka (+1: its controller)."
+    )
+    stack_mongo_port: int = Field(
+        27017, ge=1, le=65535, description="Port of the local stack's MongoDB-wire server."
+    )
+    stack_prometheus_port: int = Field(
+        9090, ge=1, le=65535, description="Port of the local stack's Prometheus."
     )
     loadgen_metrics_port: int = Field(
         9101, ge=1, le=65535, description="Port of the loadgen's /metrics."
@@ -101,9 +113,25 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Seconds to wait for an existing service before giving up."
     )
 
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> Settings:
+        """Connection settings not given point at the local stack's ports."""
+        self._given = frozenset(f for f in self.model_fields_set if getattr(self, f) != "")
+        if not self.kafka_bootstrap:
+            self.kafka_bootstrap = f"{LOCALHOST}:{self.stack_kafka_port}"
+        if not self.mongo_uri:
+            self.mongo_uri = f"mongodb://{LOCALHOST}:{self.stack_mongo_port}"
+        if not self.prometheus_url:
+            self.prometheus_url = f"http://{LOCALHOST}:{self.stack_prometheus_port}"
+        return self
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _check_bootstrap(cls, value: str) -> str:
+        if not value:
+            return value
         for server in value.split(","):
             if not re.fullmatch(r"[^\s:,]+:\d{1,5}", server.strip()):
                 msg = f"expected host:port[,host:port...], got {server.strip()!r}"
@@ -113,7 +141,7 @@ class Settings(BaseSettings):
     @field_validator("mongo_uri")
     @classmethod
     def _check_mongo_uri(cls, value: str) -> str:
-        if not value.startswith(("mongodb://", "mongodb+srv://")):
+        if value and not value.startswith(("mongodb://", "mongodb+srv://")):
             msg = "expected a URI starting with mongodb:// or mongodb+srv://"
             raise ValueError(msg)
         return value
@@ -121,6 +149,8 @@ class Settings(BaseSettings):
     @field_validator("prometheus_url")
     @classmethod
     def _check_prometheus_url(cls, value: str) -> str:
+        if not value:
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             msg = "expected an http(s) URL such as http://127.0.0.1:9090"
@@ -136,13 +166,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE
+        config = _config_file.get() or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config)
         return (init_settings, env_settings, toml)
 
     def is_given(self, field: str) -> bool:
         """True when the field came from the CLI, the environment or the settings file."""
-        return field in self.model_fields_set
+        return field in self._given
 
     @property
     def mongo_uri_redacted(self) -> str:
@@ -181,19 +211,26 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     Errors become one :class:`UsageError` line per problem, naming the variable to change.
     """
-    if config_file is not None:
-        if not config_file.is_file():
-            msg = f"settings file {config_file} does not exist: pass an existing TOML file"
-            raise UsageError(msg)
-        os.environ[CONFIG_ENV] = str(config_file)
+    if config_file is not None and not config_file.is_file():
+        msg = f"settings file {config_file} does not exist: pass an existing TOML file"
+        raise UsageError(msg)
+    token = _config_file.set(config_file)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            text = err["msg"].removeprefix("Value error, ")
-            if "got " not in text and field != "mongo_uri":
-                text += f" (got {err.get('input')!r})"
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)
+                text = "unknown setting" + (
+                    f"; did you mean BANKSTREAM_{close[0].upper()}?" if close else ""
+                )
+            else:
+                text = err["msg"].removeprefix("Value error, ")
+                if "got " not in text and field != "mongo_uri":
+                    text += f" (got {err.get('input')!r})"
             lines.append(f"setting BANKSTREAM_{field.upper()}: {text}")
         raise UsageError("\n".join(lines)) from None
+    finally:
+        _config_file.reset(token)

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from pymongo.errors import BulkWriteError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from bankstream import kafka, mongo, prometheus
 from bankstream.errors import BankstreamError
@@ -37,9 +37,11 @@ def kafka_round_trip(settings: Settings, messages: int = 1000, partitions: int =
     topic = f"bankstream-check-{uuid.uuid4().hex[:12]}"
     kafka.create_topic(admin, topic, partitions=partitions)
     try:
-        producer = Producer(kafka.client_config(
-            settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}
-        ))
+        producer = Producer(
+            kafka.client_config(
+                settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}
+            )
+        )
         failures: list[str] = []
 
         def delivered(err: object, _msg: object) -> None:
@@ -54,21 +56,29 @@ def kafka_round_trip(settings: Settings, messages: int = 1000, partitions: int =
             msg = f"Kafka check: {left} message(s) not delivered, {len(failures)} failed"
             raise BankstreamError(msg)
 
-        consumer = Consumer(kafka.client_config(settings, **{
-            "group.id": topic, "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        }))
+        consumer = Consumer(
+            kafka.client_config(
+                settings,
+                **{
+                    "group.id": topic,
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                },
+            )
+        )
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         seen: dict[str, set[int]] = {}
         values: set[str] = set()
         deadline = time.monotonic() + settings.connect_timeout * 6
         try:
             while len(values) < messages and time.monotonic() < deadline:
-                for msg in consumer.consume(500, timeout=0.5):
-                    if msg.error():
-                        raise BankstreamError(f"Kafka check: consume error {msg.error()}")
-                    key = (msg.key() or b"").decode()
-                    seen.setdefault(key, set()).add(msg.partition() or 0)
-                    values.add((msg.value() or b"").decode())
+                for record in consumer.consume(500, timeout=0.5):
+                    if record.error():
+                        text = f"Kafka check: consume error {record.error()}"
+                        raise BankstreamError(text)
+                    key = (record.key() or b"").decode()
+                    seen.setdefault(key, set()).add(record.partition() or 0)
+                    values.add((record.value() or b"").decode())
         finally:
             consumer.close()
         if len(values) != messages:
@@ -85,6 +95,7 @@ def kafka_round_trip(settings: Settings, messages: int = 1000, partitions: int =
 
 def mongo_round_trip(settings: Settings, documents: int = 1000) -> str:
     """Unordered insert with a duplicate, an aggregation, in a temporary database."""
+    mongo.ping(settings)
     name = f"bankstream_check_{uuid.uuid4().hex[:12]}"
     with mongo.client(settings) as client:
         db = client[name]
@@ -97,12 +108,17 @@ def mongo_round_trip(settings: Settings, documents: int = 1000) -> str:
             except BulkWriteError as exc:
                 codes = {e["code"] for e in exc.details["writeErrors"]}
                 if codes != {DUPLICATE_KEY}:
-                    raise BankstreamError(f"MongoDB check: unexpected write errors {codes}") from None
+                    msg = f"MongoDB check: unexpected write errors {codes}"
+                    raise BankstreamError(msg) from None
                 duplicates = len(exc.details["writeErrors"])
             count = db.check.count_documents({})
-            groups = list(db.check.aggregate([
-                {"$group": {"_id": "$kind", "n": {"$sum": 1}, "cents": {"$sum": "$cents"}}},
-            ]))
+            groups = list(
+                db.check.aggregate(
+                    [
+                        {"$group": {"_id": "$kind", "n": {"$sum": 1}, "cents": {"$sum": "$cents"}}},
+                    ]
+                )
+            )
         finally:
             client.drop_database(name)
     total = sum(g["cents"] for g in groups)
@@ -123,14 +139,19 @@ def prometheus_query(settings: Settings) -> str:
 
 
 def run(settings: Settings, report: Callable[[CheckResult], None]) -> list[CheckResult]:
-    results = []
-    for service, step in (
+    steps: list[tuple[str, Callable[[], str]]] = [
         ("Kafka", lambda: kafka_round_trip(settings)),
         ("MongoDB", lambda: mongo_round_trip(settings)),
         ("Prometheus", lambda: prometheus_query(settings)),
-    ):
+    ]
+    results = []
+    for service, step in steps:
         began = time.perf_counter()
-        summary = step()
+        try:
+            summary = step()
+        except (KafkaException, PyMongoError) as exc:
+            msg = f"{service} check failed: {settings.scrub(str(exc))}"
+            raise BankstreamError(msg) from None
         result = CheckResult(service, summary, time.perf_counter() - began)
         report(result)
         results.append(result)

@@ -25,30 +25,57 @@ def register(commands: Any) -> None:
         "A service whose setting is given (BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, "
         "BANKSTREAM_PROMETHEUS_URL) is used as it is and never started or stopped.",
     )
-    actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                   parser_class=Parser)
+    actions = stack.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=Parser
+    )
 
-    p = actions.add_parser("install", help="fetch the jars (Maven Central) and check the tools")
+    def add(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(
+            name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {more}".strip()
+        )
+        return parser
+
+    p = add(
+        "install",
+        "fetch the jars (Maven Central) and check the tools",
+        "Kafka and mongo-java-server jars go to <home>/lib through Maven; idempotent.",
+    )
     p.set_defaults(run=run_install)
 
-    p = actions.add_parser(
-        "up", help="start what is not running and wait until every service answers"
+    p = add(
+        "up",
+        "start what is not running and wait until every service answers",
+        "Idempotent: a running service is left alone. Services whose setting is given are "
+        "only checked.",
     )
-    p.add_argument("--durable", action="store_true",
-                   help="keep MongoDB data in an H2 file under the stack's home (default: memory)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="how long to wait for each service (default: 90)")
+    p.add_argument(
+        "--durable",
+        action="store_true",
+        help="keep MongoDB data in an H2 file under the stack's home (default: memory)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for each service (default: 90)",
+    )
     p.set_defaults(run=run_up)
 
-    p = actions.add_parser("down", help="stop the services this stack started")
+    p = add("down", "stop the services this stack started", "Others are never touched.")
     p.set_defaults(run=run_down)
 
-    p = actions.add_parser("status", help="each service, its address and whether it answers")
+    p = add(
+        "status",
+        "each service, its address and whether it answers",
+        "Exit code 1 when a service does not answer.",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per service")
     p.set_defaults(run=run_status)
 
-    p = actions.add_parser(
-        "check", help="smoke test: messages through Kafka, documents through MongoDB, a query"
+    p = add(
+        "check",
+        "smoke test: messages through Kafka, documents through MongoDB, a query",
+        "Uses a temporary topic and database, removed afterwards.",
     )
     p.set_defaults(run=run_check)
 
@@ -65,8 +92,11 @@ def _table(states: list[ServiceState]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("service", "address", "run by", "state", "detail"):
         table.add_column(column)
-    runner = {lifecycle.LOCAL: "this stack", lifecycle.FOREIGN: "another process",
-              lifecycle.EXTERNAL: "settings"}
+    runner = {
+        lifecycle.LOCAL: "this stack",
+        lifecycle.FOREIGN: "another process",
+        lifecycle.EXTERNAL: "settings",
+    }
     for s in states:
         state = "[green]answers[/]" if s.answering else "[red]down[/]"
         detail = s.detail + (f" (pid {s.pid})" if s.pid else "")
@@ -113,11 +143,19 @@ def run_status(args: argparse.Namespace) -> int:
     states = lifecycle.status(settings_from(args))
     if args.json:
         for s in states:
-            print(json.dumps({
-                "service": s.name, "address": s.address, "mode": s.mode,
-                "answering": s.answering, "detail": s.detail, "pid": s.pid,
-                "log_file": str(s.log_file) if s.log_file else None,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "service": s.name,
+                        "address": s.address,
+                        "mode": s.mode,
+                        "answering": s.answering,
+                        "detail": s.detail,
+                        "pid": s.pid,
+                        "log_file": str(s.log_file) if s.log_file else None,
+                    }
+                )
+            )
     else:
         _console().print(_table(states))
     return 0 if all(s.answering for s in states) else 1
@@ -129,8 +167,9 @@ def run_check(args: argparse.Namespace) -> int:
     console = _console()
 
     def report(result: check.CheckResult) -> None:
-        console.print(f"[green]ok[/] {result.service:<10} {result.summary} "
-                      f"({result.seconds:.2f} s)")
+        console.print(
+            f"[green]ok[/] {result.service:<10} {result.summary} ({result.seconds:.2f} s)"
+        )
 
     check.run(settings_from(args), report)
     console.print("stack check passed")

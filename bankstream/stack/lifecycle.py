@@ -1,9 +1,9 @@
-"""`stack up / down / status`: start what is missing, wait until it answers, stop what we started."""
+"""`stack up / down / status`: start what is missing, wait until it answers, stop our own."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
@@ -73,8 +73,16 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
             )
             continue
         proc = process_of(service)
+        variant_file = settings.home / "run" / f"{service.name}.variant"
         pid = proc.pid()
         if pid is not None:
+            running = variant_file.read_text().strip() if variant_file.is_file() else None
+            if running not in (None, service.variant):
+                msg = (
+                    f"the local {service.title} already runs as {running!r}, not "
+                    f"{service.variant!r}: stop it first with `bankstream stack down`"
+                )
+                raise UsageError(msg)
             # ours, running (maybe still starting): wait for it below
             starting.append((service, None, time.monotonic()))
             continue
@@ -89,16 +97,22 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
                 )
                 raise UsageError(msg)
             states[service.name] = ServiceState(
-                service.name, service.title, service.address, FOREIGN, True,
+                service.name,
+                service.title,
+                service.address,
+                FOREIGN,
+                True,
                 detail + " (not started by bankstream)",
             )
             continue
         service.install()
         report(f"starting {service.title} on {service.address} (log: {service.log_file})")
-        starting.append((service, proc.spawn(service.command(), cwd=settings.home), time.monotonic()))
+        child = proc.spawn(service.command(), cwd=settings.home)
+        variant_file.write_text(service.variant + "\n")
+        starting.append((service, child, time.monotonic()))
 
-    for service, child, began in starting:
-        states[service.name] = _wait_ready(service, child, began, settings.start_timeout, report)
+    for service, spawned, began in starting:
+        states[service.name] = _wait_ready(service, spawned, began, settings.start_timeout, report)
     return [states[s.name] for s in all_services(settings)]
 
 
@@ -122,8 +136,15 @@ def _wait_ready(
             if child is not None:
                 report(f"{service.title} answers after {took:.1f} s: {detail}")
             return ServiceState(
-                service.name, service.title, service.address, LOCAL, True, detail,
-                pid=proc.pid(), log_file=service.log_file, started=child is not None,
+                service.name,
+                service.title,
+                service.address,
+                LOCAL,
+                True,
+                detail,
+                pid=proc.pid(),
+                log_file=service.log_file,
+                started=child is not None,
             )
         if time.monotonic() > deadline:
             msg = (
@@ -134,10 +155,17 @@ def _wait_ready(
         time.sleep(0.25)
 
 
-def down(settings: Settings, report: Report = print) -> list[str]:
-    """Stop the local services this stack started (pid files); others are left alone."""
+def down(
+    settings: Settings, report: Report = print, names: Collection[str] | None = None
+) -> list[str]:
+    """Stop the local services this stack started (pid files); others are left alone.
+
+    ``names`` limits it to those services (e.g. only what a test session started).
+    """
     stopped = []
     for service in reversed(all_services(settings)):
+        if names is not None and service.name not in names:
+            continue
         if process_of(service).stop():
             report(f"stopped {service.title}")
             stopped.append(service.name)
@@ -152,14 +180,23 @@ def status(settings: Settings) -> list[ServiceState]:
         pid = None if service.external else proc.pid()
         mode = EXTERNAL if service.external else LOCAL if pid else FOREIGN
         if mode == FOREIGN and not any(port_answers(LOCALHOST, p) for p in service.ports):
-            states.append(ServiceState(
-                service.name, service.title, service.address, LOCAL, False, "not running"
-            ))
+            states.append(
+                ServiceState(
+                    service.name, service.title, service.address, LOCAL, False, "not running"
+                )
+            )
             continue
         ok, detail = _try_probe(service, min(settings.connect_timeout, 3.0))
-        states.append(ServiceState(
-            service.name, service.title, service.address, mode, ok, detail,
-            pid=pid, log_file=None if service.external else service.log_file,
-        ))
+        states.append(
+            ServiceState(
+                service.name,
+                service.title,
+                service.address,
+                mode,
+                ok,
+                detail,
+                pid=pid,
+                log_file=None if service.external else service.log_file,
+            )
+        )
     return states
-

@@ -82,6 +82,13 @@ class ManagedProcess:
                 start_new_session=True,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        # right after exec, /proc/PID/cmdline can still be empty for a moment: wait for it, so
+        # that pid() finds the process as soon as spawn() returns
+        deadline = time.monotonic() + 5
+        while self.marker not in _cmdline(proc.pid) and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         return proc
 
     def stop(self, timeout: float = 30.0) -> bool:

@@ -58,8 +58,16 @@ def resolve_jars(pom_template: str, values: dict[str, str], dest: Path, log_file
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         done = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={work / 'jars'}"],
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={work / 'jars'}",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,
@@ -107,6 +115,11 @@ class Service(ABC):
     def ports(self) -> list[int]:
         """Loopback ports the local server listens on (the first one answers clients)."""
 
+    @property
+    def variant(self) -> str:
+        """How the local server is run, when that can differ between starts (e.g. storage)."""
+        return "default"
+
     @abstractmethod
     def probe(self, timeout: float) -> str:
         """A short description (version) if the server answers, else a BankstreamError."""
@@ -132,7 +145,7 @@ class KafkaService(Service):
 
     @property
     def ports(self) -> list[int]:
-        port = int(self.settings.kafka_bootstrap.rsplit(":", 1)[1])
+        port = self.settings.stack_kafka_port
         return [port, port + 1]
 
     @property
@@ -174,8 +187,16 @@ class KafkaService(Service):
             self._format(java, logging, classpath, properties)
         heap = self.settings.kafka_heap
         return [
-            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", *logging, *classpath, "kafka.Kafka", str(properties),
+            java,
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            *logging,
+            *classpath,
+            "kafka.Kafka",
+            str(properties),
         ]
 
     def _format(self, java: str, logging: list[str], cp: list[str], properties: Path) -> None:
@@ -184,8 +205,17 @@ class KafkaService(Service):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with self.log_file.open("ab") as log:
             done = subprocess.run(
-                [java, *logging, *cp, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(properties)],
+                [
+                    java,
+                    *logging,
+                    *cp,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(properties),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 check=False,
@@ -207,11 +237,15 @@ class MongoService(Service):
 
     @property
     def ports(self) -> list[int]:
-        return [27017]
+        return [self.settings.stack_mongo_port]
 
     @property
     def lib(self) -> Path:
         return self.home / "lib" / f"mongo-java-server-{self.settings.mongo_server_version}"
+
+    @property
+    def variant(self) -> str:
+        return "mongod" if self.mongod else self.settings.mongo_backend
 
     @property
     def mongod(self) -> str | None:
@@ -238,12 +272,27 @@ class MongoService(Service):
         if self.mongod:
             data = folder / "mongod"
             data.mkdir(exist_ok=True)
-            return [self.mongod, "--dbpath", str(data), "--bind_ip", LOCALHOST,
-                    "--port", str(self.ports[0])]
+            return [
+                self.mongod,
+                "--dbpath",
+                str(data),
+                "--bind_ip",
+                LOCALHOST,
+                "--port",
+                str(self.ports[0]),
+            ]
         java = _need("java", "install a Java 17+ runtime")
-        argv = [java, "-Xmx6g", "-XX:+UseG1GC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-cp", f"{self.lib}/*",
-                str(asset("LocalMongo.java")), LOCALHOST, str(self.ports[0])]
+        argv = [
+            java,
+            "-Xmx6g",
+            "-XX:+UseG1GC",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            f"{self.lib}/*",
+            str(asset("LocalMongo.java")),
+            LOCALHOST,
+            str(self.ports[0]),
+        ]
         if self.settings.mongo_backend == "h2":
             argv.append(str(folder / "bankstream.mv.db"))
         return argv
@@ -261,7 +310,7 @@ class PrometheusService(Service):
 
     @property
     def ports(self) -> list[int]:
-        return [9090]
+        return [self.settings.stack_prometheus_port]
 
     def probe(self, timeout: float) -> str:
         return prometheus.ready(self.settings, timeout)

@@ -1,0 +1,34 @@
+# bankstream's one task runner. The README's two commands are `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test lint stack-up stack-down stack-status
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+setup:  ## install everything (system packages, .venv, the stack's jars); idempotent
+	scripts/setup.sh
+
+demo: setup  ## install, start the local stack and run the smoke check end to end
+	$(BIN)/bankstream stack up
+	$(BIN)/bankstream stack check
+
+test: setup lint  ## install, lint, then run every test against real services
+	scripts/compose-plugin.sh
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint:  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stack-up: setup  ## start the local stack (Kafka, MongoDB-wire server, Prometheus)
+	$(BIN)/bankstream stack up
+
+stack-down:  ## stop the local stack
+	$(BIN)/bankstream stack down
+
+stack-status:  ## show the local stack
+	$(BIN)/bankstream stack status

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything bankstream needs on a fresh Debian machine; idempotent (a second run is quick).
+#   system packages: Java 17+, Maven, Prometheus (Debian's packages)
+#   Python: a virtualenv in .venv with bankstream and its dev tools
+#   the local stack's jars: Kafka and mongo-java-server from Maven Central (bankstream stack install)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: $PYTHON is $("$PYTHON" --version 2>&1); bankstream needs Python >= 3.11 (set PYTHON=...)" >&2
+  exit 2
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+stamp="$VENV/.bankstream-installed"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing bankstream into $VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+"$VENV/bin/bankstream" stack install
