@@ -6,11 +6,10 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
 
 from bankstream.errors import BankstreamError, UsageError
 from bankstream.settings import Settings
-from bankstream.stack.process import ManagedProcess, port_answers
+from bankstream.stack.process import ManagedProcess, Spawned, port_answers
 from bankstream.stack.services import LOCALHOST, Service, all_services
 
 # How a service is provided: started by this stack, already there on the local port without our
@@ -62,7 +61,7 @@ def install(settings: Settings, report: Report = print) -> None:
 def up(settings: Settings, report: Report = print) -> list[ServiceState]:
     """Start every local service that is not running and wait until each one answers."""
     states: dict[str, ServiceState] = {}
-    starting: list[tuple[Service, Popen[bytes] | None, float]] = []
+    starting: list[tuple[Service, Spawned | None, float]] = []
     for service in all_services(settings):
         if service.external:
             ok, detail = _try_probe(service, settings.connect_timeout)
@@ -107,7 +106,7 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
             continue
         service.install()
         report(f"starting {service.title} on {service.address} (log: {service.log_file})")
-        child = proc.spawn(service.command(), cwd=settings.home)
+        child = proc.spawn(service.command())
         variant_file.write_text(service.variant + "\n")
         starting.append((service, child, time.monotonic()))
 
@@ -117,7 +116,7 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
 
 
 def _wait_ready(
-    service: Service, child: Popen[bytes] | None, began: float, timeout: float, report: Report
+    service: Service, child: Spawned | None, began: float, timeout: float, report: Report
 ) -> ServiceState:
     proc = process_of(service)
     deadline = began + timeout

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -32,6 +32,30 @@ def _reap(pid: int) -> None:
     """Collect ``pid`` if it is our own child that has exited (no zombie left behind)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+@dataclass
+class Spawned:
+    """A server process we started and do not wait for (it outlives the command that started it)."""
+
+    pid: int
+    returncode: int | None = field(default=None)
+
+    def poll(self) -> int | None:
+        """The exit code once the process has ended, else None (a -1 if it was reaped elsewhere)."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            if Path(f"/proc/{self.pid}").exists():
+                return None
+            self.returncode = -1
+            return self.returncode
+        if pid == 0:
+            return None
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
 
 @dataclass(frozen=True)
@@ -63,25 +87,39 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def spawn(self, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in its own session, output appended to the log file, pid recorded."""
+    def spawn(self, argv: list[str]) -> Spawned:
+        """Start ``argv`` in its own session, output appended to the log file, pid recorded.
+
+        posix_spawn rather than subprocess.Popen: the server outlives this Python process and
+        nobody waits for it here, which Popen would report as a leaked child.
+        """
         if self.marker not in " ".join(argv):
             msg = f"{self.name}: the command line must carry the marker {self.marker}"
             raise ValueError(msg)
+        program = shutil.which(argv[0]) or argv[0]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
+        pid = os.posix_spawn(
+            program,
+            argv,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (
+                    os.POSIX_SPAWN_OPEN,
+                    1,
+                    str(self.log_file),
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                    0o644,
+                ),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+        proc = Spawned(pid)
+        self.pid_file.write_text(f"{pid}\n")
         # right after exec, /proc/PID/cmdline can still be empty for a moment: wait for it, so
         # that pid() finds the process as soon as spawn() returns
         deadline = time.monotonic() + 5

@@ -19,11 +19,10 @@ def test_spawn_find_stop(tmp_path: Path):
             "import time; print('up', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
-        cwd=tmp_path,
     )
     assert proc.pid() == child.pid
     assert proc.stop(timeout=5)
-    assert child.wait(timeout=5) is not None
+    assert child.poll() is not None
     assert proc.pid() is None
     assert not proc.pid_file.exists()
     assert "up" in proc.log_file.read_text()
