@@ -87,8 +87,10 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from bankstream.stack import cli as stack_cli
+    from scenarios import cli as scenarios_cli
 
     stack_cli.register(commands)
+    scenarios_cli.register(commands)
     return parser
 
 
@@ -100,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except BankstreamError as exc:
         for line in exc.message.splitlines():
-            print(f"bankstream: error: {line}", file=sys.stderr)
+            # located problems (FILE:LINE: ...) read like compiler errors, without a prefix
+            print(line if exc.located else f"bankstream: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bankstream: interrupted", file=sys.stderr)

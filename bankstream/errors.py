@@ -12,6 +12,7 @@ class BankstreamError(Exception):
     """An error meant for a person: a one-line message that says what to do next."""
 
     exit_code = EXIT_FAILURE
+    located = False  # True when each line of the message starts with FILE:LINE:
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

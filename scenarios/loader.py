@@ -1,0 +1,332 @@
+"""Reading scenario files: YAML with line numbers, ``extends`` chains, ``--set`` overrides.
+
+Precedence: ``--set`` on the command line > ``BANKSTREAM_SCENARIO_SET`` in the environment > the
+file > the file it extends (recursively) > the model's defaults. Every problem is collected and
+reported at once, each as ``FILE:LINE: path.to.key: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from scenarios.errors import Origins, Problem, ScenarioError, dotted, problems_from
+from scenarios.model import Scenario
+
+ENV_OVERRIDES = "BANKSTREAM_SCENARIO_SET"
+KeyPath = tuple[str | int, ...]
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("scenarios") / "bundled"))
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in bundled_dir().glob("*.yaml"))
+
+
+@dataclass
+class Document:
+    """One YAML file: its data and the line of every key in it."""
+
+    display: str
+    path: Path
+    data: dict[str, Any]
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    scenario: Scenario
+    chain: list[str]  # the files merged, the scenario's own file first
+    overrides: list[str]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the resolved scenario: the same digest means the same test."""
+        blob = orjson.dumps(self.scenario.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _display(path: Path) -> str:
+    try:
+        inside = path.resolve().relative_to(bundled_dir().resolve())
+        return f"<bundled>/{inside}"
+    except ValueError:
+        return str(path)
+
+
+def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int],
+           problems: list[Problem], display: str) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key: Any = key_node.value
+            if key_node.tag == "tag:yaml.org,2002:int":
+                key = int(key)
+            if key in seen:
+                problems.append(Problem(display, key_node.start_mark.line + 1,
+                                        dotted((*path, key)), "duplicate key"))
+            seen.add(key)
+            _index(value_node, (*path, key), lines, problems, display)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, (*path, i), lines, problems, display)
+
+
+def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
+    display = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(display, None, "", "no such file")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(display, None, "", f"cannot read the file ({exc})")]
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, [Problem(display, line, "", f"invalid YAML: {problem}")]
+    finally:
+        loader.dispose()
+    if node is None or data is None:
+        return None, [Problem(display, 1, "", "empty file (expected a mapping with at least "
+                                              "name, population and load)")]
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
+        return None, [Problem(display, node.start_mark.line + 1, "",
+                              f"expected a mapping of scenario keys at the top, got {kind}")]
+    problems: list[Problem] = []
+    lines: dict[KeyPath, int] = {}
+    _index(node, (), lines, problems, display)
+    return Document(display, path, data, lines), problems
+
+
+def find_scenario(ref: str, near: Path | None = None) -> Path | None:
+    """A bundled name, or a path (relative to ``near``'s folder when given)."""
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        candidate = Path(ref) if near is None or Path(ref).is_absolute() else near.parent / ref
+        return candidate if candidate.is_file() else None
+    if near is not None:
+        sibling = near.parent / f"{ref}.yaml"
+        if sibling.is_file():
+            return sibling
+    bundled = bundled_dir() / f"{ref}.yaml"
+    if bundled.is_file():
+        return bundled
+    plain = Path(ref)
+    return plain if near is None and plain.is_file() else None
+
+
+def _merge(base: Any, over: Any, child: bool) -> Any:
+    """Mappings merge key by key (recursively); anything else in ``over`` replaces ``base``.
+
+    In a ``child`` document (one that extends another), null removes the key: it is back to its
+    default.
+    """
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            if value is None and child:
+                merged.pop(key, None)
+            elif key in base:
+                merged[key] = _merge(base[key], value, child)
+            else:
+                merged[key] = _drop_nulls(value) if child else value
+        return merged
+    return _drop_nulls(over) if child else over
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _replaced(data: Any, path: KeyPath) -> bool:
+    """True when ``data`` (a child document) sets ``path`` or a non-mapping above it."""
+    node = data
+    for part in path:
+        if not isinstance(node, dict):
+            return True
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _chain(path: Path) -> tuple[list[Document], list[Problem]]:
+    """The document and its ``extends`` ancestors, the document first."""
+    docs: list[Document] = []
+    seen: list[Path] = []
+    current: Path | None = path
+    while current is not None:
+        real = current.resolve()
+        if real in seen:
+            names = " -> ".join(_display(p) for p in [*seen, real])
+            last = docs[-1]
+            return docs, [Problem(last.display, last.lines.get(("extends",)), "extends",
+                                  f"extends cycle: {names}")]
+        seen.append(real)
+        doc, problems = read_document(current)
+        if doc is None or problems:
+            return docs, problems
+        docs.append(doc)
+        parent = doc.data.get("extends")
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not parent.strip():
+            return docs, [Problem(doc.display, doc.lines.get(("extends",)), "extends",
+                                  f"expected a scenario name or path, got {parent!r}")]
+        current = find_scenario(parent, near=current)
+        if current is None:
+            return docs, [Problem(
+                doc.display, doc.lines.get(("extends",)), "extends",
+                f"no scenario {parent!r} (bundled: {', '.join(bundled_names())}; or give a "
+                "path relative to this file)",
+            )]
+    return docs, []
+
+
+def parse_assignment(text: str, source: str) -> tuple[KeyPath, Any]:
+    """``a.b.0.c=value`` -> (("a", "b", 0, "c"), value parsed as a YAML scalar or list)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key):
+        msg = f"{source}: expected path.to.key=value, got {text!r}"
+        raise ScenarioError([Problem(source, None, "", msg.split(": ", 1)[1])])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
+    return tuple(parts), value
+
+
+def _assign(data: dict[str, Any], path: KeyPath, value: Any, source: str) -> Problem | None:
+    node: Any = data
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if not isinstance(node.get(part), dict | list):
+                    node[part] = {}
+                node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            if part >= len(node):
+                return Problem(source, None, dotted(path[: depth + 1]),
+                               f"index out of range (the list has {len(node)} item(s))")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        else:
+            return Problem(source, None, dotted(path[: depth + 1]),
+                           "cannot set a key inside a value that is not a mapping or a list")
+    return None
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
+    text = (environ if environ is not None else os.environ).get(ENV_OVERRIDES, "")
+    return [item.strip() for item in re.split(r"[;\n]", text) if item.strip()]
+
+
+def load(
+    ref: str, overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> LoadedScenario:
+    """The validated scenario ``ref`` (bundled name or path) with its overrides applied."""
+    path = find_scenario(ref)
+    if path is None:
+        close = difflib.get_close_matches(ref, bundled_names(), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ScenarioError([Problem(
+            ref, None, "",
+            f"no such scenario or file{hint} (bundled: {', '.join(bundled_names())})",
+        )])
+    docs, problems = _chain(path)
+    if problems:
+        raise ScenarioError(problems)
+    data: dict[str, Any] = {}
+    origins: dict[KeyPath, tuple[str, int | None]] = {}
+    for depth, doc in enumerate(reversed(docs)):  # the root ancestor first, the file last
+        origins = {k: v for k, v in origins.items() if not _replaced(doc.data, k)}
+        origins.update({k: (doc.display, line) for k, line in doc.lines.items()})
+        data = _merge(data, doc.data, child=depth > 0)
+    top = docs[0]
+    if "name" not in top.data:
+        problems.append(Problem(top.display, 1, "name",
+                                "required key is missing (every scenario file names itself)"))
+    data.pop("extends", None)
+    assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
+    assignments += [(a, "--set") for a in overrides]
+    for text, source in assignments:
+        key_path, value = parse_assignment(text, source)
+        problem = _assign(data, key_path, value, source)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        origins = {k: v for k, v in origins.items() if k[: len(key_path)] != key_path}
+        origins[key_path] = (source, None)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from(exc, Scenario, data, origins, top.display)
+    if problems:
+        raise ScenarioError(problems)
+    return LoadedScenario(scenario, [d.display for d in docs], list(overrides))
+
+
+def validate_files(paths: Iterable[str]) -> tuple[list[LoadedScenario], list[Problem]]:
+    """Every file checked; all problems of all files, in file order."""
+    loaded: list[LoadedScenario] = []
+    problems: list[Problem] = []
+    for ref in paths:
+        path = Path(ref)
+        if not path.is_file():
+            problems.append(Problem(ref, None, "", "no such file"))
+            continue
+        try:
+            loaded.append(load(str(path), environ={}))
+        except ScenarioError as exc:
+            problems += exc.problems
+    return loaded, problems
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text as a literal block, like a person writes it."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def dump_yaml(scenario: Scenario) -> str:
+    """The resolved scenario as YAML (every key, defaults included), loadable again."""
+    data = scenario.model_dump(mode="json", exclude={"extends"})
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,774 @@
+"""The scenario model: a bank's customers, merchants, transaction mix, time, fraud, load, delivery,
+sink and pass/fail thresholds. Validated with pydantic v2; unknown keys are errors.
+
+Money is integer cents in Python and currency units (at most 2 decimals) in YAML; durations are
+seconds in Python and ``30s`` / ``10m`` / ``1h`` in YAML. Defaults are realistic for Brazilian retail
+banking (``shared/REALISM.md``); each bundled scenario says where its figures come from.
+"""
+
+from __future__ import annotations
+
+import re
+import datetime as dt
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from scenarios.anomalies import Anomalies
+from scenarios.reference import CHANNELS, DEFAULT_CITIES, MCC, REGIONS, Channel, MixType, Rail
+from scenarios.types import (
+    CONDITION_RE,
+    NonNegativeDuration,
+    NonNegativeMoney,
+    PositiveDuration,
+    PositiveMoney,
+    Share,
+    Weight,
+    check_shares,
+    check_weights,
+    format_condition,
+    parse_condition,
+)
+
+SCHEMA_VERSION = 1
+NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TOPIC_RE = r"^[a-zA-Z0-9._-]{1,249}$"
+COLLECTION_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$"
+
+
+class Strict(BaseModel):
+    """Base of every scenario model: unknown keys are errors, values are validated on creation."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ============================================================================ distributions
+
+
+class Amount(Strict):
+    """A right-skewed amount: lognormal with this median and sigma, clipped to [min, max]."""
+
+    median: PositiveMoney = Field(description="median amount (currency units)")
+    sigma: float = Field(0.8, ge=0, le=4, description="lognormal shape; 0 = always the median")
+    min: PositiveMoney = Field(default=1, description="smallest amount (default 0.01)")
+    max: PositiveMoney | None = Field(None, description="largest amount; none = unbounded")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max is not None and self.max < self.min:
+            msg = "max is below min"
+            raise ValueError(msg)
+        if not self.min <= self.median <= (self.max if self.max is not None else self.median):
+            msg = "median must lie between min and max"
+            raise ValueError(msg)
+        return self
+
+
+class BalanceBin(Strict):
+    """One row of an empirical table: a share of accounts with a balance in [min, max)."""
+
+    min: NonNegativeMoney
+    max: NonNegativeMoney
+    share: Share
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max <= self.min:
+            msg = "max must be above min"
+            raise ValueError(msg)
+        return self
+
+
+class InitialBalance(Strict):
+    """Opening balances: zero-inflated lognormal (a share of empty accounts), or an empirical table."""
+
+    kind: Literal["zero_inflated_lognormal", "empirical"] = "zero_inflated_lognormal"
+    zero_share: Share = Field(0.1, description="share of accounts opening at zero")
+    median: PositiveMoney | None = Field(1500, description="median of the non-zero balances")
+    sigma: float = Field(1.4, ge=0, le=5, description="lognormal shape of non-zero balances")
+    table: list[BalanceBin] | None = Field(None, description="empirical bins (kind: empirical)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.kind == "empirical":
+            if not self.table:
+                msg = "kind empirical needs a table of {min, max, share} bins"
+                raise ValueError(msg)
+            check_shares([b.share for b in self.table], "table")
+        elif self.table is not None:
+            msg = "table is only used with kind: empirical"
+            raise ValueError(msg)
+        elif self.median is None:
+            msg = "kind zero_inflated_lognormal needs a median"
+            raise ValueError(msg)
+        return self
+
+
+class Income(Strict):
+    """Monthly income: lognormal. Defaults match IBGE 2024 (mean habitual income R$ 3,225; Gini
+    0.506, i.e. sigma about 0.97 for a single lognormal)."""
+
+    median: PositiveMoney = Field(2000, description="median monthly income")
+    sigma: float = Field(0.95, ge=0, le=4, description="lognormal shape")
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class PaySchedule(Strict):
+    """When salaries are credited: monthly on a day, every other week on a weekday, or on days."""
+
+    kind: Literal["monthly", "biweekly", "days"] = "monthly"
+    day: int = Field(5, ge=1, le=31, description="monthly: day of the month (CLT: by the 5th "
+                     "business day)")
+    business_days: bool = Field(True, description="count `day` in business days (Mon-Fri)")
+    weekday: Weekday = Field("friday", description="biweekly: pay weekday")
+    days: list[Annotated[int, Field(ge=1, le=31)]] = Field(
+        default_factory=lambda: [5, 20], description="days: days of the month"
+    )
+    jitter: NonNegativeDuration = Field(
+        4 * 3600, description="spread of the credit time around the morning of pay day"
+    )
+    share_paid: Share = Field(0.85, description="share of customers who receive a salary")
+
+    @field_validator("days")
+    @classmethod
+    def _distinct(cls, days: list[int]) -> list[int]:
+        if not days:
+            msg = "days needs at least one day of the month"
+            raise ValueError(msg)
+        if len(set(days)) != len(days):
+            msg = "days repeats a day"
+            raise ValueError(msg)
+        return days
+
+
+class Overdraft(Strict):
+    """How far an account may go below zero (cheque especial)."""
+
+    kind: Literal["none", "fixed", "income_multiple"] = "income_multiple"
+    amount: NonNegativeMoney = Field(0, description="fixed: the limit")
+    multiple: float = Field(0.5, ge=0, le=20, description="income_multiple: limit = income x this")
+    max: NonNegativeMoney | None = Field(None, description="cap on the limit (none = no cap)")
+
+
+class Activity(Strict):
+    """Transactions per customer per day: gamma-distributed between customers (heterogeneous)."""
+
+    mean_per_day: float = Field(2.0, gt=0, le=10000, description="population mean")
+    shape: float = Field(0.8, gt=0, le=1000,
+                         description="gamma shape: low = few very active customers, high = even")
+
+
+class Segment(Strict):
+    """A group of customers that behave alike."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    share: Annotated[float, Field(gt=0, le=1)] = Field(description="share of all customers")
+    initial_balance: InitialBalance = Field(default_factory=InitialBalance)
+    income: Income = Field(default_factory=Income)
+    pay_schedule: PaySchedule = Field(default_factory=PaySchedule)
+    overdraft: Overdraft = Field(default_factory=Overdraft)
+    activity: Activity = Field(default_factory=Activity)
+    channels: dict[Channel, Weight] = Field(
+        default_factory=lambda: {"mobile": 75, "web": 7, "pos": 13, "atm": 3, "branch": 2},
+        description="channel weights (FEBRABAN 2024: mobile 75%, digital 82%, POS 13%, "
+        "physical 5%)",
+    )
+    mix: dict[MixType, Weight] = Field(
+        default_factory=lambda: {
+            "transfer": 52, "card_purchase": 38, "bill_payment": 4, "withdrawal": 2,
+            "deposit": 2, "refund": 1, "fee": 1,
+        },
+        description="transaction type weights by count (salary follows the pay schedule)",
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
+        check_weights(dict(value), "channel")
+        return value
+
+    @field_validator("mix")
+    @classmethod
+    def _mix(cls, value: dict[MixType, float]) -> dict[MixType, float]:
+        check_weights(dict(value), "mix")
+        return value
+
+
+class City(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    state: str = Field(description="two-letter state (UF), e.g. SP")
+    weight: Weight = 1.0
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        if value not in REGIONS:
+            msg = f"unknown state {value!r} (expected a UF such as {', '.join(list(REGIONS)[:5])}...)"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def region(self) -> str:
+        return REGIONS[self.state]
+
+
+class NamedCustomer(Strict):
+    """A customer with a name (the demo's familiar faces); the rest are numbered."""
+
+    name: Annotated[str, Field(min_length=1)]
+    city: str | None = Field(None, description="one of population.cities (default: drawn)")
+    segment: str | None = Field(None, description="one of the segments (default: drawn)")
+
+
+class Population(Strict):
+    customers: int = Field(gt=0, le=1_000_000_000, description="number of customers")
+    accounts_per_customer: list[Weight] = Field(
+        default_factory=lambda: [1.0],
+        description="weights of having 1, 2, 3, ... accounts",
+    )
+    segments: list[Segment] = Field(
+        default_factory=lambda: [Segment(name="retail", share=1.0)], min_length=1
+    )
+    cities: list[City] = Field(
+        default_factory=lambda: [City(name=n, state=s, weight=w) for n, s, w in DEFAULT_CITIES],
+        min_length=1,
+    )
+    named_customers: list[NamedCustomer] = Field(default_factory=list)
+
+    @field_validator("accounts_per_customer")
+    @classmethod
+    def _accounts(cls, value: list[float]) -> list[float]:
+        if not value:
+            msg = "accounts_per_customer needs at least one weight"
+            raise ValueError(msg)
+        check_weights(value, "accounts_per_customer")
+        return value
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, segments: list[Segment]) -> list[Segment]:
+        names = [s.name for s in segments]
+        if len(set(names)) != len(names):
+            msg = f"segment names must be unique (got {names})"
+            raise ValueError(msg)
+        check_shares([s.share for s in segments], "segment")
+        return segments
+
+    @field_validator("cities")
+    @classmethod
+    def _cities(cls, cities: list[City]) -> list[City]:
+        check_weights([c.weight for c in cities], "city")
+        return cities
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [s.name for s in self.segments]
+        if len(self.named_customers) > self.customers:
+            msg = (f"{len(self.named_customers)} named customers but only {self.customers} "
+                   "customers")
+            raise ValueError(msg)
+        cities = {c.name for c in self.cities}
+        for named in self.named_customers:
+            if named.city is not None and named.city not in cities:
+                msg = f"named customer {named.name!r}: city {named.city!r} is not in cities"
+                raise ValueError(msg)
+            if named.segment is not None and named.segment not in names:
+                msg = f"named customer {named.name!r}: segment {named.segment!r} is not a segment"
+                raise ValueError(msg)
+        return self
+
+
+# ============================================================================ merchants
+
+
+class Category(Strict):
+    weight: Weight = Field(description="share of card purchases (relative)")
+    mcc: int | None = Field(None, ge=1, le=9999,
+                            description="ISO 18245 code; default from the category name")
+    amount: Amount
+
+
+class Merchants(Strict):
+    count: int = Field(5000, gt=0, le=100_000_000)
+    zipf_exponent: float = Field(1.1, gt=0, le=5, description="popularity: rank r gets r^-s")
+    categories: dict[Annotated[str, Field(pattern=NAME_RE)], Category] = Field(
+        default_factory=lambda: {
+            # ABECS 2024 average tickets: credit R$ 137, debit R$ 60, prepaid R$ 41
+            "grocery": Category(weight=30, amount=Amount(median=55, sigma=0.9, max=3000)),
+            "restaurants": Category(weight=14, amount=Amount(median=45, sigma=0.7, max=2000)),
+            "fuel": Category(weight=10, amount=Amount(median=120, sigma=0.6, max=1500)),
+            "pharmacy": Category(weight=9, amount=Amount(median=40, sigma=0.8, max=2000)),
+            "marketplace": Category(weight=12, amount=Amount(median=90, sigma=1.1, max=10000)),
+            "clothing": Category(weight=7, amount=Amount(median=120, sigma=0.9, max=5000)),
+            "rideshare": Category(weight=8, amount=Amount(median=22, sigma=0.6, max=500)),
+            "digital_goods": Category(weight=6, amount=Amount(median=30, sigma=0.8, max=1000)),
+            "electronics": Category(weight=4, amount=Amount(median=400, sigma=1.0, max=20000)),
+        },
+        min_length=1,
+    )
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        check_weights([c.weight for c in self.categories.values()], "category")
+        unknown = [n for n, c in self.categories.items() if c.mcc is None and n not in MCC]
+        if unknown:
+            msg = (f"category {unknown[0]!r} has no built-in MCC: give mcc (ISO 18245), or use "
+                   f"one of {', '.join(sorted(MCC))}")
+            raise ValueError(msg)
+        return self
+
+    def mcc(self, category: str) -> int:
+        code = self.categories[category].mcc
+        return code if code is not None else MCC[category]
+
+
+# ============================================================================ transaction types
+
+
+class SimpleType(Strict):
+    """A transaction type with its own amount distribution."""
+
+    label: str | None = Field(None, description="display name (e.g. 'deposito')")
+    amount: Amount
+    channels: dict[Channel, Weight] | None = Field(
+        None, description="channel weights for this type (default: the segment's)"
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: dict[Channel, float] | None) -> dict[Channel, float] | None:
+        if value is not None:
+            check_weights(dict(value), "channel")
+        return value
+
+
+class TransferType(SimpleType):
+    """Transfers by rail (PIX, TED, DOC), inside the bank or to/from other banks."""
+
+    rails: dict[Rail, Weight] = Field(
+        default_factory=lambda: {"pix": 98.8, "ted": 1.2},
+        description="rail weights (BCB 2024: Pix 63.8 bn vs TED 0.82 bn; DOC closed Feb 2024)",
+    )
+    rail_amounts: dict[Rail, Amount] = Field(
+        default_factory=dict, description="amount per rail (default: amount)"
+    )
+    internal_share: Share = Field(0.25, description="share with a counterparty in this bank")
+    incoming_share: Share = Field(
+        0.45, description="share of external transfers that are credits (received)"
+    )
+
+    @field_validator("rails")
+    @classmethod
+    def _rails(cls, value: dict[Rail, float]) -> dict[Rail, float]:
+        check_weights(dict(value), "rail")
+        return value
+
+
+class CardPurchaseType(Strict):
+    """Debit card purchases at merchants; amounts come from the merchant's category."""
+
+    label: str | None = None
+    channels: dict[Channel, Weight] = Field(
+        default_factory=lambda: {"pos": 60, "web": 25, "mobile": 15},
+        description="POS in person, web / mobile for e-commerce",
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
+        check_weights(dict(value), "channel")
+        return value
+
+
+class RefundType(Strict):
+    """Refund (estorno) of an earlier approved card purchase or bill payment of the same account."""
+
+    label: str | None = None
+    partial_share: Share = Field(0.3, description="share of refunds for part of the amount")
+    max_age: PositiveDuration = Field(30 * 86400, description="oldest refundable transaction")
+
+
+class SalaryType(Strict):
+    label: str | None = None
+
+
+class TransactionTypes(Strict):
+    deposit: SimpleType = Field(
+        default_factory=lambda: SimpleType(
+            amount=Amount(median=300, sigma=1.0, min=10, max=50000),
+            channels={"branch": 30, "atm": 40, "mobile": 30},
+        )
+    )
+    withdrawal: SimpleType = Field(
+        default_factory=lambda: SimpleType(
+            # ATM average about R$ 417 in a 13th-salary week (likely above normal); Pix Saque
+            # is capped at R$ 3,000 a day
+            amount=Amount(median=200, sigma=0.7, min=20, max=3000),
+            channels={"atm": 85, "branch": 15},
+        )
+    )
+    transfer: TransferType = Field(
+        default_factory=lambda: TransferType(
+            # Pix: about 61% under R$ 100 and 93% of individuals' under R$ 200: median R$ 60
+            amount=Amount(median=60, sigma=1.3, max=20000),
+            rail_amounts={"ted": Amount(median=2500, sigma=1.0, min=100, max=200000),
+                          "doc": Amount(median=800, sigma=0.8, min=10, max=4999.99)},
+        )
+    )
+    bill_payment: SimpleType = Field(
+        default_factory=lambda: SimpleType(
+            # boleto: R$ 1,380 on average including companies; a few hundred for individuals
+            amount=Amount(median=250, sigma=0.9, min=5, max=20000)
+        )
+    )
+    card_purchase: CardPurchaseType = Field(default_factory=CardPurchaseType)
+    refund: RefundType = Field(default_factory=RefundType)
+    salary: SalaryType = Field(default_factory=SalaryType)
+    fee: SimpleType = Field(
+        default_factory=lambda: SimpleType(amount=Amount(median=12, sigma=0.5, min=1, max=100))
+    )
+
+
+# ============================================================================ limits
+
+
+class NightLimit(Strict):
+    """Since Oct 2021: at most R$ 1,000 in total between 20h and 6h by Pix, TED, same-bank
+    transfer, boleto and debit card."""
+
+    enabled: bool = True
+    start_hour: int = Field(20, ge=0, le=23)
+    end_hour: int = Field(6, ge=0, le=23)
+    max_total: NonNegativeMoney = 1000
+
+
+class Limits(Strict):
+    night: NightLimit = Field(default_factory=NightLimit)
+    daily_outgoing: NonNegativeMoney | None = Field(
+        None, description="cap on a customer's outgoing total per day (none = no cap)"
+    )
+
+
+# ============================================================================ time
+
+
+def _hour_curve() -> list[float]:
+    # No hourly Pix curve is published: midday and early-evening peaks, thin night (assumption),
+    # about 38% of weekday volume from 17h (BCB).
+    return [0.6, 0.35, 0.25, 0.2, 0.2, 0.35, 0.9, 2.0, 3.6, 4.8, 5.5, 5.9,
+            6.3, 6.0, 5.7, 5.6, 5.6, 5.9, 6.3, 6.2, 5.4, 4.3, 3.0, 1.6]
+
+
+class Spike(Strict):
+    """More activity on some days: paydays, month end, or a given date."""
+
+    kind: Literal["payday", "month_end", "date"]
+    multiplier: float = Field(gt=0, le=100)
+    date: dt.date | None = Field(None, description="kind date: the day")
+    name: str | None = None
+    types: list[MixType] | None = Field(None, description="only these types (default: all)")
+
+    @model_validator(mode="after")
+    def _date(self) -> Self:
+        if (self.kind == "date") != (self.date is not None):
+            msg = "date is needed with kind: date, and only then"
+            raise ValueError(msg)
+        return self
+
+
+class Time(Strict):
+    start: dt.datetime = Field(dt.datetime(2025, 3, 10, 0, 0), description="simulated start (local)")
+    timezone: str = "America/Sao_Paulo"
+    mode: Literal["accelerated", "by_rate"] = Field(
+        "by_rate",
+        description="accelerated: simulated seconds = acceleration x wall seconds; by_rate: "
+        "simulated time advances with the events, at the population's own pace",
+    )
+    acceleration: float = Field(1.0, gt=0, le=1e7, description="simulated seconds per wall second")
+    hour_weights: list[Weight] = Field(default_factory=_hour_curve, description="24 weights, 0h..23h")
+    weekday_weights: list[Weight] = Field(
+        # Mon-Fri about 77% of Pix (BCB)
+        default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.05, 0.75, 0.7],
+        description="7 weights, Monday..Sunday",
+    )
+    spikes: list[Spike] = Field(
+        default_factory=lambda: [Spike(kind="payday", multiplier=1.8),
+                                 Spike(kind="month_end", multiplier=1.2)]
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {value!r} (expected an IANA name such as America/Sao_Paulo)"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("hour_weights")
+    @classmethod
+    def _hours(cls, value: list[float]) -> list[float]:
+        if len(value) != 24:
+            msg = f"hour_weights needs 24 weights (got {len(value)})"
+            raise ValueError(msg)
+        check_weights(value, "hour")
+        return value
+
+    @field_validator("weekday_weights")
+    @classmethod
+    def _weekdays(cls, value: list[float]) -> list[float]:
+        if len(value) != 7:
+            msg = f"weekday_weights needs 7 weights (got {len(value)})"
+            raise ValueError(msg)
+        check_weights(value, "weekday")
+        return value
+
+
+# ============================================================================ load
+
+
+class Stage(Strict):
+    duration: PositiveDuration
+    rate: float = Field(gt=0, le=10_000_000, description="target events per second")
+    ramp: Literal["step", "linear"] = Field(
+        "step", description="linear: from the previous stage's rate (0 for the first) to rate"
+    )
+
+
+class Load(Strict):
+    """How many events, how fast: stages, or a constant rate with a duration or an event count."""
+
+    stages: list[Stage] | None = None
+    rate: Annotated[float, Field(gt=0, le=10_000_000)] | Literal["max"] | None = Field(
+        None, description="constant events per second, or max (as fast as possible)"
+    )
+    duration: PositiveDuration | None = None
+    events: int | None = Field(None, gt=0, description="total number of events")
+    warmup: NonNegativeDuration = Field(0, description="excluded from results")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if self.stages is not None:
+            if not self.stages:
+                msg = "stages needs at least one stage"
+                raise ValueError(msg)
+            if self.rate is not None or self.duration is not None:
+                msg = "give either stages, or rate with duration/events, not both"
+                raise ValueError(msg)
+        elif self.rate is None:
+            msg = "give stages, or a rate (events/s or max) with a duration or events"
+            raise ValueError(msg)
+        elif self.duration is None and self.events is None:
+            msg = "a rate needs a duration or a number of events"
+            raise ValueError(msg)
+        total = self.total_duration
+        if total is not None and self.warmup >= total:
+            msg = f"warmup ({self.warmup:g} s) must be shorter than the run ({total:g} s)"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def total_duration(self) -> float | None:
+        """Seconds the load lasts, when known in advance."""
+        if self.stages:
+            return sum(s.duration for s in self.stages)
+        if self.duration is not None:
+            return self.duration
+        if isinstance(self.rate, float) and self.events is not None:
+            return self.events / self.rate
+        return None
+
+
+# ============================================================================ delivery and sink
+
+
+class Delivery(Strict):
+    topic: Annotated[str, Field(pattern=TOPIC_RE)] = "bankstream.transactions"
+    partitions: int = Field(12, ge=1, le=10000)
+    replication_factor: int = Field(1, ge=1, le=32)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    acks: Annotated[Literal["all", "1", "0"], PlainSerializer(str)] = "all"
+    kafka_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="any librdkafka producer setting, passed through"
+    )
+    duplicates: Share = Field(0.0, le=0.5, description="share of events sent twice (marked)")
+    out_of_order: Share = Field(
+        0.0, le=0.5, description="share of events delayed behind later ones (marked)"
+    )
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class WriteConcern(Strict):
+    w: Annotated[int, Field(ge=0)] | Literal["majority"] = 1
+    j: bool = False
+    wtimeout: NonNegativeDuration | None = None
+
+
+class Collections(Strict):
+    transactions: Annotated[str, Field(pattern=COLLECTION_RE)] = "transactions"
+    accounts: Annotated[str, Field(pattern=COLLECTION_RE)] = "accounts"
+    rollups: Annotated[str, Field(pattern=COLLECTION_RE)] = "rollups"
+    runs: Annotated[str, Field(pattern=COLLECTION_RE)] = "runs"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        names = list(self.model_dump().values())
+        if len(set(names)) != len(names):
+            msg = f"collection names must differ (got {names})"
+            raise ValueError(msg)
+        return self
+
+
+class Sink(Strict):
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval: PositiveDuration = 0.2
+    workers: int = Field(1, ge=1, le=256, description="consumers in the group")
+    write_concern: WriteConcern = Field(default_factory=WriteConcern)
+    collections: Collections = Field(default_factory=Collections)
+    dead_letter_topic: Annotated[str, Field(pattern=TOPIC_RE)] | None = Field(
+        None, description="default: <delivery.topic>.dlq"
+    )
+
+
+# ============================================================================ thresholds
+
+# What a run can be judged on; the suffix says the unit (base units, as in the metrics).
+THRESHOLD_METRICS: dict[str, str] = {
+    "produce_rate_ratio": "achieved / target produce rate",
+    "sink_rate_ratio": "sink write rate / produce rate",
+    "delivery_latency_p50_seconds": "send latency from the intended send time, median",
+    "delivery_latency_p99_seconds": "send latency from the intended send time, 99th percentile",
+    "e2e_latency_p50_seconds": "intended send time to written in MongoDB, median",
+    "e2e_latency_p95_seconds": "intended send time to written in MongoDB, 95th percentile",
+    "e2e_latency_p99_seconds": "intended send time to written in MongoDB, 99th percentile",
+    "e2e_latency_max_seconds": "intended send time to written in MongoDB, maximum",
+    "max_lag_seconds": "largest consumer lag, in seconds",
+    "lost": "events acknowledged by Kafka but missing in MongoDB",
+    "duplicates": "events stored more than once",
+    "dead_lettered": "messages sent to the dead-letter topic",
+    "failed": "events the producer could not deliver",
+}
+METRIC_RE = re.compile("^(" + "|".join(THRESHOLD_METRICS) + ")$")
+
+
+class Condition(BaseModel):
+    """One pass/fail condition, written ``"< 2s"``, ``">= 0.98"``, ``"== 0"``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    value: float
+
+    def holds(self, measured: float) -> bool:
+        return {
+            "<": measured < self.value, "<=": measured <= self.value,
+            ">": measured > self.value, ">=": measured >= self.value,
+            "==": measured == self.value, "!=": measured != self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return format_condition(self.op, self.value)
+
+
+def _conditions(value: Any) -> Any:
+    items = value if isinstance(value, list) else [value]
+    parsed = []
+    for item in items:
+        if isinstance(item, Condition):
+            parsed.append(item)
+        else:
+            op, number = parse_condition(item)
+            parsed.append(Condition(op=op, value=number))  # type: ignore[arg-type]
+    return parsed
+
+
+Conditions = Annotated[
+    list[Condition],
+    BeforeValidator(_conditions),
+    Field(min_length=1),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "pattern": CONDITION_RE.pattern},
+            {"type": "array", "items": {"type": "string", "pattern": CONDITION_RE.pattern},
+             "minItems": 1},
+        ],
+        "description": "condition(s) such as '< 2s', '>= 0.98', '== 0'",
+    }),
+]
+
+
+def default_thresholds() -> dict[str, list[Condition]]:
+    return {
+        "produce_rate_ratio": _conditions(">= 0.98"),
+        "e2e_latency_p99_seconds": _conditions("< 2s"),
+        "max_lag_seconds": _conditions("< 5s"),
+        "lost": _conditions("== 0"),
+        "duplicates": _conditions("== 0"),
+    }
+
+
+# ============================================================================ the scenario
+
+
+class Scenario(Strict):
+    """A named, shareable description of a bank and a load test against its pipeline."""
+
+    schema_version: Literal[1] = Field(1, description="version of this file format")
+    name: Annotated[str, Field(pattern=NAME_RE)] = Field(description="lower-case slug")
+    description: str = Field("", description="one line first, details after")
+    extends: str | None = Field(
+        None, description="parent scenario (bundled name or path) to deep-merge over"
+    )
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="same scenario + seed = same events")
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "BRL"
+    population: Population
+    merchants: Merchants = Field(default_factory=Merchants)
+    transaction_types: TransactionTypes = Field(default_factory=TransactionTypes)
+    limits: Limits = Field(default_factory=Limits)
+    time: Time = Field(default_factory=Time)
+    anomalies: Anomalies = Field(default_factory=Anomalies)
+    load: Load
+    delivery: Delivery = Field(default_factory=Delivery)
+    sink: Sink = Field(default_factory=Sink)
+    thresholds: dict[Annotated[str, Field(pattern=METRIC_RE)], Conditions] = Field(
+        default_factory=default_thresholds,
+        description="metric -> conditions that must hold for the run to pass",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_fit_load(self) -> Self:
+        if self.load.rate == "max" and "produce_rate_ratio" in self.thresholds:
+            msg = ("thresholds.produce_rate_ratio has no target rate with load.rate: max (remove "
+                   "it, e.g. produce_rate_ratio: null in a scenario that extends another)")
+            raise ValueError(msg)
+        return self
+
+    @field_serializer("thresholds")
+    def _write_thresholds(self, value: dict[str, list[Condition]]) -> dict[str, list[str]]:
+        return {
+            metric: [format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
+                     for c in conditions]
+            for metric, conditions in value.items()
+        }
+
+    @property
+    def first_line(self) -> str:
+        return self.description.strip().splitlines()[0] if self.description.strip() else ""

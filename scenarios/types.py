@@ -1,0 +1,162 @@
+"""Value types of scenario files: money, durations, weights, threshold conditions.
+
+Each type parses what a person writes (``80.50``, ``"10m"``, ``"< 2s"``) into an exact Python value
+(integer cents, float seconds, ...) and serialises back to the same written form, so a scenario
+round-trips through YAML unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+
+# ---------------------------------------------------------------- money (integer minor units)
+
+MONEY_RE = re.compile(r"^-?\d+(\.\d{1,2})?$")
+
+
+def parse_money(value: Any) -> int:
+    """Currency units with at most two decimals (``80``, ``80.5``, ``"1234.56"``) -> cents."""
+    if isinstance(value, bool):
+        msg = f"expected an amount such as 80 or 80.50, got {value!r}"
+        raise ValueError(msg)
+    if isinstance(value, int):
+        return value * 100
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        for prefix in ("R$", "$"):
+            text = text.removeprefix(prefix).strip()
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            amount = None
+        if amount is not None and amount.is_finite():
+            cents = amount * 100
+            if cents == cents.to_integral_value():
+                return int(cents)
+            msg = f"expected at most 2 decimals (whole cents), got {value!r}"
+            raise ValueError(msg)
+    msg = f"expected an amount such as 80 or 80.50, got {value!r}"
+    raise ValueError(msg)
+
+
+def format_money(cents: int) -> int | float:
+    """Cents -> the number a person writes (whole units as int, else 2-decimal float)."""
+    return cents // 100 if cents % 100 == 0 else float(Decimal(cents) / 100)
+
+
+Money = Annotated[
+    int,
+    BeforeValidator(parse_money),
+    PlainSerializer(format_money, return_type=int | float, when_used="always"),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^(R\$ ?)?-?\d+(\.\d{1,2})?$"}],
+            "description": "amount in currency units, at most 2 decimals (stored as integer cents)",
+        }
+    ),
+]
+PositiveMoney = Annotated[Money, Field(gt=0)]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+
+# ---------------------------------------------------------------- durations (float seconds)
+
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """``"10m"``, ``"1.5h"``, ``"250ms"``, ``"2d"`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        msg = f"expected a duration such as 30s, 10m or 1h, got {value!r}"
+        raise ValueError(msg)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * UNITS[match.group(2)]
+    msg = f"expected a duration such as 30s, 10m or 1h, got {value!r}"
+    raise ValueError(msg)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> the largest unit that writes it exactly (``600.0`` -> ``"10m"``)."""
+    if seconds == 0:
+        return "0s"
+    for unit in ("d", "h", "m", "s"):
+        count = seconds / UNITS[unit]
+        if count >= 1 and count == int(count) and int(count) * UNITS[unit] == seconds:
+            return f"{int(count)}{unit}"
+    millis = round(seconds * 1000)
+    if seconds < 1 and millis * UNITS["ms"] == seconds:
+        return f"{millis}ms"
+    return f"{seconds!r}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="always"),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": DURATION_RE.pattern}],
+            "description": "duration: a number of seconds or e.g. 250ms, 30s, 10m, 1h, 2d",
+        }
+    ),
+]
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+
+# ---------------------------------------------------------------- weights and shares
+
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def check_weights(weights: dict[str, float] | list[float], what: str) -> None:
+    """Weights are relative: any non-negative numbers, but not all zero."""
+    values = list(weights.values()) if isinstance(weights, dict) else list(weights)
+    if values and sum(values) <= 0:
+        msg = f"{what} weights sum to zero (expected at least one positive weight)"
+        raise ValueError(msg)
+
+
+def check_shares(shares: list[float], what: str, tolerance: float = 1e-6) -> None:
+    """Shares are absolute: they must sum to 1."""
+    total = sum(shares)
+    if abs(total - 1.0) > tolerance:
+        msg = f"{what} shares must sum to 1 (got {total:.6g})"
+        raise ValueError(msg)
+
+
+# ---------------------------------------------------------------- threshold conditions
+
+CONDITION_RE = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|%)?\s*$")
+OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
+
+
+def parse_condition(value: Any) -> tuple[str, float]:
+    """``"< 2s"``, ``">= 0.98"``, ``"== 0"``, ``"<= 500ms"``, ``">= 98%"`` -> (operator, value)."""
+    if isinstance(value, str):
+        match = CONDITION_RE.match(value)
+        if match:
+            op, number, unit = match.groups()
+            amount = float(number)
+            if unit == "%":
+                amount /= 100
+            elif unit:
+                amount *= UNITS[unit]
+            return op, amount
+    msg = f"expected a condition such as '< 2s', '>= 0.98' or '== 0', got {value!r}"
+    raise ValueError(msg)
+
+
+def format_condition(op: str, value: float, unit: str = "") -> str:
+    number = int(value) if value == int(value) else value
+    return f"{op} {number}{unit}"
