@@ -49,8 +49,9 @@ class AccountTakeover(_Strict):
         0.6, description="share of instances ending with a withdrawal by the beneficiary"
     )
     mule_inside_share: Share = Field(
-        0.27, description="share whose beneficiary is a mule account of this bank (BCB 2024: "
-        "rented mule accounts 27%)"
+        0.27,
+        description="share whose beneficiary is a mule account of this bank (BCB 2024: "
+        "rented mule accounts 27%)",
     )
 
 

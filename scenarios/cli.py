@@ -25,8 +25,9 @@ def register(commands: Any) -> None:
         "fraud) and a load test (rate, delivery, sink, pass/fail thresholds). Bundled ones are "
         "used by name; your own by path.",
     )
-    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                   parser_class=Parser)
+    actions = group.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=Parser
+    )
 
     def add(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(
@@ -45,8 +46,14 @@ def register(commands: Any) -> None:
         "the environment (--set wins).",
     )
     p.add_argument("scenario", metavar="NAME|FILE", help="bundled name or path to a YAML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key, e.g. --set load.rate=500 --set population.customers=10")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set load.rate=500 --set population.customers=10",
+    )
     p.set_defaults(run=run_show)
 
     p = add(

@@ -45,7 +45,11 @@ def dotted(path: Sequence[str | int]) -> str:
 
 
 def locate(origins: Origins, path: Path, default_file: str) -> tuple[str, int | None]:
-    """File and line of the deepest written key on ``path``."""
+    """File and line of the deepest written key on ``path`` (or of an override below it)."""
+    if path not in origins:
+        below = [origins[k] for k in origins if k[: len(path)] == path and origins[k][1] is None]
+        if below:
+            return below[0]
     for end in range(len(path), -1, -1):
         if path[:end] in origins:
             return origins[path[:end]]
@@ -82,12 +86,21 @@ def _expected(err: Mapping[str, Any]) -> str | None:
     """The 'expected ...' phrase of a type or constraint error, None for other errors."""
     kind, ctx = err["type"], err.get("ctx") or {}
     phrases = {
-        "int_type": "a whole number", "int_parsing": "a whole number",
-        "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
-        "finite_number": "a finite number", "bool_type": "true or false",
-        "bool_parsing": "true or false", "string_type": "text", "dict_type": "a mapping",
-        "model_type": "a mapping", "model_attributes_type": "a mapping", "list_type": "a list",
-        "date_type": "a date such as 2025-03-10", "date_parsing": "a date such as 2025-03-10",
+        "int_type": "a whole number",
+        "int_parsing": "a whole number",
+        "int_from_float": "a whole number",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "finite_number": "a finite number",
+        "bool_type": "true or false",
+        "bool_parsing": "true or false",
+        "string_type": "text",
+        "dict_type": "a mapping",
+        "model_type": "a mapping",
+        "model_attributes_type": "a mapping",
+        "list_type": "a list",
+        "date_type": "a date such as 2025-03-10",
+        "date_parsing": "a date such as 2025-03-10",
         "date_from_datetime_inexact": "a date such as 2025-03-10",
         "datetime_type": "a date-time such as 2025-03-10T08:00",
         "datetime_parsing": "a date-time such as 2025-03-10T08:00",
@@ -95,8 +108,12 @@ def _expected(err: Mapping[str, Any]) -> str | None:
     }
     if kind in phrases:
         return phrases[kind]
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-              "less_than_equal": "<="}
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": ">=",
+        "less_than": "<",
+        "less_than_equal": "<=",
+    }
     if kind in bounds:
         limit = next(iter(ctx.values()))
         if isinstance(limit, float) and limit == int(limit):
@@ -114,18 +131,25 @@ def _expected(err: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    """(True, the value at ``part``) when ``node`` has that key or index, else (False, None)."""
+    if isinstance(node, Mapping) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
+
+
 def _strip_union_tags(loc: Sequence[str | int], data: Any) -> tuple[Path, bool]:
     """The path of ``loc`` in ``data``; pydantic adds union member names that are not keys."""
     path: list[str | int] = []
     node = data
     skipped = False
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
+        found, child = _child(node, part)
+        if found:
             path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
+            node = child
         else:
             skipped = True
     return tuple(path), skipped
@@ -157,9 +181,13 @@ def model_at(root: type[BaseModel], path: Path, data: Any) -> type[BaseModel] | 
             elif origin is dict:
                 nxt.append(typing.get_args(tp)[1])
         candidates = nxt
-        node = node[part] if isinstance(node, Mapping | list) else None
-    models = [t for c in candidates for t in _unwrap(c)
-              if isinstance(t, type) and issubclass(t, BaseModel)]
+        node = _child(node, part)[1]
+    models = [
+        t
+        for c in candidates
+        for t in _unwrap(c)
+        if isinstance(t, type) and issubclass(t, BaseModel)
+    ]
     if len(models) > 1 and isinstance(node, Mapping):  # a discriminated union: pick by kind
         for model in models:
             kind = model.model_fields.get("kind")
@@ -186,8 +214,9 @@ def problems_from(
             shown = (*path, key) if not path or path[-1] != key else path
             file, line = locate(origins, tuple(shown), default_file)
             if kind == "missing":
-                missing.append((tuple(shown), Problem(file, line, dotted(shown),
-                                                      "required key is missing")))
+                missing.append(
+                    (tuple(shown), Problem(file, line, dotted(shown), "required key is missing"))
+                )
                 continue
             parent = path[:-1] if path and path[-1] == key else path
             model = model_at(root, parent, data)
@@ -219,12 +248,16 @@ def problems_from(
             tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
             tag_path = (*path, ctx.get("discriminator", "kind").strip("'"))
             file, line = locate(origins, tag_path, default_file)
-            problems.append(Problem(
-                file, line, dotted(tag_path),
-                f"unknown {'typology' if 'anomalies' in path else 'kind'} "
-                f"{ctx.get('tag')!r}{_suggest(ctx.get('tag'), tags)} "
-                f"(expected one of {ctx.get('expected_tags')})",
-            ))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    dotted(tag_path),
+                    f"unknown {'typology' if 'anomalies' in path else 'kind'} "
+                    f"{ctx.get('tag')!r}{_suggest(ctx.get('tag'), tags)} "
+                    f"(expected one of {ctx.get('expected_tags')})",
+                )
+            )
             continue
         if kind == "union_tag_not_found":
             ctx = err.get("ctx") or {}
@@ -248,8 +281,15 @@ def problems_from(
         errs = grouped[path]
         phrases = list(dict.fromkeys(p for p in (_expected(e) for e in errs) if p))
         file, line = locate(origins, path, default_file)
-        problems.append(Problem(
-            file, line, dotted(path),
-            f"expected {' or '.join(phrases)}, got {_got(errs[0].get('input'))}",
-        ))
+        hint = ""
+        if "kafka_config" in path and isinstance(errs[0].get("input"), Mapping):
+            hint = " (a setting with dots goes in brackets: kafka_config[linger.ms]=5)"
+        problems.append(
+            Problem(
+                file,
+                line,
+                dotted(path),
+                f"expected {' or '.join(phrases)}, got {_got(errs[0].get('input'))}{hint}",
+            )
+        )
     return sorted(problems, key=lambda p: (p.file, p.line or 0))

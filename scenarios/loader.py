@@ -21,7 +21,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from scenarios.errors import Origins, Problem, ScenarioError, dotted, problems_from
+from scenarios.errors import Problem, ScenarioError, dotted, problems_from
 from scenarios.model import Scenario
 
 ENV_OVERRIDES = "BANKSTREAM_SCENARIO_SET"
@@ -67,8 +67,9 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int],
-           problems: list[Problem], display: str) -> None:
+def _index(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: list[Problem], display: str
+) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
@@ -77,8 +78,11 @@ def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int],
             if key_node.tag == "tag:yaml.org,2002:int":
                 key = int(key)
             if key in seen:
-                problems.append(Problem(display, key_node.start_mark.line + 1,
-                                        dotted((*path, key)), "duplicate key"))
+                problems.append(
+                    Problem(
+                        display, key_node.start_mark.line + 1, dotted((*path, key)), "duplicate key"
+                    )
+                )
             seen.add(key)
             _index(value_node, (*path, key), lines, problems, display)
             lines[(*path, key)] = key_node.start_mark.line + 1
@@ -107,12 +111,24 @@ def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
     finally:
         loader.dispose()
     if node is None or data is None:
-        return None, [Problem(display, 1, "", "empty file (expected a mapping with at least "
-                                              "name, population and load)")]
+        return None, [
+            Problem(
+                display,
+                1,
+                "",
+                "empty file (expected a mapping with at least name, population and load)",
+            )
+        ]
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
-        return None, [Problem(display, node.start_mark.line + 1, "",
-                              f"expected a mapping of scenario keys at the top, got {kind}")]
+        return None, [
+            Problem(
+                display,
+                node.start_mark.line + 1,
+                "",
+                f"expected a mapping of scenario keys at the top, got {kind}",
+            )
+        ]
     problems: list[Problem] = []
     lines: dict[KeyPath, int] = {}
     _index(node, (), lines, problems, display)
@@ -185,8 +201,11 @@ def _chain(path: Path) -> tuple[list[Document], list[Problem]]:
         if real in seen:
             names = " -> ".join(_display(p) for p in [*seen, real])
             last = docs[-1]
-            return docs, [Problem(last.display, last.lines.get(("extends",)), "extends",
-                                  f"extends cycle: {names}")]
+            return docs, [
+                Problem(
+                    last.display, last.lines.get(("extends",)), "extends", f"extends cycle: {names}"
+                )
+            ]
         seen.append(real)
         doc, problems = read_document(current)
         if doc is None or problems:
@@ -196,30 +215,56 @@ def _chain(path: Path) -> tuple[list[Document], list[Problem]]:
         if parent is None:
             break
         if not isinstance(parent, str) or not parent.strip():
-            return docs, [Problem(doc.display, doc.lines.get(("extends",)), "extends",
-                                  f"expected a scenario name or path, got {parent!r}")]
+            return docs, [
+                Problem(
+                    doc.display,
+                    doc.lines.get(("extends",)),
+                    "extends",
+                    f"expected a scenario name or path, got {parent!r}",
+                )
+            ]
         current = find_scenario(parent, near=current)
         if current is None:
-            return docs, [Problem(
-                doc.display, doc.lines.get(("extends",)), "extends",
-                f"no scenario {parent!r} (bundled: {', '.join(bundled_names())}; or give a "
-                "path relative to this file)",
-            )]
+            return docs, [
+                Problem(
+                    doc.display,
+                    doc.lines.get(("extends",)),
+                    "extends",
+                    f"no scenario {parent!r} (bundled: {', '.join(bundled_names())}; or give a "
+                    "path relative to this file)",
+                )
+            ]
     return docs, []
 
 
+KEY_PART = re.compile(r"\[([^\[\]]+)\]|([A-Za-z0-9_\-]+)")
+
+
 def parse_assignment(text: str, source: str) -> tuple[KeyPath, Any]:
-    """``a.b.0.c=value`` -> (("a", "b", 0, "c"), value parsed as a YAML scalar or list)."""
+    """``a.b.0.c=value`` -> (("a", "b", 0, "c"), value parsed as YAML).
+
+    A key with dots (a librdkafka setting) goes in brackets: ``delivery.kafka_config[linger.ms]=5``.
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key):
-        msg = f"{source}: expected path.to.key=value, got {text!r}"
-        raise ScenarioError([Problem(source, None, "", msg.split(": ", 1)[1])])
+    parts: list[str | int] = []
+    position = 0
+    while sep and position < len(key):
+        match = KEY_PART.match(key, position)
+        if match is None:
+            break
+        quoted, plain = match.groups()
+        parts.append(quoted if quoted is not None else int(plain) if plain.isdigit() else plain)
+        position = match.end()
+        if position < len(key) and key[position] == ".":
+            position += 1
+    if not sep or not parts or position != len(key) or key.endswith("."):
+        message = f"expected path.to.key=value (a key with dots in [brackets]), got {text!r}"
+        raise ScenarioError([Problem(source, None, "", message)])
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
     return tuple(parts), value
 
 
@@ -236,15 +281,23 @@ def _assign(data: dict[str, Any], path: KeyPath, value: Any, source: str) -> Pro
                 node = node[part]
         elif isinstance(node, list) and isinstance(part, int):
             if part >= len(node):
-                return Problem(source, None, dotted(path[: depth + 1]),
-                               f"index out of range (the list has {len(node)} item(s))")
+                return Problem(
+                    source,
+                    None,
+                    dotted(path[: depth + 1]),
+                    f"index out of range (the list has {len(node)} item(s))",
+                )
             if last:
                 node[part] = value
             else:
                 node = node[part]
         else:
-            return Problem(source, None, dotted(path[: depth + 1]),
-                           "cannot set a key inside a value that is not a mapping or a list")
+            return Problem(
+                source,
+                None,
+                dotted(path[: depth + 1]),
+                "cannot set a key inside a value that is not a mapping or a list",
+            )
     return None
 
 
@@ -261,10 +314,16 @@ def load(
     if path is None:
         close = difflib.get_close_matches(ref, bundled_names(), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ScenarioError([Problem(
-            ref, None, "",
-            f"no such scenario or file{hint} (bundled: {', '.join(bundled_names())})",
-        )])
+        raise ScenarioError(
+            [
+                Problem(
+                    ref,
+                    None,
+                    "",
+                    f"no such scenario or file{hint} (bundled: {', '.join(bundled_names())})",
+                )
+            ]
+        )
     docs, problems = _chain(path)
     if problems:
         raise ScenarioError(problems)
@@ -276,8 +335,11 @@ def load(
         data = _merge(data, doc.data, child=depth > 0)
     top = docs[0]
     if "name" not in top.data:
-        problems.append(Problem(top.display, 1, "name",
-                                "required key is missing (every scenario file names itself)"))
+        problems.append(
+            Problem(
+                top.display, 1, "name", "required key is missing (every scenario file names itself)"
+            )
+        )
     data.pop("extends", None)
     assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
     assignments += [(a, "--set") for a in overrides]
@@ -320,6 +382,8 @@ class _Dumper(yaml.SafeDumper):
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
+    if any(c in value for c in "\r\x85\u2028\u2029") or not value.replace("\n", "").isprintable():
+        style = '"'  # line breaks YAML reads differently, control characters: escape them
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

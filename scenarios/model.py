@@ -2,14 +2,14 @@
 sink and pass/fail thresholds. Validated with pydantic v2; unknown keys are errors.
 
 Money is integer cents in Python and currency units (at most 2 decimals) in YAML; durations are
-seconds in Python and ``30s`` / ``10m`` / ``1h`` in YAML. Defaults are realistic for Brazilian retail
-banking (``shared/REALISM.md``); each bundled scenario says where its figures come from.
+seconds in Python and ``30s`` / ``10m`` / ``1h`` in YAML. Defaults are realistic for Brazilian
+retail banking (``shared/REALISM.md``); each bundled scenario says where its figures come from.
 """
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from scenarios.anomalies import Anomalies
-from scenarios.reference import CHANNELS, DEFAULT_CITIES, MCC, REGIONS, Channel, MixType, Rail
+from scenarios.reference import DEFAULT_CITIES, MCC, REGIONS, Channel, MixType, Rail
 from scenarios.types import (
     CONDITION_RE,
     NonNegativeDuration,
@@ -91,7 +91,7 @@ class BalanceBin(Strict):
 
 
 class InitialBalance(Strict):
-    """Opening balances: zero-inflated lognormal (a share of empty accounts), or an empirical table."""
+    """Opening balances: zero-inflated lognormal (some empty accounts), or an empirical table."""
 
     kind: Literal["zero_inflated_lognormal", "empirical"] = "zero_inflated_lognormal"
     zero_share: Share = Field(0.1, description="share of accounts opening at zero")
@@ -130,8 +130,9 @@ class PaySchedule(Strict):
     """When salaries are credited: monthly on a day, every other week on a weekday, or on days."""
 
     kind: Literal["monthly", "biweekly", "days"] = "monthly"
-    day: int = Field(5, ge=1, le=31, description="monthly: day of the month (CLT: by the 5th "
-                     "business day)")
+    day: int = Field(
+        5, ge=1, le=31, description="monthly: day of the month (CLT: by the 5th business day)"
+    )
     business_days: bool = Field(True, description="count `day` in business days (Mon-Fri)")
     weekday: Weekday = Field("friday", description="biweekly: pay weekday")
     days: list[Annotated[int, Field(ge=1, le=31)]] = Field(
@@ -167,8 +168,25 @@ class Activity(Strict):
     """Transactions per customer per day: gamma-distributed between customers (heterogeneous)."""
 
     mean_per_day: float = Field(2.0, gt=0, le=10000, description="population mean")
-    shape: float = Field(0.8, gt=0, le=1000,
-                         description="gamma shape: low = few very active customers, high = even")
+    shape: float = Field(
+        0.8, gt=0, le=1000, description="gamma shape: low = few very active customers, high = even"
+    )
+
+
+def _segment_channels() -> dict[Channel, float]:
+    return {"mobile": 75, "web": 7, "pos": 13, "atm": 3, "branch": 2}
+
+
+def _segment_mix() -> dict[MixType, float]:
+    return {
+        "transfer": 52,
+        "card_purchase": 38,
+        "bill_payment": 4,
+        "withdrawal": 2,
+        "deposit": 2,
+        "refund": 1,
+        "fee": 1,
+    }
 
 
 class Segment(Strict):
@@ -182,28 +200,25 @@ class Segment(Strict):
     overdraft: Overdraft = Field(default_factory=Overdraft)
     activity: Activity = Field(default_factory=Activity)
     channels: dict[Channel, Weight] = Field(
-        default_factory=lambda: {"mobile": 75, "web": 7, "pos": 13, "atm": 3, "branch": 2},
+        default_factory=_segment_channels,
         description="channel weights (FEBRABAN 2024: mobile 75%, digital 82%, POS 13%, "
         "physical 5%)",
     )
     mix: dict[MixType, Weight] = Field(
-        default_factory=lambda: {
-            "transfer": 52, "card_purchase": 38, "bill_payment": 4, "withdrawal": 2,
-            "deposit": 2, "refund": 1, "fee": 1,
-        },
+        default_factory=_segment_mix,
         description="transaction type weights by count (salary follows the pay schedule)",
     )
 
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
-        check_weights(dict(value), "channel")
+        check_weights(value, "channel")
         return value
 
     @field_validator("mix")
     @classmethod
     def _mix(cls, value: dict[MixType, float]) -> dict[MixType, float]:
-        check_weights(dict(value), "mix")
+        check_weights(value, "mix")
         return value
 
 
@@ -216,7 +231,9 @@ class City(Strict):
     @classmethod
     def _state(cls, value: str) -> str:
         if value not in REGIONS:
-            msg = f"unknown state {value!r} (expected a UF such as {', '.join(list(REGIONS)[:5])}...)"
+            msg = (
+                f"unknown state {value!r} (expected a UF such as {', '.join(list(REGIONS)[:5])}...)"
+            )
             raise ValueError(msg)
         return value
 
@@ -277,8 +294,7 @@ class Population(Strict):
     def _consistent(self) -> Self:
         names = [s.name for s in self.segments]
         if len(self.named_customers) > self.customers:
-            msg = (f"{len(self.named_customers)} named customers but only {self.customers} "
-                   "customers")
+            msg = f"{len(self.named_customers)} named customers but only {self.customers} customers"
             raise ValueError(msg)
         cities = {c.name for c in self.cities}
         for named in self.named_customers:
@@ -296,8 +312,9 @@ class Population(Strict):
 
 class Category(Strict):
     weight: Weight = Field(description="share of card purchases (relative)")
-    mcc: int | None = Field(None, ge=1, le=9999,
-                            description="ISO 18245 code; default from the category name")
+    mcc: int | None = Field(
+        None, ge=1, le=9999, description="ISO 18245 code; default from the category name"
+    )
     amount: Amount
 
 
@@ -325,8 +342,10 @@ class Merchants(Strict):
         check_weights([c.weight for c in self.categories.values()], "category")
         unknown = [n for n, c in self.categories.items() if c.mcc is None and n not in MCC]
         if unknown:
-            msg = (f"category {unknown[0]!r} has no built-in MCC: give mcc (ISO 18245), or use "
-                   f"one of {', '.join(sorted(MCC))}")
+            msg = (
+                f"category {unknown[0]!r} has no built-in MCC: give mcc (ISO 18245), or use "
+                f"one of {', '.join(sorted(MCC))}"
+            )
             raise ValueError(msg)
         return self
 
@@ -336,6 +355,14 @@ class Merchants(Strict):
 
 
 # ============================================================================ transaction types
+
+
+def _rails() -> dict[Rail, float]:
+    return {"pix": 98.8, "ted": 1.2}
+
+
+def _card_channels() -> dict[Channel, float]:
+    return {"pos": 60, "web": 25, "mobile": 15}
 
 
 class SimpleType(Strict):
@@ -351,7 +378,7 @@ class SimpleType(Strict):
     @classmethod
     def _channels(cls, value: dict[Channel, float] | None) -> dict[Channel, float] | None:
         if value is not None:
-            check_weights(dict(value), "channel")
+            check_weights(value, "channel")
         return value
 
 
@@ -359,7 +386,7 @@ class TransferType(SimpleType):
     """Transfers by rail (PIX, TED, DOC), inside the bank or to/from other banks."""
 
     rails: dict[Rail, Weight] = Field(
-        default_factory=lambda: {"pix": 98.8, "ted": 1.2},
+        default_factory=_rails,
         description="rail weights (BCB 2024: Pix 63.8 bn vs TED 0.82 bn; DOC closed Feb 2024)",
     )
     rail_amounts: dict[Rail, Amount] = Field(
@@ -373,7 +400,7 @@ class TransferType(SimpleType):
     @field_validator("rails")
     @classmethod
     def _rails(cls, value: dict[Rail, float]) -> dict[Rail, float]:
-        check_weights(dict(value), "rail")
+        check_weights(value, "rail")
         return value
 
 
@@ -382,14 +409,14 @@ class CardPurchaseType(Strict):
 
     label: str | None = None
     channels: dict[Channel, Weight] = Field(
-        default_factory=lambda: {"pos": 60, "web": 25, "mobile": 15},
+        default_factory=_card_channels,
         description="POS in person, web / mobile for e-commerce",
     )
 
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
-        check_weights(dict(value), "channel")
+        check_weights(value, "channel")
         return value
 
 
@@ -424,8 +451,10 @@ class TransactionTypes(Strict):
         default_factory=lambda: TransferType(
             # Pix: about 61% under R$ 100 and 93% of individuals' under R$ 200: median R$ 60
             amount=Amount(median=60, sigma=1.3, max=20000),
-            rail_amounts={"ted": Amount(median=2500, sigma=1.0, min=100, max=200000),
-                          "doc": Amount(median=800, sigma=0.8, min=10, max=4999.99)},
+            rail_amounts={
+                "ted": Amount(median=2500, sigma=1.0, min=100, max=200000),
+                "doc": Amount(median=800, sigma=0.8, min=10, max=4999.99),
+            },
         )
     )
     bill_payment: SimpleType = Field(
@@ -468,8 +497,32 @@ class Limits(Strict):
 def _hour_curve() -> list[float]:
     # No hourly Pix curve is published: midday and early-evening peaks, thin night (assumption),
     # about 38% of weekday volume from 17h (BCB).
-    return [0.6, 0.35, 0.25, 0.2, 0.2, 0.35, 0.9, 2.0, 3.6, 4.8, 5.5, 5.9,
-            6.3, 6.0, 5.7, 5.6, 5.6, 5.9, 6.3, 6.2, 5.4, 4.3, 3.0, 1.6]
+    return [
+        0.6,
+        0.35,
+        0.25,
+        0.2,
+        0.2,
+        0.35,
+        0.9,
+        2.0,
+        3.6,
+        4.8,
+        5.5,
+        5.9,
+        6.3,
+        6.0,
+        5.7,
+        5.6,
+        5.6,
+        5.9,
+        6.3,
+        6.2,
+        5.4,
+        4.3,
+        3.0,
+        1.6,
+    ]
 
 
 class Spike(Strict):
@@ -490,7 +543,9 @@ class Spike(Strict):
 
 
 class Time(Strict):
-    start: dt.datetime = Field(dt.datetime(2025, 3, 10, 0, 0), description="simulated start (local)")
+    start: dt.datetime = Field(
+        dt.datetime(2025, 3, 10, 0, 0), description="simulated start (local)"
+    )
     timezone: str = "America/Sao_Paulo"
     mode: Literal["accelerated", "by_rate"] = Field(
         "by_rate",
@@ -498,15 +553,19 @@ class Time(Strict):
         "simulated time advances with the events, at the population's own pace",
     )
     acceleration: float = Field(1.0, gt=0, le=1e7, description="simulated seconds per wall second")
-    hour_weights: list[Weight] = Field(default_factory=_hour_curve, description="24 weights, 0h..23h")
+    hour_weights: list[Weight] = Field(
+        default_factory=_hour_curve, description="24 weights, 0h..23h"
+    )
     weekday_weights: list[Weight] = Field(
         # Mon-Fri about 77% of Pix (BCB)
         default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.05, 0.75, 0.7],
         description="7 weights, Monday..Sunday",
     )
     spikes: list[Spike] = Field(
-        default_factory=lambda: [Spike(kind="payday", multiplier=1.8),
-                                 Spike(kind="month_end", multiplier=1.2)]
+        default_factory=lambda: [
+            Spike(kind="payday", multiplier=1.8),
+            Spike(kind="month_end", multiplier=1.2),
+        ]
     )
 
     @field_validator("timezone")
@@ -679,9 +738,12 @@ class Condition(BaseModel):
 
     def holds(self, measured: float) -> bool:
         return {
-            "<": measured < self.value, "<=": measured <= self.value,
-            ">": measured > self.value, ">=": measured >= self.value,
-            "==": measured == self.value, "!=": measured != self.value,
+            "<": measured < self.value,
+            "<=": measured <= self.value,
+            ">": measured > self.value,
+            ">=": measured >= self.value,
+            "==": measured == self.value,
+            "!=": measured != self.value,
         }[self.op]
 
     def __str__(self) -> str:
@@ -696,7 +758,7 @@ def _conditions(value: Any) -> Any:
             parsed.append(item)
         else:
             op, number = parse_condition(item)
-            parsed.append(Condition(op=op, value=number))  # type: ignore[arg-type]
+            parsed.append(Condition.model_validate({"op": op, "value": number}))
     return parsed
 
 
@@ -704,14 +766,19 @@ Conditions = Annotated[
     list[Condition],
     BeforeValidator(_conditions),
     Field(min_length=1),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "string", "pattern": CONDITION_RE.pattern},
-            {"type": "array", "items": {"type": "string", "pattern": CONDITION_RE.pattern},
-             "minItems": 1},
-        ],
-        "description": "condition(s) such as '< 2s', '>= 0.98', '== 0'",
-    }),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": CONDITION_RE.pattern},
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": CONDITION_RE.pattern},
+                    "minItems": 1,
+                },
+            ],
+            "description": "condition(s) such as '< 2s', '>= 0.98', '== 0'",
+        }
+    ),
 ]
 
 
@@ -753,19 +820,35 @@ class Scenario(Strict):
         description="metric -> conditions that must hold for the run to pass",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_thresholds(cls, data: Any) -> Any:
+        """With rate: max there is no target rate, so the default thresholds leave it out."""
+        if isinstance(data, dict) and "thresholds" not in data:
+            load = data.get("load")
+            if isinstance(load, dict) and load.get("rate") == "max":
+                defaults = default_thresholds()
+                del defaults["produce_rate_ratio"]
+                return {**data, "thresholds": defaults}
+        return data
+
     @model_validator(mode="after")
     def _thresholds_fit_load(self) -> Self:
         if self.load.rate == "max" and "produce_rate_ratio" in self.thresholds:
-            msg = ("thresholds.produce_rate_ratio has no target rate with load.rate: max (remove "
-                   "it, e.g. produce_rate_ratio: null in a scenario that extends another)")
+            msg = (
+                "thresholds.produce_rate_ratio has no target rate with load.rate: max (remove "
+                "it, e.g. produce_rate_ratio: null in a scenario that extends another)"
+            )
             raise ValueError(msg)
         return self
 
     @field_serializer("thresholds")
     def _write_thresholds(self, value: dict[str, list[Condition]]) -> dict[str, list[str]]:
         return {
-            metric: [format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
-                     for c in conditions]
+            metric: [
+                format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
+                for c in conditions
+            ]
             for metric, conditions in value.items()
         }
 

@@ -17,7 +17,14 @@ MixType = Literal[
     "deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "fee"
 ]
 TX_TYPES: tuple[TxType, ...] = (
-    "deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "salary", "fee",
+    "deposit",
+    "withdrawal",
+    "transfer",
+    "bill_payment",
+    "card_purchase",
+    "refund",
+    "salary",
+    "fee",
 )
 
 Rail = Literal["pix", "ted", "doc"]

@@ -8,6 +8,7 @@ round-trips through YAML unchanged.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -56,7 +57,10 @@ Money = Annotated[
     PlainSerializer(format_money, return_type=int | float, when_used="always"),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^(R\$ ?)?-?\d+(\.\d{1,2})?$"}],
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": r"^(R\$ ?)?-?\d+(\.\d{1,2})?$"},
+            ],
             "description": "amount in currency units, at most 2 decimals (stored as integer cents)",
         }
     ),
@@ -119,9 +123,9 @@ Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
-def check_weights(weights: dict[str, float] | list[float], what: str) -> None:
+def check_weights(weights: Mapping[Any, float] | Sequence[float], what: str) -> None:
     """Weights are relative: any non-negative numbers, but not all zero."""
-    values = list(weights.values()) if isinstance(weights, dict) else list(weights)
+    values = list(weights.values()) if isinstance(weights, Mapping) else list(weights)
     if values and sum(values) <= 0:
         msg = f"{what} weights sum to zero (expected at least one positive weight)"
         raise ValueError(msg)

@@ -63,7 +63,9 @@ def test_schema_is_current_and_accepts_the_bundled_files():
         raw = yaml.safe_load((ROOT / "scenarios" / "bundled" / f"{name}.yaml").read_text())
         resolved = yaml.safe_load(dump_yaml(load(name, environ={}).scenario))
         for doc in (raw, resolved):
-            errors = [e.message for e in validator.iter_errors(json.loads(json.dumps(doc, default=str)))]
+            errors = [
+                e.message for e in validator.iter_errors(json.loads(json.dumps(doc, default=str)))
+            ]
             assert errors == [], (name, errors)
     # and it rejects what the model rejects
     assert not validator.is_valid({"name": "x", "population": {"customers": 0}, "load": {}})
@@ -83,20 +85,31 @@ def test_realism_anchors_of_retail_day():
 def test_seed_demo_keeps_the_original_demo():
     s = load("seed-demo", environ={}).scenario
     assert len(s.population.named_customers) == 12 == s.population.customers
-    labels = {t: getattr(s.transaction_types, t).label
-              for t in ("deposit", "refund", "withdrawal", "transfer", "bill_payment")}
-    assert labels == {"deposit": "deposito", "refund": "estorno", "withdrawal": "saque",
-                      "transfer": "transferencia", "bill_payment": "pagamento de boleto"}
+    labels = {
+        t: getattr(s.transaction_types, t).label
+        for t in ("deposit", "refund", "withdrawal", "transfer", "bill_payment")
+    }
+    assert labels == {
+        "deposit": "deposito",
+        "refund": "estorno",
+        "withdrawal": "saque",
+        "transfer": "transferencia",
+        "bill_payment": "pagamento de boleto",
+    }
     assert set(s.transaction_types.transfer.rails) == {"pix", "ted", "doc"}
     assert set(s.population.segments[0].channels) == {"mobile", "web"}
     assert s.load.rate == 1
 
 
 def test_money_is_cents():
-    s = Scenario.model_validate({
-        "name": "m", "population": {"customers": 1}, "load": {"rate": 1, "events": 1},
-        "transaction_types": {"fee": {"amount": {"median": "12.34", "min": 0.01, "max": 100}}},
-    })
+    s = Scenario.model_validate(
+        {
+            "name": "m",
+            "population": {"customers": 1},
+            "load": {"rate": 1, "events": 1},
+            "transaction_types": {"fee": {"amount": {"median": "12.34", "min": 0.01, "max": 100}}},
+        }
+    )
     fee = s.transaction_types.fee.amount
     assert (fee.median, fee.min, fee.max) == (1234, 1, 10000)
     assert all(isinstance(v, int) for v in (fee.median, fee.min, fee.max))

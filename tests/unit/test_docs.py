@@ -1,0 +1,26 @@
+"""The authoring guide's examples are valid scenario sections."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from scenarios import Scenario
+from tests.conftest import ROOT
+
+GUIDE = (ROOT / "docs" / "scenarios.md").read_text()
+BLOCKS = re.findall(r"```yaml\n(.*?)```", GUIDE, flags=re.S)
+BASE = {"name": "guide", "population": {"customers": 10}, "load": {"rate": 1, "events": 10}}
+
+
+def test_the_guide_has_an_example_of_every_section():
+    sections = {key for block in BLOCKS for doc in yaml.safe_load_all(block) for key in doc}
+    assert set(Scenario.model_fields) <= sections
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.split(":")[0].strip("# \n"))
+def test_each_example_validates(block: str):
+    for doc in yaml.safe_load_all(block):
+        Scenario.model_validate({**BASE, **doc})
