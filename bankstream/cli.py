@@ -87,10 +87,12 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from bankstream.stack import cli as stack_cli
+    from loadgen import cli as loadgen_cli
     from scenarios import cli as scenarios_cli
 
     stack_cli.register(commands)
     scenarios_cli.register(commands)
+    loadgen_cli.register(commands)
     return parser
 
 

@@ -104,6 +104,9 @@ class Overlap(_Strict):
 class Anomalies(_Strict):
     typologies: list[Typology] = Field(default_factory=list)
     overlap: Overlap = Field(default_factory=Overlap)
+    blocked_share: Share = Field(
+        0.2, description="share of fraudulent debits the bank's controls decline (blocked_fraud)"
+    )
 
     @model_validator(mode="after")
     def _total(self) -> Self:

@@ -27,7 +27,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 stamp="$VENV/.bankstream-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# reinstall when the project's metadata or its set of packages changes (editable installs map them)
+want=$( (cat pyproject.toml; ls -d ./*/__init__.py) | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing bankstream into $VENV"
   "$VENV/bin/pip" install -q --upgrade pip

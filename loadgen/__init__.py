@@ -1,0 +1,1 @@
+"""loadgen: generation of banking activity (the engine) and, later, its producer into Kafka."""

@@ -1,0 +1,137 @@
+"""Simulated time: local hours, weekdays, business days, paydays and spikes. Pure functions."""
+
+from __future__ import annotations
+
+import calendar as cal
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+
+from scenarios.model import PaySchedule, Scenario
+
+HOUR = 3600.0
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def start_epoch(scenario: Scenario) -> float:
+    """The simulated start as UTC epoch seconds (a naive start is local to the time zone)."""
+    start = scenario.time.start
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(scenario.time.timezone))
+    return start.timestamp()
+
+
+def nth_business_day(year: int, month: int, n: int) -> dt.date:
+    """The n-th Monday-to-Friday of the month (the last one if the month has fewer)."""
+    days = [
+        dt.date(year, month, d)
+        for d in range(1, cal.monthrange(year, month)[1] + 1)
+        if dt.date(year, month, d).weekday() < 5
+    ]
+    return days[min(n, len(days)) - 1]
+
+
+def clamp_day(year: int, month: int, day: int) -> dt.date:
+    return dt.date(year, month, min(day, cal.monthrange(year, month)[1]))
+
+
+ScheduleKey = tuple[str, int, bool, str, tuple[int, ...]]
+
+
+def schedule_key(schedule: PaySchedule) -> ScheduleKey:
+    return (
+        schedule.kind,
+        schedule.day,
+        schedule.business_days,
+        schedule.weekday,
+        tuple(schedule.days),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _month_paydays(key: ScheduleKey, year: int, month: int, anchor: dt.date) -> tuple[dt.date, ...]:
+    kind, day_of_month, business_days, weekday, days = key
+    if kind == "monthly":
+        if business_days:
+            return (nth_business_day(year, month, day_of_month),)
+        return (clamp_day(year, month, day_of_month),)
+    if kind == "days":
+        return tuple(sorted({clamp_day(year, month, d) for d in days}))
+    # biweekly: every other `weekday`, counted from the first one on or after the anchor
+    target = WEEKDAYS.index(weekday)
+    first = anchor + dt.timedelta(days=(target - anchor.weekday()) % 7)
+    out = []
+    for d in range(1, cal.monthrange(year, month)[1] + 1):
+        day = dt.date(year, month, d)
+        if day >= first and (day - first).days % 14 == 0:
+            out.append(day)
+    return tuple(out)
+
+
+def is_payday(schedule: PaySchedule, day: dt.date, anchor: dt.date) -> bool:
+    return day in _month_paydays(schedule_key(schedule), day.year, day.month, anchor)
+
+
+def pays_per_month(schedule: PaySchedule) -> float:
+    if schedule.kind == "monthly":
+        return 1.0
+    if schedule.kind == "days":
+        return float(len(schedule.days))
+    return 26.0 / 12.0
+
+
+class Clock:
+    """Local calendar facts for each simulated hour ``k`` (counted from the start)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.zone = ZoneInfo(scenario.time.timezone)
+        self.start = start_epoch(scenario)
+        self.anchor = dt.datetime.fromtimestamp(self.start, self.zone).date()
+        hw = np.asarray(scenario.time.hour_weights, dtype=np.float64)
+        ww = np.asarray(scenario.time.weekday_weights, dtype=np.float64)
+        self.hour_factor = hw / hw.sum() * 24.0  # averages 1 over a day
+        self.weekday_factor = ww / ww.sum() * 7.0  # averages 1 over a week
+        self._cache: dict[int, tuple[int, int, dt.date]] = {}
+        # the last span asked for: a chunk asks for the same hours several times
+        self._span: (
+            tuple[tuple[int, int], tuple[NDArray[np.int64], NDArray[np.int64], list[dt.date]]]
+            | None
+        ) = None
+
+    def local(self, k: int) -> tuple[int, int, dt.date]:
+        """(local hour, weekday, local date) at the middle of simulated hour ``k``."""
+        hit = self._cache.get(k)
+        if hit is None:
+            moment = dt.datetime.fromtimestamp(self.start + (k + 0.5) * HOUR, self.zone)
+            hit = (moment.hour, moment.weekday(), moment.date())
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[k] = hit
+        return hit
+
+    def hours(self, k0: int, k1: int) -> tuple[NDArray[np.int64], NDArray[np.int64], list[dt.date]]:
+        """(local hours, weekdays, local dates) of simulated hours [k0, k1)."""
+        if self._span is not None and self._span[0] == (k0, k1):
+            return self._span[1]
+        facts = [self.local(k) for k in range(k0, k1)]
+        hours = np.fromiter((f[0] for f in facts), dtype=np.int64, count=len(facts))
+        weekdays = np.fromiter((f[1] for f in facts), dtype=np.int64, count=len(facts))
+        result = (hours, weekdays, [f[2] for f in facts])
+        self._span = ((k0, k1), result)
+        return result
+
+    def base_intensity(self, k0: int, k1: int) -> NDArray[np.float64]:
+        """Relative activity of each hour: hour-of-day x weekday curves (mean 1)."""
+        hours, weekdays, _ = self.hours(k0, k1)
+        factor: NDArray[np.float64] = self.hour_factor[hours] * self.weekday_factor[weekdays]
+        return factor
+
+    def local_time(self, epoch: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(epoch, self.zone)
+
+    def epoch(self, day: dt.date, seconds_into_day: float) -> float:
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=self.zone)
+        return midnight.timestamp() + seconds_into_day

@@ -1,0 +1,281 @@
+"""Vectorised draws for one cell over a span of simulated hours: who does what, when, how much.
+
+Everything here is numpy and depends only on the cell's random stream; the sequential ledger
+(``ledger.py``) then decides approvals and balances in time order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loadgen.calendar import HOUR, Clock, is_payday, pays_per_month
+from loadgen.model import (
+    BILL,
+    BOLETO,
+    CARD,
+    CARD_RAIL,
+    DEPOSIT,
+    FEE,
+    MIX_TYPES,
+    NO_RAIL,
+    REFUND,
+    SALARY,
+    TRANSFER,
+    WITHDRAWAL,
+    EngineModel,
+)
+from loadgen.population import CellState
+
+# counterparty kinds
+CP_NONE, CP_ACCOUNT, CP_MERCHANT, CP_EXTERNAL, CP_EMPLOYER, CP_CASH, CP_BILLER, CP_BANK = range(8)
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+
+
+@dataclass
+class Rows:
+    """Planned events, one array per column; the ledger turns them into events."""
+
+    time: F64  # epoch seconds
+    acc: I64  # account index in the cell
+    typ: I64
+    direction: I64  # -1 debit, +1 credit
+    amount: I64  # cents; 0 = decided by the ledger (refunds, drains)
+    rail: I64
+    channel: I64
+    cp_kind: I64
+    cp_id: I64  # account index, merchant id, external id, ...
+    u: F64  # a uniform draw the ledger may use (refund choice)
+    fraud: I64  # 0 = none, else 1 + typology index
+    instance: I64
+    drain: F64  # > 0: amount = this share of what the account can spend
+    new_device: NDArray[np.bool_]
+    blocked: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @classmethod
+    def empty(cls) -> Rows:
+        return cls.of_size(0)
+
+    @classmethod
+    def of_size(cls, n: int) -> Rows:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            kind = str(f.type)
+            if "F64" in kind:
+                values[f.name] = np.zeros(n)
+            elif "bool" in kind:
+                values[f.name] = np.zeros(n, dtype=bool)
+            else:
+                values[f.name] = np.zeros(n, dtype=np.int64)
+        return cls(**values)
+
+    def take(self, index: NDArray[np.int64] | NDArray[np.bool_]) -> Rows:
+        return Rows(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Rows.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return Rows(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)}
+        )
+
+
+def pick(cum: F64, rng: np.random.Generator, n: int) -> I64:
+    """Indices drawn with the cumulative probabilities ``cum``."""
+    out: I64 = np.minimum(np.searchsorted(cum, rng.random(n), side="right"), len(cum) - 1)
+    return out
+
+
+class CellDraws:
+    """The vectorised half of a cell's generator."""
+
+    def __init__(self, model: EngineModel, state: CellState, clock: Clock) -> None:
+        self.model = model
+        self.state = state
+        self.clock = clock
+        scenario = model.scenario
+        self.segments = []
+        for seg in model.segments:
+            members = np.flatnonzero(state.segment == seg.index)
+            cum = np.cumsum(state.activity[members])
+            self.segments.append((members, cum))
+        self.salary_amount = np.zeros(state.size, dtype=np.int64)
+        for s, segment in enumerate(scenario.population.segments):
+            mask = state.segment == s
+            per = pays_per_month(segment.pay_schedule)
+            self.salary_amount[mask] = np.rint(state.income[mask] / per).astype(np.int64)
+        types = scenario.transaction_types
+        self.internal_share = types.transfer.internal_share if state.size > 1 else 0.0
+        self._spike_cache: dict[tuple[int, dt.date], tuple[float, ...]] = {}
+        self.incoming_share = types.transfer.incoming_share
+
+    def expected_per_hour(self) -> float:
+        return float(self.state.activity.sum()) / 24.0
+
+    def _type_multipliers(self, segment: int, dates: list[dt.date]) -> F64:
+        """(hours, 7) spike multipliers per hour and mix type for one segment."""
+        rows = [self._day_multipliers(segment, day) for day in dates]
+        return np.asarray(rows)
+
+    def _day_multipliers(self, segment: int, day: dt.date) -> tuple[float, ...]:
+        key = (segment, day)
+        hit = self._spike_cache.get(key)
+        if hit is not None:
+            return hit
+        scenario = self.model.scenario
+        schedule = scenario.population.segments[segment].pay_schedule
+        row = np.ones(len(MIX_TYPES))
+        for spike in scenario.time.spikes:
+            if spike.kind == "payday":
+                applies = is_payday(schedule, day, self.clock.anchor)
+            elif spike.kind == "month_end":
+                applies = (day + dt.timedelta(days=1)).month != day.month
+            else:
+                applies = day == spike.date
+            if applies:
+                columns = [MIX_TYPES.index(t) for t in spike.types] if spike.types else slice(None)
+                row[columns] *= spike.multiplier
+        if len(self._spike_cache) > 100_000:
+            self._spike_cache.clear()
+        result = tuple(row.tolist())
+        self._spike_cache[key] = result
+        return result
+
+    def hours(self, rng: np.random.Generator, k0: int, k1: int, scale: float) -> Rows:
+        """The everyday events of simulated hours [k0, k1), in no particular order."""
+        base = self.clock.base_intensity(k0, k1)
+        _, _, dates = self.clock.hours(k0, k1)
+        parts = []
+        span = k1 - k0
+        for seg, (members, cum) in zip(self.model.segments, self.segments, strict=True):
+            if len(members) == 0:
+                continue
+            per_hour = float(cum[-1]) / 24.0 * scale
+            intensity = per_hour * base[:, None] * seg.mix[None, :]
+            intensity = intensity * self._type_multipliers(seg.index, dates)
+            counts = rng.poisson(intensity).ravel()
+            n = int(counts.sum())
+            if n == 0:
+                continue
+            cell_index = np.repeat(np.arange(span * len(MIX_TYPES)), counts)
+            rows = Rows.of_size(n)
+            rows.typ = cell_index % len(MIX_TYPES)
+            hour = cell_index // len(MIX_TYPES)
+            rows.time = self.clock.start + (k0 + hour + rng.random(n)) * HOUR
+            draws = rng.random(n) * float(cum[-1])
+            rows.acc = members[
+                np.minimum(np.searchsorted(cum, draws, side="right"), len(members) - 1)
+            ]
+            channel_cum = seg.channels
+            rows.channel = pick(channel_cum, rng, n)
+            parts.append(rows)
+        rows = Rows.concat(parts)
+        self._details(rng, rows)
+        return rows
+
+    def _details(self, rng: np.random.Generator, rows: Rows) -> None:
+        """Amounts, directions, rails, channels and counterparties by type."""
+        model = self.model
+        n = len(rows)
+        rows.u = rng.random(n)
+        rows.direction = np.full(n, -1, dtype=np.int64)
+        rows.rail = np.full(n, NO_RAIL, dtype=np.int64)
+        for code, channel_cum in model.type_channels.items():
+            mask = rows.typ == code
+            k = int(mask.sum())
+            if k:
+                rows.channel[mask] = pick(channel_cum, rng, k)
+        for code, amount in model.amounts.items():
+            mask = rows.typ == code
+            k = int(mask.sum())
+            if k:
+                rows.amount[mask] = amount.draw(rng, k)
+        rows.direction[rows.typ == DEPOSIT] = 1
+        rows.cp_kind[(rows.typ == DEPOSIT) | (rows.typ == WITHDRAWAL)] = CP_CASH
+        rows.cp_kind[rows.typ == FEE] = CP_BANK
+        bills = rows.typ == BILL
+        rows.cp_kind[bills] = CP_BILLER
+        rows.rail[bills] = BOLETO
+        rows.cp_id[bills] = rng.integers(0, 50_000, int(bills.sum()))
+        # transfers: rail, amount by rail, inside the bank or not, received or sent
+        transfers = np.flatnonzero(rows.typ == TRANSFER)
+        k = len(transfers)
+        if k:
+            rail = pick(model.rails, rng, k)
+            rows.rail[transfers] = rail
+            amounts = np.empty(k, dtype=np.int64)
+            for r, amount in enumerate(model.rail_amounts):
+                mask = rail == r
+                if mask.any():
+                    amounts[mask] = amount.draw(rng, int(mask.sum()))
+            rows.amount[transfers] = amounts
+            internal = rng.random(k) < self.internal_share
+            incoming = ~internal & (rng.random(k) < self.incoming_share)
+            rows.direction[transfers[incoming]] = 1
+            rows.cp_kind[transfers] = np.where(internal, CP_ACCOUNT, CP_EXTERNAL)
+            other = rng.integers(0, max(1, self.state.size - 1), k)
+            own = rows.acc[transfers]
+            other = other + (other >= own)  # anyone but the sender
+            rows.cp_id[transfers] = np.where(internal, other, rng.integers(0, 2**32, k))
+        # card purchases: category by weight, merchant by popularity within it
+        cards = np.flatnonzero(rows.typ == CARD)
+        k = len(cards)
+        if k:
+            category = pick(model.category_cum, rng, k)
+            rows.rail[cards] = CARD_RAIL
+            rows.cp_kind[cards] = CP_MERCHANT
+            amounts = np.empty(k, dtype=np.int64)
+            ranks = np.empty(k, dtype=np.int64)
+            for c, amount in enumerate(model.category_amounts):
+                mask = category == c
+                m = int(mask.sum())
+                if m:
+                    amounts[mask] = amount.draw(rng, m)
+                    ranks[mask] = pick(model.merchant_cum[c], rng, m)
+            rows.amount[cards] = amounts
+            rows.cp_id[cards] = category * 1_000_000 + ranks
+        rows.direction[rows.typ == REFUND] = 1
+
+    def salaries(self, rng: np.random.Generator, k0: int, k1: int) -> Rows:
+        """Salary credits of the paydays that begin in [k0, k1) (times may run past k1)."""
+        scenario = self.model.scenario
+        hours, _, dates = self.clock.hours(k0, k1)
+        days = [d for h, d in zip(hours.tolist(), dates, strict=True) if h == 0]
+        if k0 == 0:
+            days.insert(0, dates[0])
+        parts = []
+        for day in dict.fromkeys(days):
+            for s, seg in enumerate(scenario.population.segments):
+                if not is_payday(seg.pay_schedule, day, self.clock.anchor):
+                    continue
+                members = np.flatnonzero((self.state.segment == s) & self.state.paid)
+                n = len(members)
+                if n == 0:
+                    continue
+                jitter = seg.pay_schedule.jitter
+                rows = Rows.of_size(n)
+                offsets = 8 * HOUR + (rng.random(n) - 0.5) * jitter
+                rows.time = np.maximum(self.clock.epoch(day, 0.0) + offsets, self.clock.start)
+                rows.acc = members
+                rows.typ = np.full(n, SALARY, dtype=np.int64)
+                rows.direction = np.ones(n, dtype=np.int64)
+                rows.amount = self.salary_amount[members]
+                rows.rail = np.full(n, NO_RAIL, dtype=np.int64)
+                rows.channel = np.full(n, 1, dtype=np.int64)  # web: a payroll credit
+                rows.cp_kind = np.full(n, CP_EMPLOYER, dtype=np.int64)
+                rows.cp_id = (self.state.customer[members] * 7919) % 200_003
+                parts.append(rows)
+        return Rows.concat(parts)

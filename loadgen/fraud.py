@@ -1,0 +1,240 @@
+"""Fraud typologies planned into a cell's stream, each event labelled with typology and instance.
+
+The share of fraud events follows the scenario's rates: a running budget plans instances until
+the planned fraud events reach ``rate x all events`` so far (so the realised rate stays close to
+the configured one, not only on average). ``overlap`` decides how often fraud borrows normal
+amounts and normal hours instead of its tell-tale ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loadgen.calendar import HOUR, Clock
+from loadgen.draw import CP_ACCOUNT, CP_CASH, CP_EXTERNAL, CP_MERCHANT, CellDraws, Rows
+from loadgen.model import CARD, CARD_RAIL, DEPOSIT, TRANSFER, TYPOLOGIES, WITHDRAWAL, EngineModel
+from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, Structuring
+
+MOBILE, WEB, ATM, POS, BRANCH = range(5)
+PIX = 0
+
+
+class FraudPlanner:
+    def __init__(self, model: EngineModel, draws: CellDraws, clock: Clock) -> None:
+        self.model = model
+        self.draws = draws
+        self.clock = clock
+        anomalies = model.scenario.anomalies
+        self.typologies = anomalies.typologies
+        self.overlap = anomalies.overlap
+        self.blocked_share = anomalies.blocked_share
+        total = anomalies.total_rate
+        self.factor = total / (1.0 - total) if total < 1 else 0.0
+        self.planned = [0.0] * len(self.typologies)
+        self.mean_size = [self._mean_size(t) for t in self.typologies]
+        self.thresholds: list[float] = []
+        self.instances = 0
+        size = draws.state.size
+        self.size = size
+        self.preferred = [
+            i for i, name in enumerate(model.categories) if name in ("digital_goods", "marketplace")
+        ] or list(range(len(model.categories)))
+
+    def plan(
+        self,
+        rng: np.random.Generator,
+        k0: int,
+        k1: int,
+        normal_so_far: int,
+        emitted: list[int],
+        pending: Rows,
+    ) -> Rows:
+        """Instances starting in simulated hours [k0, k1); their events may run later.
+
+        The budget of a typology is ``rate / (1 - total rate) x normal events so far``; what
+        counts against it is what was emitted plus what is already scheduled. An instance is
+        planned when the budget left reaches a random threshold: unbiased at any scale, and
+        close to the rate in long streams.
+        """
+        if not self.typologies or self.size < 2:
+            return Rows.empty()
+        if not self.thresholds:
+            self.thresholds = [rng.random() * m for m in self.mean_size]
+        scheduled = np.bincount(pending.fraud, minlength=len(TYPOLOGIES) + 1)
+        parts: list[Rows] = []
+        for i, typology in enumerate(self.typologies):
+            share = typology.rate / sum(t.rate for t in self.typologies)
+            target = share * self.factor * normal_so_far
+            code = 1 + TYPOLOGIES.index(typology.kind)
+            self.planned[i] = (
+                emitted[code - 1]
+                + float(scheduled[code])
+                + sum(len(p) for p in parts if int(p.fraud[0]) == code)
+            )
+            while target - self.planned[i] >= self.thresholds[i]:
+                # an instance when the budget left reaches U x its mean size, U uniform: the
+                # expected number of instances is the budget / mean size, at any scale
+                self.thresholds[i] = rng.random() * self.mean_size[i]
+                start = self._start(rng, k0, k1)
+                self.instances += 1
+                rows, expected = self._instance(rng, typology, start)
+                rows.fraud[:] = 1 + TYPOLOGIES.index(typology.kind)
+                rows.instance[:] = self.instances
+                debits = rows.direction < 0
+                rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+                self.planned[i] += expected
+                parts.append(rows)
+        return Rows.concat(parts)
+
+    def _mean_size(self, typology: object) -> float:
+        """Expected number of events of one instance."""
+
+        def mean(r: Range) -> float:
+            return (r.min + r.max) / 2
+
+        if isinstance(typology, AccountTakeover):
+            inside = typology.mule_inside_share
+            return (
+                mean(typology.transfers) * (1 + inside * (1 - self.blocked_share))
+                + inside * typology.cash_out
+            )
+        if isinstance(typology, CardTesting):
+            return mean(typology.burst)
+        if isinstance(typology, Structuring):
+            return mean(typology.deposits)
+        assert isinstance(typology, MuleRing)
+        return mean(typology.fan_in) + mean(typology.fan_out)
+
+    def _start(self, rng: np.random.Generator, k0: int, k1: int) -> float:
+        base = self.clock.base_intensity(k0, k1)
+        hours, _, _ = self.clock.hours(k0, k1)
+        if rng.random() < self.overlap.time:
+            weights = base  # like everyone else
+        else:
+            weights = np.where((hours >= 1) & (hours <= 5), 1.0, 0.0)  # small hours
+            if weights.sum() == 0:
+                weights = np.ones(len(hours))
+        h = int(np.searchsorted(np.cumsum(weights / weights.sum()), rng.random(), side="right"))
+        h = min(h, len(hours) - 1)
+        return self.clock.start + (k0 + h + rng.random()) * HOUR
+
+    def _account(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(0, self.size))
+
+    def _other(self, rng: np.random.Generator, account: int) -> int:
+        other = int(rng.integers(0, self.size - 1))
+        return other + (other >= account)
+
+    def _normal_amounts(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        return self.model.rail_amounts[PIX].draw(rng, n)
+
+    def _instance(
+        self, rng: np.random.Generator, typology: object, start: float
+    ) -> tuple[Rows, float]:
+        if isinstance(typology, AccountTakeover):
+            return self._takeover(rng, typology, start)
+        if isinstance(typology, CardTesting):
+            return self._card_testing(rng, typology, start)
+        if isinstance(typology, Structuring):
+            return self._structuring(rng, typology, start)
+        assert isinstance(typology, MuleRing)
+        return self._mule_ring(rng, typology, start)
+
+    def _takeover(
+        self, rng: np.random.Generator, t: AccountTakeover, start: float
+    ) -> tuple[Rows, float]:
+        victim = self._account(rng)
+        n = int(rng.integers(t.transfers.min, t.transfers.max + 1))
+        inside = rng.random() < t.mule_inside_share
+        mule = self._other(rng, victim) if inside else -1
+        cash_out = inside and rng.random() < t.cash_out
+        rows = Rows.of_size(n + (1 if cash_out else 0))
+        gaps = np.cumsum(rng.uniform(60, 600, n))
+        rows.time[:n] = start + gaps
+        rows.acc[:n] = victim
+        rows.typ[:n] = TRANSFER
+        rows.direction[:n] = -1
+        rows.rail[:n] = PIX
+        rows.channel[:n] = MOBILE
+        rows.new_device[:n] = t.new_device
+        if rng.random() < self.overlap.amount:
+            rows.amount[:n] = self._normal_amounts(rng, n)
+        else:
+            rows.drain[:n] = 1.0 - (1.0 - t.drain_share) ** (1.0 / n)
+        rows.cp_kind[:n] = CP_ACCOUNT if inside else CP_EXTERNAL
+        rows.cp_id[:n] = mule if inside else int(rng.integers(0, 2**32))
+        if cash_out:
+            rows.time[n] = rows.time[n - 1] + rng.uniform(600, 3600)
+            rows.acc[n] = mule
+            rows.typ[n] = WITHDRAWAL
+            rows.direction[n] = -1
+            rows.channel[n] = ATM
+            rows.drain[n] = 0.9
+            rows.cp_kind[n] = CP_CASH
+        legs = n * (1.0 - self.blocked_share) if inside else 0.0
+        return rows, len(rows) + legs
+
+    def _card_testing(
+        self, rng: np.random.Generator, t: CardTesting, start: float
+    ) -> tuple[Rows, float]:
+        victim = self._account(rng)
+        n = int(rng.integers(t.burst.min, t.burst.max + 1))
+        rows = Rows.of_size(n)
+        rows.time[:] = start + np.sort(rng.random(n)) * t.window
+        rows.acc[:] = victim
+        rows.typ[:] = CARD
+        rows.direction[:] = -1
+        rows.rail[:] = CARD_RAIL
+        rows.channel[:] = WEB
+        rows.new_device[:] = True
+        category = np.array(self.preferred)[rng.integers(0, len(self.preferred), n)]
+        if rng.random() < self.overlap.amount:
+            rows.amount[:] = [self.model.category_amounts[c].draw(rng, 1)[0] for c in category]
+        else:
+            rows.amount[:] = rng.integers(100, max(101, t.max_amount + 1), n)
+        ranks = [int(np.searchsorted(self.model.merchant_cum[c], rng.random())) for c in category]
+        rows.cp_kind[:] = CP_MERCHANT
+        rows.cp_id[:] = category * 1_000_000 + np.asarray(ranks)
+        return rows, float(n)
+
+    def _structuring(
+        self, rng: np.random.Generator, t: Structuring, start: float
+    ) -> tuple[Rows, float]:
+        account = self._account(rng)
+        n = int(rng.integers(t.deposits.min, t.deposits.max + 1))
+        rows = Rows.of_size(n)
+        rows.time[:] = start + np.sort(rng.random(n)) * t.window
+        rows.acc[:] = account
+        rows.typ[:] = DEPOSIT
+        rows.direction[:] = 1
+        rows.channel[:] = np.where(rng.random(n) < 0.5, BRANCH, ATM)
+        low = int(t.threshold * (1.0 - t.margin))
+        rows.amount[:] = rng.integers(low, t.threshold, n)
+        rows.cp_kind[:] = CP_CASH
+        return rows, float(n)
+
+    def _mule_ring(self, rng: np.random.Generator, t: MuleRing, start: float) -> tuple[Rows, float]:
+        size = min(int(rng.integers(t.ring_size.min, t.ring_size.max + 1)), self.size)
+        ring = rng.choice(self.size, size=size, replace=False)
+        fan_in = int(rng.integers(t.fan_in.min, t.fan_in.max + 1))
+        fan_out = int(rng.integers(t.fan_out.min, t.fan_out.max + 1))
+        n = fan_in + fan_out
+        rows = Rows.of_size(n)
+        rows.time[:fan_in] = start + np.sort(rng.random(fan_in)) * rng.uniform(1, 3) * HOUR
+        later = start + 3 * HOUR + t.hold
+        rows.time[fan_in:] = later + np.sort(rng.random(fan_out)) * HOUR
+        rows.acc[:] = ring[rng.integers(0, size, n)]
+        rows.typ[:] = TRANSFER
+        rows.rail[:] = PIX
+        rows.channel[:] = MOBILE
+        rows.direction[:fan_in] = 1
+        rows.direction[fan_in:] = -1
+        if rng.random() < self.overlap.amount:
+            rows.amount[:fan_in] = self._normal_amounts(rng, fan_in)
+        else:
+            rows.amount[:fan_in] = rng.integers(500, 3000, fan_in) * 100
+        rows.drain[fan_in:] = rng.uniform(0.5, 0.9, fan_out)
+        rows.cp_kind[:] = CP_EXTERNAL
+        rows.cp_id[:] = rng.integers(0, 2**32, n)
+        return rows, float(n)

@@ -1,0 +1,352 @@
+"""The exact ledger: planned rows, in time order, become events with approvals and balances.
+
+Sequential by nature (a balance depends on everything before it), so this is the one Python loop
+of the engine, kept lean: integer cents in plain lists, JSON assembled from pre-encoded fragments.
+Invariants it keeps: an approved debit never takes a balance below the account's floor (minus its
+overdraft limit); a declined event leaves balances unchanged; a transfer inside the bank debits
+one account and credits another by the same amount; a refund credits at most what is left of an
+earlier approved purchase of the same account; sequence numbers are gap-free per account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loadgen.draw import (
+    CP_ACCOUNT,
+    CP_BANK,
+    CP_BILLER,
+    CP_CASH,
+    CP_EMPLOYER,
+    CP_EXTERNAL,
+    CP_MERCHANT,
+    Rows,
+)
+from loadgen.model import BILL, CARD, REFUND, TRANSFER, TYPES, TYPOLOGIES, EngineModel, q
+from loadgen.population import CellState
+
+APPROVED = '"status":"approved","decline_reason":null'
+INSUFFICIENT = '"status":"declined","decline_reason":"insufficient_funds"'
+LIMIT = '"status":"declined","decline_reason":"limit_exceeded"'
+BLOCKED = '"status":"declined","decline_reason":"blocked_fraud"'
+NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null'
+NO_MERCHANT = '"merchant_category":null,"mcc":null'
+KIND = ["none", "account", "merchant", "external", "employer", "cash", "biller", "bank"]
+
+
+def type_code(t: int, rail: int, direction: int) -> int:
+    return (t * 8 + rail + 1) * 2 + (direction > 0)
+
+
+@dataclass
+class Stats:
+    """What the cell emitted: counts by type and status, money in and out of the bank."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (2 * len(TYPES)))
+    money_in: int = 0  # approved credits from outside the bank
+    money_out: int = 0  # approved debits to outside the bank
+    fraud: list[int] = field(default_factory=lambda: [0] * len(TYPOLOGIES))
+    skipped_refunds: int = 0
+
+    def by_type(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {"approved": self.counts[2 * i], "declined": self.counts[2 * i + 1]}
+            for i, name in enumerate(TYPES)
+        }
+
+
+class Ledger:
+    def __init__(self, model: EngineModel, state: CellState) -> None:
+        self.model = model
+        self.state = state
+        # the fields every event of the run shares, and the markers the producer may rewrite
+        self.tail = f'{model.tail},"duplicate":false,"delayed":false,"produced_at":null'
+        self.prefix = f"{model.tag}-{state.cell:04x}-"
+        self.counter = 0
+        self.stats = Stats()
+        self.pool: list[list[Any]] = []  # refundable: [tx id, account, amount, refunded, time, cp]
+        scenario = model.scenario
+        self.max_age = scenario.transaction_types.refund.max_age
+        self.partial_share = scenario.transaction_types.refund.partial_share
+        night = scenario.limits.night
+        self.night_max = night.max_total if night.enabled else None
+        self.daily_max = scenario.limits.daily_outgoing
+        size = state.size
+        self.night_key = [-1] * size
+        self.night_sum = [0] * size
+        self.day_key = [-1] * size
+        self.day_sum = [0] * size
+        # merchant fields by category; index -1 (not a card purchase) gives the empty ones
+        self.category_frag = [*model.merchant_frag, NO_MERCHANT]
+        # type fields by code ((type * 8 + rail + 1) * 2 + credit), a list for fast lookups
+        type_frag = [""] * (len(TYPES) * 8 * 2)
+        for (t, rail, direction), text in model.type_frag.items():
+            type_frag[type_code(t, rail, direction)] = text
+        # type and channel fields together, by type code * 5 + channel; the credit leg of a
+        # debit is + 5 (its type code is one more)
+        self.heads = [
+            f'{text},"channel":{channel}' for text in type_frag for channel in model.channel_frag
+        ]
+        self.channel_frag = model.channel_frag
+        self.instance_prefix = f"{model.tag}-F{state.cell:04x}-"
+        self.cp_cache: dict[int, str] = {}
+
+    def counterparty(self, kind: int, ident: int) -> str:
+        """The counterparty fields; all but one-off external ids are made once and kept."""
+        if kind == CP_EXTERNAL:
+            return f'"counterparty":"X{ident:08x}","counterparty_kind":"external"'
+        key = kind << 40 | ident
+        text = self.cp_cache.get(key)
+        if text is None:
+            if len(self.cp_cache) > 200_000:
+                self.cp_cache.clear()
+            text = self.cp_cache[key] = self._counterparty(kind, ident)
+        return text
+
+    def _counterparty(self, kind: int, ident: int) -> str:
+        if kind == CP_ACCOUNT:
+            who = q(self.state.key[ident])
+        elif kind == CP_MERCHANT:
+            category, rank = divmod(ident, 1_000_000)
+            who = f'"M{category:02d}{rank:06d}"'
+        elif kind == CP_EXTERNAL:
+            who = f'"X{ident:08x}"'
+        elif kind == CP_EMPLOYER:
+            who = f'"E{ident:06d}"'
+        elif kind == CP_BILLER:
+            who = f'"B{ident:06d}"'
+        elif kind == CP_CASH:
+            who = '"cash"'
+        elif kind == CP_BANK:
+            who = '"bank"'
+        else:
+            who = "null"
+        return f'"counterparty":{who},"counterparty_kind":"{KIND[kind]}"'
+
+    def apply(
+        self, rows: Rows, local_hour: NDArray[np.int64], day: NDArray[np.int64], limit: int
+    ) -> tuple[list[str], list[str], list[int]]:
+        """Events for ``rows`` (sorted by time), at most ``limit`` of them."""
+        state, stats = self.state, self.stats
+        balance, floor, seq, keys_of = state.balance, state.floor, state.seq, state.key
+        account_frag, place_frag, device_of = state.account_frag, state.place_frag, state.device
+        tail, prefix, counts, pool = self.tail, self.prefix, stats.counts, self.pool
+        night_max, daily_max = self.night_max, self.daily_max
+        night_key, night_sum, day_key, day_sum = (
+            self.night_key,
+            self.night_sum,
+            self.day_key,
+            self.day_sum,
+        )
+        keys: list[str] = []
+        lines: list[str] = []
+        times: list[int] = []
+        out_key, out_line, out_time = keys.append, lines.append, times.append
+
+        # everything that does not depend on the order of events, computed for all rows at once
+        typ, direction = rows.typ, rows.direction
+        debit = direction < 0
+        capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD))
+        night = self.model.scenario.limits.night
+        in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
+        night_of = np.where(local_hour >= night.start_hour, day, day - 1)
+        nkey_l = np.where(capped & in_night & (night_max is not None), night_of, -1).tolist()
+        dkey_l = np.where(capped & (daily_max is not None), day, -1).tolist()
+        special_l = (
+            (typ == REFUND) | (rows.fraud > 0) | (rows.drain > 0) | rows.new_device | rows.blocked
+        ).tolist()
+        internal_l = (debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT)).tolist()
+        refundable_l = (((typ == CARD) | (typ == BILL)) & (rows.fraud == 0)).tolist()
+        tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
+        head_l = (tcode * 5 + rows.channel).tolist()
+        cat_l = np.where(typ == CARD, rows.cp_id // 1_000_000, -1).tolist()
+        cp_cache, counterparty = self.cp_cache, self.counterparty
+        cp_l = [
+            cp_cache.get(k)
+            or (
+                f'"counterparty":"X{k & 0xFFFFFFFF:08x}","counterparty_kind":"external"'
+                if k >> 40 == CP_EXTERNAL
+                else counterparty(k >> 40, k & 0xFFFFFFFFFF)
+            )
+            for k in ((rows.cp_kind << 40) | rows.cp_id).tolist()
+        ]
+        time_l = (rows.time * 1000.0).astype(np.int64).tolist()
+        acc_l, typ_l, dir_l = rows.acc.tolist(), typ.tolist(), direction.tolist()
+        amt_l, cpi_l = rows.amount.tolist(), rows.cp_id.tolist()
+        heads, category_frag = self.heads, self.category_frag
+
+        emitted = 0
+        counter = self.counter
+        money_in = money_out = 0
+        for i in range(len(acc_l)):
+            if emitted >= limit:
+                break
+            internal = internal_l[i]
+            if internal and emitted + 1 == limit:
+                continue  # both legs of an internal transfer, or neither
+            a = acc_l[i]
+            t = typ_l[i]
+            amt = amt_l[i]
+            cpf = cp_l[i]
+            device = device_of[a]
+            fraud = NO_FRAUD
+            ref = "null"
+            blocked = False
+            if special_l[i]:
+                found = self._special(rows, i, a, amt, time_l[i])
+                if found is None:
+                    continue
+                a, amt, ref, fraud, blocked, cp_text, device = found
+                if cp_text is not None:
+                    cpf = cp_text
+            before = balance[a]
+            if dir_l[i] < 0:
+                status = APPROVED
+                if blocked:
+                    status = BLOCKED
+                elif before - amt < floor[a]:
+                    status = INSUFFICIENT
+                else:
+                    nk = nkey_l[i]
+                    if nk >= 0:
+                        if night_key[a] != nk:
+                            night_key[a] = nk
+                            night_sum[a] = 0
+                        if night_sum[a] + amt > night_max:
+                            status = LIMIT
+                    dk = dkey_l[i]
+                    if dk >= 0 and status is APPROVED:
+                        if day_key[a] != dk:
+                            day_key[a] = dk
+                            day_sum[a] = 0
+                        if day_sum[a] + amt > daily_max:
+                            status = LIMIT
+                if status is APPROVED:
+                    after = before - amt
+                    balance[a] = after
+                    if nkey_l[i] >= 0:
+                        night_sum[a] += amt
+                    if dkey_l[i] >= 0:
+                        day_sum[a] += amt
+                    if not internal:
+                        money_out += amt
+                    counts[2 * t] += 1
+                else:
+                    after = before
+                    counts[2 * t + 1] += 1
+            else:
+                status = APPROVED
+                after = before + amt
+                balance[a] = after
+                money_in += amt
+                counts[2 * t] += 1
+            s = seq[a] + 1
+            seq[a] = s
+            counter += 1
+            tx = counter
+            tms = time_l[i]
+            out_key(keys_of[a])
+            out_time(tms)
+            out_line(
+                f'{{"tx_id":"{prefix}{tx:09x}",{account_frag[a]},{place_frag[a]},'
+                f'"device":{device},{heads[head_l[i]]},"amount":{amt!s},'
+                f'"balance_before":{before!s},"balance_after":{after!s},{status},{cpf},'
+                f'{category_frag[cat_l[i]]},"seq":{s!s},"event_time":{tms!s},{fraud},'
+                f'"ref_tx":{ref},{tail}}}'
+            )
+            emitted += 1
+            if status is not APPROVED:
+                continue
+            if refundable_l[i]:
+                pool.append([f"{prefix}{tx:09x}", a, amt, 0, tms, cpf])
+            elif internal:
+                # the other leg: the same money arrives in the counterparty's account
+                b = cpi_l[i]
+                b_before = balance[b]
+                balance[b] = b_before + amt
+                sb = seq[b] + 1
+                seq[b] = sb
+                counts[2 * t] += 1
+                if fraud is not NO_FRAUD:
+                    stats.fraud[typ_fraud(fraud)] += 1
+                counter += 1
+                out_key(keys_of[b])
+                out_time(tms)
+                out_line(
+                    f'{{"tx_id":"{prefix}{counter:09x}",{account_frag[b]},'
+                    f'{place_frag[b]},"device":{device_of[b]},{heads[head_l[i] + 5]},'
+                    f'"amount":{amt!s},"balance_before":{b_before!s},'
+                    f'"balance_after":{b_before + amt!s},{APPROVED},'
+                    f'{counterparty(CP_ACCOUNT, a)},{NO_MERCHANT},"seq":{sb!s},'
+                    f'"event_time":{tms!s},{fraud},"ref_tx":"{prefix}{tx:09x}",{tail}}}'
+                )
+                emitted += 1
+        self.counter = counter
+        stats.money_in += money_in
+        stats.money_out += money_out
+        return keys, lines, times
+
+    def _special(
+        self, rows: Rows, i: int, a: int, amt: int, tms: int
+    ) -> tuple[int, int, str, str, bool, str | None, str] | None:
+        """Refunds, fraud and drains: (account, amount, ref, fraud, blocked, counterparty,
+        device), or None when the row yields no event (a refund with nothing to refund)."""
+        state = self.state
+        ref = "null"
+        cp_text = None
+        entry: list[Any]
+        if int(rows.typ[i]) == REFUND:
+            found = self._refundable(float(rows.u[i]), tms)
+            if found is None:
+                self.stats.skipped_refunds += 1
+                return None
+            j, entry = found
+            a = int(entry[1])
+            left = int(entry[2]) - int(entry[3])
+            u = float(rows.u[i])
+            amt = (
+                max(1, int(left * (u * 13.0 % 1.0)))
+                if u * 7.0 % 1.0 < self.partial_share and left > 1
+                else left
+            )
+            entry[3] += amt
+            if entry[3] >= entry[2]:
+                self.pool[j] = self.pool[-1]
+                self.pool.pop()
+            ref = f'"{entry[0]}"'
+            cp_text = str(entry[5])
+        drain = float(rows.drain[i])
+        if drain > 0.0 and int(rows.direction[i]) < 0:
+            amt = max(1, int((state.balance[a] - state.floor[a]) * drain))
+        fraud = NO_FRAUD
+        f = int(rows.fraud[i])
+        if f:
+            self.stats.fraud[f - 1] += 1
+            fraud = (
+                f'"fraud":true,"typology":"{TYPOLOGIES[f - 1]}",'
+                f'"fraud_instance":"{self.instance_prefix}{int(rows.instance[i]):06x}"'
+            )
+        device = f'"D-new-{state.key[a]}"' if rows.new_device[i] else state.device[a]
+        return a, amt, ref, fraud, bool(rows.blocked[i]), cp_text, device
+
+    def _refundable(self, u: float, tms: int) -> tuple[int, list[Any]] | None:
+        """An earlier approved purchase still within the refund window, or None."""
+        pool = self.pool
+        max_age_ms = self.max_age * 1000.0
+        while pool:
+            j = int(u * len(pool)) % len(pool)
+            entry = pool[j]
+            if tms - entry[4] <= max_age_ms:
+                return j, entry
+            pool[j] = pool[-1]
+            pool.pop()
+        return None
+
+
+def typ_fraud(fraud: str) -> int:
+    """Typology index of a fraud fields text."""
+    return next(i for i, name in enumerate(TYPOLOGIES) if f'"{name}"' in fraud)

@@ -1,0 +1,170 @@
+"""What the engine needs from a scenario, computed once: probabilities, amount parameters,
+merchant tables and the pre-encoded JSON fragments events are assembled from."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from scenarios.model import Amount, Scenario
+from scenarios.reference import CHANNELS
+
+# Transaction type codes. The first seven are drawn from a segment's mix, in this order.
+MIX_TYPES = ("deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "fee")
+TYPES = (*MIX_TYPES, "salary")
+DEPOSIT, WITHDRAWAL, TRANSFER, BILL, CARD, REFUND, FEE, SALARY = range(8)
+RAILS = ("pix", "ted", "doc")  # transfer rails, drawn by weight
+RAIL_NAMES = (*RAILS, "boleto", "card")
+NO_RAIL, BOLETO, CARD_RAIL = -1, 3, 4
+TYPOLOGIES = ("account_takeover", "card_testing", "structuring", "mule_ring")
+DEFAULT_CELLS = 256
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+
+def q(value: str | None) -> str:
+    """A value as JSON text (orjson: exact escaping)."""
+    return orjson.dumps(value).decode()
+
+
+def lookup(mapping: Mapping[Any, T], names: Iterable[str], default: T) -> list[T]:
+    """The values of ``names`` in ``mapping``, ``default`` for those it lacks."""
+    return [mapping.get(name, default) for name in names]
+
+
+def cumulative(weights: list[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Cumulative probabilities for sampling with searchsorted (last one exactly 1)."""
+    w = np.asarray(weights, dtype=np.float64)
+    c = np.cumsum(w / w.sum())
+    c[-1] = 1.0
+    return c
+
+
+@dataclass(frozen=True)
+class AmountModel:
+    """Lognormal amount in cents, clipped: the parameters numpy needs."""
+
+    mu: float
+    sigma: float
+    low: int
+    high: int
+
+    @classmethod
+    def of(cls, amount: Amount) -> AmountModel:
+        high = amount.max if amount.max is not None else 10**15
+        return cls(math.log(amount.median), amount.sigma, amount.min, high)
+
+    def draw(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        values = np.exp(self.mu + self.sigma * rng.standard_normal(n))
+        out: NDArray[np.int64] = np.clip(np.rint(values), self.low, self.high).astype(np.int64)
+        return out
+
+
+@dataclass
+class SegmentModel:
+    index: int
+    name: str
+    mix: NDArray[np.float64]  # probabilities over MIX_TYPES
+    channels: NDArray[np.float64]  # cumulative over CHANNELS
+
+
+@dataclass
+class EngineModel:
+    """A scenario turned into arrays and text fragments; shared by every cell."""
+
+    scenario: Scenario
+    run_id: str
+    cells: int
+    tag: str  # transaction id prefix, from the scenario digest (seed included)
+    segments: list[SegmentModel] = field(default_factory=list)
+    type_channels: dict[int, NDArray[np.float64]] = field(default_factory=dict)
+    amounts: dict[int, AmountModel] = field(default_factory=dict)
+    rails: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+    rail_amounts: list[AmountModel] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    category_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+    category_amounts: list[AmountModel] = field(default_factory=list)
+    merchant_cum: list[NDArray[np.float64]] = field(default_factory=list)
+    merchant_frag: list[str] = field(default_factory=list)  # per category
+    city_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+    place_frag: list[list[str]] = field(default_factory=list)  # [segment][city]
+    type_frag: dict[tuple[int, int, int], str] = field(default_factory=dict)
+    channel_frag: list[str] = field(default_factory=list)
+    tail: str = ""
+
+    @classmethod
+    def build(cls, scenario: Scenario, digest: str, run_id: str | None = None) -> EngineModel:
+        tag = hashlib.sha256(f"{digest}:{scenario.seed}".encode()).hexdigest()[:8]
+        cells = min(DEFAULT_CELLS, scenario.population.customers)
+        model = cls(scenario, run_id or f"gen-{tag}", cells, tag)
+        pop = scenario.population
+        types = scenario.transaction_types
+        for i, seg in enumerate(pop.segments):
+            mix = np.array(lookup(seg.mix, MIX_TYPES, 0.0))
+            cum = cumulative(lookup(seg.channels, CHANNELS, 0.0))
+            model.segments.append(SegmentModel(i, seg.name, mix / mix.sum(), cum))
+        overrides = {
+            DEPOSIT: types.deposit.channels,
+            WITHDRAWAL: types.withdrawal.channels,
+            TRANSFER: types.transfer.channels,
+            BILL: types.bill_payment.channels,
+            FEE: types.fee.channels,
+            CARD: types.card_purchase.channels,
+        }
+        for code, override in overrides.items():
+            if override:
+                model.type_channels[code] = cumulative(lookup(override, CHANNELS, 0.0))
+        model.amounts = {
+            DEPOSIT: AmountModel.of(types.deposit.amount),
+            WITHDRAWAL: AmountModel.of(types.withdrawal.amount),
+            BILL: AmountModel.of(types.bill_payment.amount),
+            FEE: AmountModel.of(types.fee.amount),
+        }
+        model.rails = cumulative(lookup(types.transfer.rails, RAILS, 0.0))
+        model.rail_amounts = [
+            AmountModel.of(a)
+            for a in lookup(types.transfer.rail_amounts, RAILS, types.transfer.amount)
+        ]
+        merchants = scenario.merchants
+        model.categories = list(merchants.categories)
+        weights = [c.weight for c in merchants.categories.values()]
+        model.category_cum = cumulative(weights)
+        model.category_amounts = [AmountModel.of(c.amount) for c in merchants.categories.values()]
+        total = sum(weights)
+        for name, w in zip(model.categories, weights, strict=True):
+            count = max(1, round(merchants.count * w / total))
+            ranks = np.arange(1, count + 1, dtype=np.float64)
+            model.merchant_cum.append(cumulative(ranks**-merchants.zipf_exponent))
+            model.merchant_frag.append(f'"merchant_category":{q(name)},"mcc":{merchants.mcc(name)}')
+        model.city_cum = cumulative([c.weight for c in pop.cities])
+        model.place_frag = [
+            [
+                f'"segment":{q(seg.name)},"city":{q(c.name)},"state":{q(c.state)},'
+                f'"region":{q(c.region)}'
+                for c in pop.cities
+            ]
+            for seg in pop.segments
+        ]
+        labels = {t: getattr(types, t).label for t in TYPES}
+        for code, name in enumerate(TYPES):
+            for rail in range(-1, len(RAIL_NAMES)):
+                for direction in (-1, 1):
+                    rail_text = q(RAIL_NAMES[rail]) if rail >= 0 else "null"
+                    way = q("debit" if direction < 0 else "credit")
+                    model.type_frag[(code, rail, direction)] = (
+                        f'"type":{q(name)},"label":{q(labels[name] or name)},'
+                        f'"rail":{rail_text},"direction":{way}'
+                    )
+        model.channel_frag = [q(c) for c in CHANNELS]
+        model.tail = (
+            f'"currency":{q(scenario.currency)},"schema":{SCHEMA_VERSION},'
+            f'"run_id":{q(model.run_id)},"scenario":{q(scenario.name)}'
+        )
+        return model
