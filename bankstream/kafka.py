@@ -7,14 +7,17 @@ are validated, the rest is handed to librdkafka as it is (and librdkafka validat
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from bankstream.errors import BankstreamError, UsageError
 from bankstream.logs import LIBRDKAFKA_LOGGER
 from bankstream.settings import Settings
+
+T = TypeVar("T")
 
 
 class KafkaUnavailable(BankstreamError):
@@ -31,13 +34,27 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     }
 
 
-def admin_client(settings: Settings) -> AdminClient:
+def _client(kind: Callable[[dict[str, Any]], T], settings: Settings, **extra: Any) -> T:
+    """A confluent-kafka client; a setting librdkafka refuses becomes a one-line UsageError."""
     try:
-        return AdminClient(client_config(settings))
-    except KafkaException as exc:
-        reason = settings.scrub(str(exc.args[0]))
-        msg = f"bad Kafka client setting: {reason}; fix BANKSTREAM_KAFKA_CONFIG"
+        return kind(client_config(settings, **extra))
+    except (KafkaException, TypeError, ValueError) as exc:
+        error = exc.args[0] if exc.args else exc
+        reason = settings.scrub(error.str() if isinstance(error, KafkaError) else str(error))
+        msg = f"Kafka client setting refused: {reason}; fix BANKSTREAM_KAFKA_CONFIG"
         raise UsageError(msg) from None
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return _client(AdminClient, settings)
+
+
+def producer(settings: Settings, **extra: Any) -> Producer:
+    return _client(Producer, settings, **extra)
+
+
+def consumer(settings: Settings, **extra: Any) -> Consumer:
+    return _client(Consumer, settings, **extra)
 
 
 def wait_for_metadata(settings: Settings, timeout: float) -> ClusterMetadata:
@@ -50,8 +67,7 @@ def wait_for_metadata(settings: Settings, timeout: float) -> ClusterMetadata:
         reason = error.str() if isinstance(error, KafkaError) else str(error)
         msg = (
             f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s "
-            f"({settings.scrub(reason)}); start it with `bankstream stack up` or set "
-            "BANKSTREAM_KAFKA_BOOTSTRAP"
+            f"({settings.scrub(reason)}); {settings.remedy('kafka_bootstrap')}"
         )
         raise KafkaUnavailable(msg) from None
     if not metadata.brokers:

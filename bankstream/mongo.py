@@ -27,7 +27,7 @@ def client(settings: Settings, timeout: float | None = None) -> MongoClient[Docu
             connectTimeoutMS=wait_ms,
             appname="bankstream",
         )
-    except (InvalidURI, ConfigurationError) as exc:
+    except (InvalidURI, ConfigurationError, ValueError, TypeError) as exc:
         msg = (
             f"BANKSTREAM_MONGO_URI ({settings.mongo_uri_redacted}) is not usable: "
             f"{settings.scrub(str(exc))}"
@@ -46,7 +46,7 @@ def ping(settings: Settings, timeout: float | None = None) -> str:
             reason = settings.scrub(str(exc).split(", Timeout:")[0])
             msg = (
                 f"MongoDB at {settings.mongo_uri_redacted} did not answer within {wait:g} s "
-                f"({reason}); start it with `bankstream stack up` or set BANKSTREAM_MONGO_URI"
+                f"({reason}); {settings.remedy('mongo_uri')}"
             )
             raise MongoUnavailable(msg) from None
     return version

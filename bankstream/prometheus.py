@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.parse
@@ -16,23 +17,36 @@ class PrometheusUnavailable(BankstreamError):
     """The configured Prometheus server did not answer."""
 
 
+def _request(settings: Settings, path: str) -> urllib.request.Request:
+    """A request for ``path``; user:password in the URL becomes basic authentication."""
+    parts = urllib.parse.urlsplit(settings.prometheus_url)
+    headers = {}
+    if parts.username is not None:
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    return urllib.request.Request(parts.geturl() + path, headers=headers)
+
+
 def _get(settings: Settings, path: str, timeout: float) -> bytes:
-    url = f"{settings.prometheus_url}{path}"
+    shown = settings.prometheus_url_redacted
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(_request(settings, path), timeout=timeout) as response:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
         if exc.code in (400, 422):  # the API's own error answer (bad query), JSON in the body
             error_body: bytes = exc.read()
             return error_body
-        msg = f"Prometheus at {settings.prometheus_url} answered {exc.code} {exc.reason} for {path}"
+        msg = f"Prometheus at {shown} answered {exc.code} {exc.reason} for {path}"
         raise PrometheusUnavailable(msg) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         msg = (
-            f"Prometheus at {settings.prometheus_url} did not answer within {timeout:g} s "
-            f"({reason}); start it with `bankstream stack up` or set BANKSTREAM_PROMETHEUS_URL"
+            f"Prometheus at {shown} did not answer within {timeout:g} s "
+            f"({settings.scrub(str(reason))}); {settings.remedy('prometheus_url')}"
         )
         raise PrometheusUnavailable(msg) from None
 

@@ -9,8 +9,11 @@ line win over the environment, which wins over the file, which wins over the def
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
+import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +24,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -49,6 +53,7 @@ class Settings(BaseSettings):
         env_prefix="BANKSTREAM_",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     kafka_bootstrap: str = Field(
@@ -107,10 +112,10 @@ class Settings(BaseSettings):
         "under home; what `stack up --durable` selects).",
     )
     start_timeout: float = Field(
-        90.0, gt=0, description="Seconds `stack up` waits for each service to answer."
+        90.0, gt=0, le=3600, description="Seconds `stack up` waits for each service to answer."
     )
     connect_timeout: float = Field(
-        5.0, gt=0, description="Seconds to wait for an existing service before giving up."
+        5.0, gt=0, le=300, description="Seconds to wait for an existing service before giving up."
     )
 
     _given: frozenset[str] = PrivateAttr(default=frozenset())
@@ -133,9 +138,20 @@ class Settings(BaseSettings):
         if not value:
             return value
         for server in value.split(","):
-            if not re.fullmatch(r"[^\s:,]+:\d{1,5}", server.strip()):
+            match = BOOTSTRAP_RE.fullmatch(server.strip())
+            if not match or not 1 <= int(match.group("port")) <= 65535:
                 msg = f"expected host:port[,host:port...], got {server.strip()!r}"
                 raise ValueError(msg)
+        return value
+
+    @field_validator("kafka_config")
+    @classmethod
+    def _check_kafka_config(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        if "bootstrap.servers" in value:
+            msg = "bootstrap.servers does not belong here: set BANKSTREAM_KAFKA_BOOTSTRAP"
+            raise ValueError(msg)
         return value
 
     @field_validator("mongo_uri")
@@ -151,8 +167,13 @@ class Settings(BaseSettings):
     def _check_prometheus_url(cls, value: str) -> str:
         if not value:
             return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port
+        except ValueError:
+            ok = False
+        if not ok:
             msg = "expected an http(s) URL such as http://127.0.0.1:9090"
             raise ValueError(msg)
         return value.rstrip("/")
@@ -174,36 +195,76 @@ class Settings(BaseSettings):
         """True when the field came from the CLI, the environment or the settings file."""
         return field in self._given
 
+    def remedy(self, field: str) -> str:
+        """What to do when the service of ``field`` does not answer."""
+        variable = f"BANKSTREAM_{field.upper()}"
+        if self.is_given(field):
+            return f"check that it runs and that {variable} is right"
+        return f"start it with `bankstream stack up`, or set {variable} to an existing one"
+
     @property
     def mongo_uri_redacted(self) -> str:
         return redact_uri(self.mongo_uri)
 
     @property
+    def prometheus_url_redacted(self) -> str:
+        return redact_uri(self.prometheus_url)
+
+    @property
     def secrets(self) -> list[str]:
         """Strings that must never appear in output (passwords in URIs and client settings)."""
-        found = [p for p in (urlsplit(self.mongo_uri).password,) if p]
-        found += [
-            str(v)
-            for k, v in self.kafka_config.items()
-            if any(word in k for word in ("password", "secret", "token", "key")) and str(v)
-        ]
-        return found
+        found = [s for s in (uri_password(self.mongo_uri), uri_password(self.prometheus_url)) if s]
+        found += [m.group(2) for m in SECRET_PARAM_RE.finditer(self.mongo_uri) if m.group(2)]
+        found += [str(v) for k, v in self.kafka_config.items() if secret_key(k) and str(v)]
+        return sorted(set(found), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every secret of these settings replaced by ``***``."""
+        """``text`` with the URIs and secrets of these settings masked (``***``)."""
+        for uri, shown in (
+            (self.mongo_uri, self.mongo_uri_redacted),
+            (self.prometheus_url, self.prometheus_url_redacted),
+        ):
+            if uri != shown:
+                text = text.replace(uri, shown)
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            # whole values only: a short secret must not garble ordinary words
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "***", text)
         return text
 
 
+BOOTSTRAP_RE = re.compile(
+    r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})"
+)
+# userinfo of a URI: everything up to the last @ before the path or query
+USERINFO_RE = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*)"
+    r"(?::(?P<password>.*))?@(?P<rest>[^@]*)$",
+    re.S,
+)
+SECRET_PARAM_RE = re.compile(r"(?i)([?&;][^=&;]*(?:password|secret|token)[^=&;]*=)([^&;]*)")
+
+
+def secret_key(key: str) -> bool:
+    """True for client settings that hold a secret (their values are never shown)."""
+    lowered = key.lower()
+    return any(word in lowered for word in ("password", "secret", "token")) or lowered in (
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
+        "sasl.jaas.config",
+    )
+
+
+def uri_password(uri: str) -> str | None:
+    match = USERINFO_RE.match(uri)
+    return match.group("password") if match else None
+
+
 def redact_uri(uri: str) -> str:
-    """The URI with its password (if any) replaced by ``***``."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:***@{hostinfo}").geturl()
+    """The URI with its password and password-like query options replaced by ``***``."""
+    match = USERINFO_RE.match(uri)
+    if match and match.group("password") is not None:
+        uri = f"{match.group('scheme')}{match.group('user')}:***@{match.group('rest')}"
+    return SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}***", uri)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -211,26 +272,74 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     Errors become one :class:`UsageError` line per problem, naming the variable to change.
     """
-    if config_file is not None and not config_file.is_file():
-        msg = f"settings file {config_file} does not exist: pass an existing TOML file"
+    named = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if named is not None and not named.is_file():
+        source = "--config" if config_file is not None else CONFIG_ENV
+        msg = f"settings file {named} ({source}) does not exist: pass an existing TOML file"
         raise UsageError(msg)
+    _check_environment(os.environ)
+    file = named or Path(DEFAULT_CONFIG_FILE)
     token = _config_file.set(config_file)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)
-                text = "unknown setting" + (
-                    f"; did you mean BANKSTREAM_{close[0].upper()}?" if close else ""
-                )
-            else:
-                text = err["msg"].removeprefix("Value error, ")
-                if "got " not in text and field != "mongo_uri":
-                    text += f" (got {err.get('input')!r})"
-            lines.append(f"setting BANKSTREAM_{field.upper()}: {text}")
-        raise UsageError("\n".join(lines)) from None
+        raise UsageError("\n".join(_describe(exc, file))) from None
+    except SettingsError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError | ValueError) and "kafka_config" in str(exc):
+            msg = (
+                "setting BANKSTREAM_KAFKA_CONFIG: not valid JSON (expected an object such "
+                'as {"linger.ms": 20})'
+            )
+        else:
+            msg = f"settings: {exc}"
+        raise UsageError(msg) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"settings file {file}: not valid TOML ({exc})"
+        raise UsageError(msg) from None
     finally:
         _config_file.reset(token)
+
+
+# BANKSTREAM_* variables that are not settings but are read elsewhere
+OTHER_VARIABLES = {"CONFIG", "SCENARIO_SET", "KEEP_STACK"}
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """A misspelled BANKSTREAM_ variable is an error, not silently ignored."""
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    for variable in environ:
+        if not variable.startswith("BANKSTREAM_"):
+            continue
+        name = variable.removeprefix("BANKSTREAM_")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean BANKSTREAM_{close[0]}?" if close else ""
+            msg = f"unknown setting {variable}{hint} (unset it or fix its name)"
+            raise UsageError(msg)
+
+
+def _describe(exc: ValidationError, file: Path) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = err["loc"]
+        field = str(loc[0])
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(field, list(Settings.model_fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"settings file {file}: unknown key {field!r}{hint}")
+            continue
+        if field == "kafka_config":
+            line = (
+                f"setting BANKSTREAM_KAFKA_CONFIG: {loc[1]!r} must be text, a number or true/false"
+                if len(loc) > 1
+                else "setting BANKSTREAM_KAFKA_CONFIG: " + err["msg"].removeprefix("Value error, ")
+            )
+            if line not in lines:
+                lines.append(line)
+            continue
+        text = err["msg"].removeprefix("Value error, ")
+        if "got " not in text and field not in ("mongo_uri", "prometheus_url"):
+            text += f" (got {err.get('input')!r})"
+        lines.append(f"setting BANKSTREAM_{field.upper()}: {text}")
+    return lines

@@ -17,7 +17,9 @@ TYPOLOGIES = ("account_takeover", "card_testing", "structuring", "mule_ring")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class Range(_Strict):

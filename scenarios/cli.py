@@ -93,7 +93,7 @@ def run_show(args: argparse.Namespace) -> int:
     loaded = load(args.scenario, overrides=args.overrides)
     header = [f"# {args.scenario} resolved from {' <- '.join(loaded.chain)}"]
     if loaded.overrides:
-        header.append(f"# overrides: {' '.join(loaded.overrides)}")
+        header.append(f"# overrides: {', '.join(loaded.overrides)}")
     header.append(f"# digest: sha256:{loaded.digest}")
     sys.stdout.write("\n".join(header) + "\n" + dump_yaml(loaded.scenario))
     return 0

@@ -46,7 +46,7 @@ def dotted(path: Sequence[str | int]) -> str:
 
 def locate(origins: Origins, path: Path, default_file: str) -> tuple[str, int | None]:
     """File and line of the deepest written key on ``path`` (or of an override below it)."""
-    if path not in origins:
+    if path:  # an override below the key is the likelier cause than the file
         below = [origins[k] for k in origins if k[: len(path)] == path and origins[k][1] is None]
         if below:
             return below[0]
@@ -69,9 +69,16 @@ def _got(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def closest(word: object, choices: Sequence[str]) -> str | None:
+    """The choice most like ``word`` (case does not count), if any is close."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
 def _suggest(word: object, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 PATTERNS = {
@@ -138,6 +145,13 @@ def _child(node: Any, part: str | int) -> tuple[bool, Any]:
     if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
         return True, node[part]
     return False, None
+
+
+def _child_at(data: Any, path: Path) -> Any:
+    node = data
+    for part in path:
+        node = _child(node, part)[1]
+    return node
 
 
 def _strip_union_tags(loc: Sequence[str | int], data: Any) -> tuple[Path, bool]:
@@ -221,10 +235,10 @@ def problems_from(
             parent = path[:-1] if path and path[-1] == key else path
             model = model_at(root, parent, data)
             fields = list(model.model_fields) if model else []
-            close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+            close = closest(key, fields)
             if close:
-                suggested.add((*parent, close[0]))
-            message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+                suggested.add((*parent, close))
+            message = "unknown key" + (f"; did you mean {close!r}?" if close else "")
             problems.append(Problem(file, line, dotted(shown), message))
             continue
         if loc and loc[-1] == "[key]":  # a bad key of a mapping (e.g. an unknown channel)
@@ -260,9 +274,20 @@ def problems_from(
             )
             continue
         if kind == "union_tag_not_found":
-            ctx = err.get("ctx") or {}
-            file, line = locate(origins, path, default_file)
-            problems.append(Problem(file, line, dotted((*path, "kind")), "required key is missing"))
+            node = _child_at(data, path)
+            typo = [k for k in node if closest(k, ["kind"])] if isinstance(node, Mapping) else []
+            if typo:
+                file, line = locate(origins, (*path, typo[0]), default_file)
+                problems.append(
+                    Problem(
+                        file, line, dotted((*path, typo[0])), "unknown key; did you mean 'kind'?"
+                    )
+                )
+            else:
+                file, line = locate(origins, path, default_file)
+                problems.append(
+                    Problem(file, line, dotted((*path, "kind")), "required key is missing")
+                )
             continue
         if skipped and _expected(err) is not None:
             if path not in grouped:

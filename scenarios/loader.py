@@ -68,48 +68,81 @@ def _display(path: Path) -> str:
 
 
 def _index(
-    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: list[Problem], display: str
+    node: yaml.Node,
+    path: KeyPath,
+    lines: dict[KeyPath, int],
+    problems: list[Problem],
+    display: str,
+    loader: yaml.SafeLoader,
 ) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        first: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key: Any = key_node.value
-            if key_node.tag == "tag:yaml.org,2002:int":
-                key = int(key)
-            if key in seen:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges keys in; they are not duplicates
+            try:
+                key = loader.construct_object(key_node, deep=True)
+            except yaml.YAMLError:
+                key = key_node.value
+            if not isinstance(key, str):
                 problems.append(
                     Problem(
-                        display, key_node.start_mark.line + 1, dotted((*path, key)), "duplicate key"
+                        display,
+                        line,
+                        dotted(path),
+                        f"key {key_node.value!r} must be text (quote it)",
                     )
                 )
-            seen.add(key)
-            _index(value_node, (*path, key), lines, problems, display)
-            lines[(*path, key)] = key_node.start_mark.line + 1
+                key = str(key_node.value)
+            if key in first:
+                problems.append(
+                    Problem(
+                        display,
+                        line,
+                        dotted((*path, key)),
+                        f"duplicate key (first at line {first[key]})",
+                    )
+                )
+            first.setdefault(key, line)
+            _index(value_node, (*path, key), lines, problems, display, loader)
+            lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*path, i), lines, problems, display)
+            _index(item, (*path, i), lines, problems, display, loader)
 
 
 def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
     display = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None, [Problem(display, None, "", "no such file")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(display, None, "", f"cannot read the file ({exc})")]
-    loader = yaml.SafeLoader(text)
+    except IsADirectoryError:
+        return None, [Problem(display, None, "", "is a folder: give a scenario YAML file")]
+    except OSError as exc:
+        return None, [Problem(display, None, "", f"cannot read the file ({exc.strerror})")]
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem(display, line, "", "not UTF-8 text: save the file as UTF-8")]
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
+        where = mark.line + 1 if mark is not None else None
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = text[: exc.position].count("\n") + 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return None, [Problem(display, line, "", f"invalid YAML: {problem}")]
+        return None, [Problem(display, where, "", f"invalid YAML: {problem}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None or data is None:
         return None, [
             Problem(
@@ -131,7 +164,7 @@ def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
         ]
     problems: list[Problem] = []
     lines: dict[KeyPath, int] = {}
-    _index(node, (), lines, problems, display)
+    _index(node, (), lines, problems, display, yaml.SafeLoader(""))
     return Document(display, path, data, lines), problems
 
 
@@ -191,50 +224,70 @@ def _replaced(data: Any, path: KeyPath) -> bool:
     return True
 
 
-def _chain(path: Path) -> tuple[list[Document], list[Problem]]:
-    """The document and its ``extends`` ancestors, the document first."""
+def _chain(path: Path) -> tuple[list[Document], list[Problem], bool]:
+    """The document and its ``extends`` ancestors, the document first; the problems found,
+    and whether they stop the reading (a duplicate key does not: the rest is checked too)."""
     docs: list[Document] = []
     seen: list[Path] = []
+    soft: list[Problem] = []
     current: Path | None = path
     while current is not None:
         real = current.resolve()
         if real in seen:
             names = " -> ".join(_display(p) for p in [*seen, real])
             last = docs[-1]
-            return docs, [
-                Problem(
-                    last.display, last.lines.get(("extends",)), "extends", f"extends cycle: {names}"
-                )
-            ]
+            return (
+                docs,
+                [
+                    Problem(
+                        last.display,
+                        last.lines.get(("extends",)),
+                        "extends",
+                        f"extends cycle: {names}",
+                    )
+                ],
+                True,
+            )
         seen.append(real)
         doc, problems = read_document(current)
-        if doc is None or problems:
-            return docs, problems
+        if doc is None:
+            return docs, problems, True
+        soft += problems
         docs.append(doc)
         parent = doc.data.get("extends")
         if parent is None:
             break
         if not isinstance(parent, str) or not parent.strip():
-            return docs, [
-                Problem(
-                    doc.display,
-                    doc.lines.get(("extends",)),
-                    "extends",
-                    f"expected a scenario name or path, got {parent!r}",
-                )
-            ]
+            return (
+                docs,
+                [
+                    Problem(
+                        doc.display,
+                        doc.lines.get(("extends",)),
+                        "extends",
+                        f"expected a scenario name or path, got {parent!r}",
+                    )
+                ],
+                True,
+            )
         current = find_scenario(parent, near=current)
         if current is None:
-            return docs, [
-                Problem(
-                    doc.display,
-                    doc.lines.get(("extends",)),
-                    "extends",
-                    f"no scenario {parent!r} (bundled: {', '.join(bundled_names())}; or give a "
-                    "path relative to this file)",
-                )
-            ]
-    return docs, []
+            close = difflib.get_close_matches(parent, bundled_names(), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return (
+                docs,
+                [
+                    Problem(
+                        doc.display,
+                        doc.lines.get(("extends",)),
+                        "extends",
+                        f"no scenario {parent!r}{hint} (bundled: {', '.join(bundled_names())}; or "
+                        "give a path relative to this file)",
+                    )
+                ],
+                True,
+            )
+    return docs, soft, False
 
 
 KEY_PART = re.compile(r"\[([^\[\]]+)\]|([A-Za-z0-9_\-]+)")
@@ -279,6 +332,13 @@ def _assign(data: dict[str, Any], path: KeyPath, value: Any, source: str) -> Pro
                 if not isinstance(node.get(part), dict | list):
                     node[part] = {}
                 node = node[part]
+        elif isinstance(node, list) and not isinstance(part, int):
+            return Problem(
+                source,
+                None,
+                dotted(path[: depth + 1]),
+                f"expected a list index (0, 1, ...) here, got {part!r}",
+            )
         elif isinstance(node, list) and isinstance(part, int):
             if part >= len(node):
                 return Problem(
@@ -324,8 +384,8 @@ def load(
                 )
             ]
         )
-    docs, problems = _chain(path)
-    if problems:
+    docs, problems, fatal = _chain(path)
+    if fatal:
         raise ScenarioError(problems)
     data: dict[str, Any] = {}
     origins: dict[KeyPath, tuple[str, int | None]] = {}
@@ -344,7 +404,11 @@ def load(
     assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
     assignments += [(a, "--set") for a in overrides]
     for text, source in assignments:
-        key_path, value = parse_assignment(text, source)
+        try:
+            key_path, value = parse_assignment(text, source)
+        except ScenarioError as exc:
+            problems += exc.problems
+            continue
         problem = _assign(data, key_path, value, source)
         if problem is not None:
             problems.append(problem)
@@ -357,7 +421,9 @@ def load(
         problems += problems_from(exc, Scenario, data, origins, top.display)
     if problems:
         raise ScenarioError(problems)
-    return LoadedScenario(scenario, [d.display for d in docs], list(overrides))
+    return LoadedScenario(
+        scenario, [d.display for d in docs], [f"{text} ({source})" for text, source in assignments]
+    )
 
 
 def validate_files(paths: Iterable[str]) -> tuple[list[LoadedScenario], list[Problem]]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,6 +39,7 @@ from scenarios.types import (
     check_shares,
     check_weights,
     format_condition,
+    format_money,
     parse_condition,
 )
 
@@ -47,10 +49,31 @@ TOPIC_RE = r"^[a-zA-Z0-9._-]{1,249}$"
 COLLECTION_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$"
 
 
+def _topic(value: str) -> str:
+    if value in (".", ".."):
+        msg = f"{value!r} is not a valid Kafka topic name"
+        raise ValueError(msg)
+    return value
+
+
+def _collection(value: str) -> str:
+    if value.startswith("system."):
+        msg = f"{value!r}: system.* collections are MongoDB's own"
+        raise ValueError(msg)
+    return value
+
+
+Topic = Annotated[str, Field(pattern=TOPIC_RE), AfterValidator(_topic)]
+Collection = Annotated[str, Field(pattern=COLLECTION_RE), AfterValidator(_collection)]
+
+
 class Strict(BaseModel):
     """Base of every scenario model: unknown keys are errors, values are validated on creation."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # strict: a boolean or a quoted number is not a number, as in the JSON Schema
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 # ============================================================================ distributions
@@ -61,7 +84,8 @@ class Amount(Strict):
 
     median: PositiveMoney = Field(description="median amount (currency units)")
     sigma: float = Field(0.8, ge=0, le=4, description="lognormal shape; 0 = always the median")
-    min: PositiveMoney = Field(default=1, description="smallest amount (default 0.01)")
+    # written like the YAML: "0.01" is validated into 1 cent
+    min: PositiveMoney = Field(default="0.01", description="smallest amount")  # type: ignore[assignment]
     max: PositiveMoney | None = Field(None, description="largest amount; none = unbounded")
 
     @model_validator(mode="after")
@@ -70,7 +94,11 @@ class Amount(Strict):
             msg = "max is below min"
             raise ValueError(msg)
         if not self.min <= self.median <= (self.max if self.max is not None else self.median):
-            msg = "median must lie between min and max"
+            top = f"{format_money(self.max)}" if self.max is not None else "unbounded"
+            msg = (
+                f"median ({format_money(self.median)}) must lie between min "
+                f"({format_money(self.min)}) and max ({top})"
+            )
             raise ValueError(msg)
         return self
 
@@ -142,6 +170,13 @@ class PaySchedule(Strict):
         4 * 3600, description="spread of the credit time around the morning of pay day"
     )
     share_paid: Share = Field(0.85, description="share of customers who receive a salary")
+
+    @model_validator(mode="after")
+    def _business(self) -> Self:
+        if self.kind == "monthly" and self.business_days and self.day > 23:
+            msg = f"no month has {self.day} business days (at most 23)"
+            raise ValueError(msg)
+        return self
 
     @field_validator("days")
     @classmethod
@@ -453,7 +488,10 @@ class TransactionTypes(Strict):
             amount=Amount(median=60, sigma=1.3, max=20000),
             rail_amounts={
                 "ted": Amount(median=2500, sigma=1.0, min=100, max=200000),
-                "doc": Amount(median=800, sigma=0.8, min=10, max=4999.99),
+                # DOC was capped at R$ 4,999.99
+                "doc": Amount.model_validate(
+                    {"median": 800, "sigma": 0.8, "min": 10, "max": "4999.99"}
+                ),
             },
         )
     )
@@ -470,6 +508,21 @@ class TransactionTypes(Strict):
         default_factory=lambda: SimpleType(amount=Amount(median=12, sigma=0.5, min=1, max=100))
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        """A type given in part keeps the defaults of what it leaves out (e.g. its amount)."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, given in data.items():
+            field = cls.model_fields.get(name)
+            if isinstance(given, dict) and field is not None and field.default_factory:
+                default = field.default_factory()  # type: ignore[call-arg]
+                base = default.model_dump(exclude_none=True)
+                merged[name] = {**base, **given}
+        return merged
+
 
 # ============================================================================ limits
 
@@ -482,6 +535,13 @@ class NightLimit(Strict):
     start_hour: int = Field(20, ge=0, le=23)
     end_hour: int = Field(6, ge=0, le=23)
     max_total: NonNegativeMoney = 1000
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.start_hour == self.end_hour:
+            msg = "start_hour and end_hour are equal: the night would last no time (or all day)"
+            raise ValueError(msg)
+        return self
 
 
 class Limits(Strict):
@@ -530,7 +590,7 @@ class Spike(Strict):
 
     kind: Literal["payday", "month_end", "date"]
     multiplier: float = Field(gt=0, le=100)
-    date: dt.date | None = Field(None, description="kind date: the day")
+    date: dt.date | None = Field(None, strict=False, description="kind date: the day")
     name: str | None = None
     types: list[MixType] | None = Field(None, description="only these types (default: all)")
 
@@ -544,7 +604,7 @@ class Spike(Strict):
 
 class Time(Strict):
     start: dt.datetime = Field(
-        dt.datetime(2025, 3, 10, 0, 0), description="simulated start (local)"
+        dt.datetime(2025, 3, 10, 0, 0), strict=False, description="simulated start (local)"
     )
     timezone: str = "America/Sao_Paulo"
     mode: Literal["accelerated", "by_rate"] = Field(
@@ -568,12 +628,20 @@ class Time(Strict):
         ]
     )
 
+    @field_validator("start")
+    @classmethod
+    def _naive(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            msg = "give start without a UTC offset: it is local time in `timezone`"
+            raise ValueError(msg)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             msg = f"unknown time zone {value!r} (expected an IANA name such as America/Sao_Paulo)"
             raise ValueError(msg) from None
         return value
@@ -616,7 +684,7 @@ class Load(Strict):
         None, description="constant events per second, or max (as fast as possible)"
     )
     duration: PositiveDuration | None = None
-    events: int | None = Field(None, gt=0, description="total number of events")
+    events: int | None = Field(None, gt=0, le=10**12, description="total number of events")
     warmup: NonNegativeDuration = Field(0, description="excluded from results")
 
     @model_validator(mode="after")
@@ -633,6 +701,12 @@ class Load(Strict):
             raise ValueError(msg)
         elif self.duration is None and self.events is None:
             msg = "a rate needs a duration or a number of events"
+            raise ValueError(msg)
+        elif self.duration is not None and self.events is not None:
+            msg = "give a duration or a number of events, not both"
+            raise ValueError(msg)
+        if self.stages and self.events is not None:
+            msg = "stages set the length of the run: leave out events"
             raise ValueError(msg)
         total = self.total_duration
         if total is not None and self.warmup >= total:
@@ -656,7 +730,7 @@ class Load(Strict):
 
 
 class Delivery(Strict):
-    topic: Annotated[str, Field(pattern=TOPIC_RE)] = "bankstream.transactions"
+    topic: Topic = "bankstream.transactions"
     partitions: int = Field(12, ge=1, le=10000)
     replication_factor: int = Field(1, ge=1, le=32)
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
@@ -682,10 +756,10 @@ class WriteConcern(Strict):
 
 
 class Collections(Strict):
-    transactions: Annotated[str, Field(pattern=COLLECTION_RE)] = "transactions"
-    accounts: Annotated[str, Field(pattern=COLLECTION_RE)] = "accounts"
-    rollups: Annotated[str, Field(pattern=COLLECTION_RE)] = "rollups"
-    runs: Annotated[str, Field(pattern=COLLECTION_RE)] = "runs"
+    transactions: Collection = "transactions"
+    accounts: Collection = "accounts"
+    rollups: Collection = "rollups"
+    runs: Collection = "runs"
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -702,9 +776,7 @@ class Sink(Strict):
     workers: int = Field(1, ge=1, le=256, description="consumers in the group")
     write_concern: WriteConcern = Field(default_factory=WriteConcern)
     collections: Collections = Field(default_factory=Collections)
-    dead_letter_topic: Annotated[str, Field(pattern=TOPIC_RE)] | None = Field(
-        None, description="default: <delivery.topic>.dlq"
-    )
+    dead_letter_topic: Topic | None = Field(None, description="default: <delivery.topic>.dlq")
 
 
 # ============================================================================ thresholds

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 # ---------------------------------------------------------------- money (integer minor units)
 
 MONEY_RE = re.compile(r"^-?\d+(\.\d{1,2})?$")
+MAX_CENTS = 10**15  # R$ 10 trillion: far above any real amount, exact as a float of units
 
 
 def parse_money(value: Any) -> int:
@@ -25,8 +26,8 @@ def parse_money(value: Any) -> int:
         msg = f"expected an amount such as 80 or 80.50, got {value!r}"
         raise ValueError(msg)
     if isinstance(value, int):
-        return value * 100
-    if isinstance(value, float):
+        value = str(value)
+    elif isinstance(value, float):
         value = repr(value)
     if isinstance(value, str):
         text = value.strip().replace("_", "")
@@ -38,10 +39,13 @@ def parse_money(value: Any) -> int:
             amount = None
         if amount is not None and amount.is_finite():
             cents = amount * 100
-            if cents == cents.to_integral_value():
-                return int(cents)
-            msg = f"expected at most 2 decimals (whole cents), got {value!r}"
-            raise ValueError(msg)
+            if cents != cents.to_integral_value():
+                msg = f"expected at most 2 decimals (whole cents), got {value!r}"
+                raise ValueError(msg)
+            if abs(cents) > MAX_CENTS:
+                msg = f"expected an amount of at most {MAX_CENTS // 100:,} (got {value!r})"
+                raise ValueError(msg)
+            return int(cents)
     msg = f"expected an amount such as 80 or 80.50, got {value!r}"
     raise ValueError(msg)
 
@@ -71,22 +75,27 @@ NonNegativeMoney = Annotated[Money, Field(ge=0)]
 # ---------------------------------------------------------------- durations (float seconds)
 
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+DURATION_RE = re.compile(rf"^\s*({NUMBER})\s*(ms|s|m|h|d)\s*$")
+MAX_SECONDS = 10 * 365 * 86400.0  # ten years
 
 
 def parse_duration(value: Any) -> float:
     """``"10m"``, ``"1.5h"``, ``"250ms"``, ``"2d"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        msg = f"expected a duration such as 30s, 10m or 1h, got {value!r}"
-        raise ValueError(msg)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = DURATION_RE.match(value)
         if match:
-            return float(match.group(1)) * UNITS[match.group(2)]
-    msg = f"expected a duration such as 30s, 10m or 1h, got {value!r}"
-    raise ValueError(msg)
+            seconds = float(match.group(1)) * UNITS[match.group(2)]
+    if seconds is None:
+        msg = f"expected a duration such as 30s, 10m or 1h, got {value!r}"
+        raise ValueError(msg)
+    if not 0 <= seconds <= MAX_SECONDS:  # also false for nan
+        msg = f"expected a duration between 0 and 10 years, got {value!r}"
+        raise ValueError(msg)
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -126,7 +135,10 @@ Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 def check_weights(weights: Mapping[Any, float] | Sequence[float], what: str) -> None:
     """Weights are relative: any non-negative numbers, but not all zero."""
     values = list(weights.values()) if isinstance(weights, Mapping) else list(weights)
-    if values and sum(values) <= 0:
+    if not values:
+        msg = f"{what} weights are empty (expected at least one positive weight)"
+        raise ValueError(msg)
+    if sum(values) <= 0:
         msg = f"{what} weights sum to zero (expected at least one positive weight)"
         raise ValueError(msg)
 
@@ -141,7 +153,8 @@ def check_shares(shares: list[float], what: str, tolerance: float = 1e-6) -> Non
 
 # ---------------------------------------------------------------- threshold conditions
 
-CONDITION_RE = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|%)?\s*$")
+CONDITION_RE = re.compile(rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?\s*$")
+MAX_CONDITION = 1e15
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
 
 
@@ -156,7 +169,8 @@ def parse_condition(value: Any) -> tuple[str, float]:
                 amount /= 100
             elif unit:
                 amount *= UNITS[unit]
-            return op, amount
+            if abs(amount) <= MAX_CONDITION:
+                return op, amount
     msg = f"expected a condition such as '< 2s', '>= 0.98' or '== 0', got {value!r}"
     raise ValueError(msg)
 

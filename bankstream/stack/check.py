@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from bankstream import kafka, mongo, prometheus
@@ -37,10 +37,8 @@ def kafka_round_trip(settings: Settings, messages: int = 1000, partitions: int =
     topic = f"bankstream-check-{uuid.uuid4().hex[:12]}"
     kafka.create_topic(admin, topic, partitions=partitions)
     try:
-        producer = Producer(
-            kafka.client_config(
-                settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}
-            )
+        producer = kafka.producer(
+            settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}
         )
         failures: list[str] = []
 
@@ -56,15 +54,9 @@ def kafka_round_trip(settings: Settings, messages: int = 1000, partitions: int =
             msg = f"Kafka check: {left} message(s) not delivered, {len(failures)} failed"
             raise BankstreamError(msg)
 
-        consumer = Consumer(
-            kafka.client_config(
-                settings,
-                **{
-                    "group.id": topic,
-                    "auto.offset.reset": "earliest",
-                    "enable.auto.commit": False,
-                },
-            )
+        consumer = kafka.consumer(
+            settings,
+            **{"group.id": topic, "auto.offset.reset": "earliest", "enable.auto.commit": False},
         )
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         seen: dict[str, set[int]] = {}

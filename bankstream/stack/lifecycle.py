@@ -44,8 +44,11 @@ def process_of(service: Service) -> ManagedProcess:
 
 
 def _try_probe(service: Service, timeout: float) -> tuple[bool, str]:
+    """(answers, detail); a setting to correct is raised, not shown as 'down'."""
     try:
         return True, service.probe(timeout)
+    except UsageError:
+        raise
     except BankstreamError as exc:
         return False, exc.message
 
@@ -181,7 +184,12 @@ def status(settings: Settings) -> list[ServiceState]:
         if mode == FOREIGN and not any(port_answers(LOCALHOST, p) for p in service.ports):
             states.append(
                 ServiceState(
-                    service.name, service.title, service.address, LOCAL, False, "not running"
+                    service.name,
+                    service.title,
+                    service.address,
+                    LOCAL,
+                    False,
+                    "not running: `bankstream stack up` starts it",
                 )
             )
             continue

@@ -306,7 +306,7 @@ class PrometheusService(Service):
 
     @property
     def address(self) -> str:
-        return self.settings.prometheus_url
+        return self.settings.prometheus_url_redacted
 
     @property
     def ports(self) -> list[int]:

@@ -126,7 +126,10 @@ def test_a_good_file(tmp_path: Path):
             "{f}:8: delivery.compression: expected one of 'none', 'gzip', 'snappy', 'lz4' or "
             "'zstd', got 'brotli'",
         ),
-        (GOOD + "population:\n  customers: 3\n", "{f}:7: population: duplicate key"),
+        (
+            GOOD + "population:\n  customers: 3\n",
+            "{f}:7: population: duplicate key (first at line 2)",
+        ),
         (
             GOOD + "transaction_types:\n  fee:\n    amount: {median: 1.234}\n",
             "{f}:9: transaction_types.fee.amount.median: expected at most 2 decimals (whole "
@@ -202,9 +205,9 @@ def test_extends_missing_parent(tmp_path: Path):
     code, lines = validate(tmp_path, "name: orphan\nextends: retail-dya\n")
     assert code == 2
     assert lines == [
-        f"{tmp_path / 's.yaml'}:2: extends: no scenario 'retail-dya' (bundled: fraud-ring, "
-        "max-throughput, payday-rush, retail-day, seed-demo, soak; or give a path relative to "
-        "this file)"
+        f"{tmp_path / 's.yaml'}:2: extends: no scenario 'retail-dya'; did you mean 'retail-day'? "
+        "(bundled: fraud-ring, max-throughput, payday-rush, retail-day, seed-demo, soak; or give "
+        "a path relative to this file)"
     ]
 
 
@@ -228,7 +231,7 @@ def test_unknown_scenario_name():
     )
 
 
-def test_bad_override():
+def test_bad_overrides_all_reported():
     done = run_cli(
         "scenarios",
         "show",
@@ -239,24 +242,108 @@ def test_bad_override():
         "population.segments.7.share=1",
         "--set",
         "load.rat",
+        "--set",
+        "population.segments.-1.share=1",
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
+        "--set: population.segments.7: index out of range (the list has 3 item(s))",
         "--set: expected path.to.key=value (a key with dots in [brackets]), got 'load.rat'",
+        "--set: population.segments.-1: expected a list index (0, 1, ...) here, got '-1'",
+        "--set: load.rate: expected a value > 0 or 'max', got -3",
     ]
+
+
+def test_override_problem_blamed_on_the_override():
+    done = run_cli(
+        "scenarios", "show", "retail-day", env={"BANKSTREAM_SCENARIO_SET": "load.events=2000"}
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "BANKSTREAM_SCENARIO_SET: load: warmup (5 s) must be shorter than the run (0.4 s)"
+    )
     done = run_cli(
         "scenarios",
         "show",
         "retail-day",
-        "--set",
-        "load.rate=-3",
-        "--set",
-        "population.segments.7.share=1",
+        env={"BANKSTREAM_SCENARIO_SET": "seed=7; load.events=100000"},
     )
-    assert done.stderr.strip().splitlines() == [
-        "--set: population.segments.7: index out of range (the list has 3 item(s))",
-        "--set: load.rate: expected a value > 0 or 'max', got -3",
-    ]
+    assert done.returncode == 0
+    assert "# overrides: seed=7 (BANKSTREAM_SCENARIO_SET), load.events=100000" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0x1f: 1\n", "{f}:1: key '0x1f' must be text (quote it)"),
+        (GOOD + "yes: 1\n", "{f}:7: key 'yes' must be text (quote it)"),
+        ("? [a, b]\n: 1\n", "{f}:1: invalid YAML: found unhashable key"),
+        (
+            "name: ok\nx: a\x07b\n",
+            "{f}:2: invalid YAML: unacceptable character #x0007: special characters are not "
+            "allowed",
+        ),
+        (
+            GOOD + "time: {timezone: America}\n",
+            "{f}:7: time.timezone: unknown time zone 'America' (expected an IANA name such as "
+            "America/Sao_Paulo)",
+        ),
+        (GOOD + "population: {customers: true}\n", None),
+        (
+            GOOD.replace("customers: 10", "customers: true"),
+            "{f}:3: population.customers: expected a whole number, got true",
+        ),
+        (
+            GOOD.replace("customers: 10", "customers: '100'"),
+            "{f}:3: population.customers: expected a whole number, got '100'",
+        ),
+        (
+            GOOD + "limits: {daily_outgoing: 100000000000000000000}\n",
+            "{f}:7: limits.daily_outgoing: expected an amount of at most 10,000,000,000,000 (got "
+            "'100000000000000000000')",
+        ),
+        (
+            GOOD.replace("duration: 1m", "duration: .inf"),
+            "{f}:6: load.duration: expected a duration between 0 and 10 years, got inf",
+        ),
+        (
+            GOOD + "population:\n  customers: 10\n  segments:\n    - {name: a, share: 1, "
+            "channels: {}}\n",
+            None,
+        ),
+        (
+            GOOD + "delivery: {topic: '..'}\n",
+            "{f}:7: delivery.topic: '..' is not a valid Kafka topic name",
+        ),
+        (
+            GOOD + "sink: {collections: {runs: system.profile}}\n",
+            "{f}:7: sink.collections.runs: 'system.profile': system.* collections are MongoDB's own",
+        ),
+        (
+            GOOD.replace("duration: 1m", "duration: 1m\n  events: 100"),
+            "{f}:4: load: give a duration or a number of events, not both",
+        ),
+        (
+            GOOD + "time: {start: 2025-03-10T08:00:00+09:00}\n",
+            "{f}:7: time.start: give start without a UTC offset: it is local time in `timezone`",
+        ),
+        (
+            GOOD + "limits: {night: {start_hour: 3, end_hour: 3}}\n",
+            "{f}:7: limits.night: start_hour and end_hour are equal: the night would last no time "
+            "(or all day)",
+        ),
+        (GOOD + "transaction_types: {fee: {amount: {median: 0.5}}}\n", ""),
+    ],
+)
+def test_more_bad_input(tmp_path: Path, text: str, expected: str | None):
+    code, lines = validate(tmp_path, text)
+    if expected == "":  # valid
+        assert code == 0, lines
+        return
+    assert code == 2
+    if expected is not None:
+        assert expected.format(f=tmp_path / "s.yaml") in lines, lines
+    assert all(":" in line for line in lines)
 
 
 def test_scenario_error_is_a_usage_error():

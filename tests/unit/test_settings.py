@@ -73,8 +73,7 @@ def test_unknown_key_in_settings_file_is_an_error(tmp_path: Path):
     with pytest.raises(UsageError) as err:
         load_settings(config)
     assert err.value.message == (
-        "setting BANKSTREAM_KAFKA_BOOTSTRP: unknown setting; did you mean "
-        "BANKSTREAM_KAFKA_BOOTSTRAP?"
+        f"settings file {config}: unknown key 'kafka_bootstrp'; did you mean 'kafka_bootstrap'?"
     )
 
 
@@ -97,3 +96,73 @@ def test_passwords_are_redacted(monkeypatch: pytest.MonkeyPatch):
     )
     assert "hunter2" not in repr(s)
     assert s.scrub("x hunter2 y pw-kafka") == "x *** y ***"
+
+
+def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch):
+    s = load_settings(
+        mongo_uri="mongodb://bob:hun#ter2@127.0.0.1:1/db?tlsCertificateKeyFilePassword=tlspw99",
+        prometheus_url="http://admin:promsecret@127.0.0.1:1",
+        kafka_config={"sasl.password": "kafkapw", "no.such.key": "-186"},
+    )
+    text = s.scrub(f"{s.mongo_uri} {s.prometheus_url} kafkapw tlspw99 val=-186 refused")
+    for secret in ("hun#ter2", "promsecret", "kafkapw", "tlspw99"):
+        assert secret not in text
+        assert secret not in s.mongo_uri_redacted + s.prometheus_url_redacted
+    assert "val=-186 refused" in text  # only secrets are masked
+    monkeypatch.setenv("BANKSTREAM_KAFKA_CONFIG", '{"sasl.password": ["hunter2"]}')
+    with pytest.raises(UsageError) as err:
+        load_settings()
+    assert err.value.message == (
+        "setting BANKSTREAM_KAFKA_CONFIG: 'sasl.password' must be text, a number or true/false"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BANKSTREAM_KAFKA_CONFIG", "{bad", "setting BANKSTREAM_KAFKA_CONFIG: not valid JSON"),
+        (
+            "BANKSTREAM_KAFKA_BOOTSTRP",
+            "h:1",
+            "unknown setting BANKSTREAM_KAFKA_BOOTSTRP; did you mean BANKSTREAM_KAFKA_BOOTSTRAP?",
+        ),
+        (
+            "BANKSTREAM_CONFIG",
+            "/no/such/file.toml",
+            "settings file /no/such/file.toml (BANKSTREAM_CONFIG) does not exist",
+        ),
+        (
+            "BANKSTREAM_KAFKA_BOOTSTRAP",
+            "127.0.0.1:99999",
+            "BANKSTREAM_KAFKA_BOOTSTRAP: expected host:port",
+        ),
+        ("BANKSTREAM_CONNECT_TIMEOUT", "inf", "BANKSTREAM_CONNECT_TIMEOUT"),
+        (
+            "BANKSTREAM_KAFKA_CONFIG",
+            '{"bootstrap.servers": "h:1"}',
+            "bootstrap.servers does not belong here: set BANKSTREAM_KAFKA_BOOTSTRAP",
+        ),
+    ],
+)
+def test_bad_environment(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UsageError) as err:
+        load_settings()
+    assert expected in err.value.message
+    assert len(err.value.message.splitlines()) == 1
+
+
+def test_bootstrap_forms():
+    for value in ("[::1]:9092", "PLAINTEXT://broker:9092", "a:1,b.example:9093"):
+        assert load_settings(kafka_bootstrap=value).kafka_bootstrap == value
+
+
+@pytest.mark.parametrize(
+    "content", [b'kafka_bootstrap = "unclosed\n', b"mongo_database = '\xff'\n"]
+)
+def test_broken_settings_file(tmp_path: Path, content: bytes):
+    config = tmp_path / "bad.toml"
+    config.write_bytes(content)
+    with pytest.raises(UsageError) as err:
+        load_settings(config)
+    assert err.value.message.startswith(f"settings file {config}: not valid TOML")
