@@ -317,7 +317,8 @@ def test_override_problem_blamed_on_the_override():
         ),
         (
             GOOD + "sink: {collections: {runs: system.profile}}\n",
-            "{f}:7: sink.collections.runs: 'system.profile': system.* collections are MongoDB's own",
+            "{f}:7: sink.collections.runs: 'system.profile': system.* collections are "
+            "MongoDB's own",
         ),
         (
             GOOD.replace("duration: 1m", "duration: 1m\n  events: 100"),
