@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint stack-up stack-down stack-status
+.PHONY: help setup demo test lint bench stack-up stack-down stack-status
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ demo: setup  ## install, start the local stack and run the smoke check end to en
 test: setup lint  ## install, lint, then run every test against real services
 	scripts/compose-plugin.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup  ## time the benchmarks (pytest-benchmark); reports are saved under .benchmarks
+	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-autosave \
+		--benchmark-columns=min,median,max,rounds $(PYTEST_ARGS)
 
 lint:  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -114,6 +114,10 @@ class CellStream:
             if self.duplicates or self.out_of_order:
                 chunk = self._inject(chunk)
             yield chunk
+        if self.held:  # delayed events still held back go out at the end
+            held = sorted(self.held)
+            self.held = []
+            yield Chunk([h[1] for h in held], [h[2] for h in held], [h[3] for h in held])
 
     def _inject(self, chunk: Chunk) -> Chunk:
         """Marked duplicates (sent again) and delayed events (sent after later ones)."""
@@ -220,3 +224,19 @@ def merged(streams: list[Iterator[Chunk]]) -> Iterator[tuple[int, str, str]]:
             yield from zip(chunk.times, chunk.keys, chunk.lines, strict=True)
 
     return heapq.merge(*(flatten(s) for s in streams), key=lambda e: e[0])
+
+
+def lines_for_cells(ref: str, events: int, cells: str | None = None) -> list[str]:
+    """Every event line of ``cells`` when a run of ``events`` is split over all the cells:
+    what one process or host of a larger run sends (used by tests and workers)."""
+    from scenarios import load
+
+    loaded = load(ref, environ={})
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    out: list[str] = []
+    for _, chunks in cell_streams(
+        model, parse_cells(cells, model.cells), events, time_scale(loaded)
+    ):
+        for chunk in chunks:
+            out.extend(chunk.lines)
+    return out

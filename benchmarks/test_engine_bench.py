@@ -1,0 +1,65 @@
+"""Engine throughput and memory. Run with `make bench`; figures land in the benchmark report
+(``extra_info``), never in asserts: this machine is shared and noisy."""
+
+from __future__ import annotations
+
+import gc
+import resource
+import tracemalloc
+from typing import Any
+
+from loadgen.calendar import Clock
+from loadgen.engine import CellStream
+from loadgen.model import EngineModel
+from loadgen.population import build_cell
+from scenarios import load
+
+EVENTS = 100_000
+
+
+def _model(name: str, *overrides: str) -> EngineModel:
+    loaded = load(name, overrides=list(overrides), environ={})
+    return EngineModel.build(loaded.scenario, loaded.digest)
+
+
+def test_generate_and_serialise_retail_day_one_core(benchmark: Any) -> None:
+    """Events generated and serialised (JSON text) per second, one process, one core."""
+    model = _model("retail-day")
+    clock = Clock(model.scenario)
+
+    def run() -> int:
+        stream = CellStream(model, 7, clock)
+        return sum(len(chunk) for chunk in stream.chunks(EVENTS))
+
+    produced = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    assert produced == EVENTS
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info["events"] = EVENTS
+    benchmark.extra_info["events_per_second_median"] = round(EVENTS / seconds)
+
+
+def test_state_of_one_million_accounts(benchmark: Any) -> None:
+    """Memory held by the cell states of 1,000,000 accounts in one process."""
+    model = _model(
+        "retail-day", "population.customers=1000000", "population.accounts_per_customer=[1]"
+    )
+
+    def build() -> list[Any]:
+        return [build_cell(model, cell) for cell in range(model.cells)]
+
+    gc.collect()
+    tracemalloc.start()
+    cells = build()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    accounts = sum(c.size for c in cells)
+    assert accounts == 1_000_000
+    del cells
+    gc.collect()
+    benchmark.extra_info["accounts"] = accounts
+    benchmark.extra_info["state_mb"] = round(current / 2**20, 1)
+    benchmark.extra_info["peak_mb_while_building"] = round(peak / 2**20, 1)
+    benchmark.extra_info["process_max_rss_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+    benchmark.pedantic(lambda: build_cell(model, 0), rounds=3, iterations=1)

@@ -1,0 +1,195 @@
+"""The transaction engine: reproducible, exact and realistic, checked on a million events."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from loadgen.calendar import HOUR, Clock
+from loadgen.engine import CellStream, lines_for_cells, parse_cells, quotas
+from loadgen.invariants import check_stream, external_flow
+from loadgen.model import MIX_TYPES, EngineModel
+from scenarios import load
+
+# chi-square critical values at p = 0.001 (so a correct generator fails 1 time in 1000)
+CHI2_999 = {5: 20.515, 6: 22.458, 23: 49.728}
+
+
+def model_of(name: str, **overrides: str) -> EngineModel:
+    loaded = load(name, overrides=[f"{k}={v}" for k, v in overrides.items()], environ={})
+    return EngineModel.build(loaded.scenario, loaded.digest)
+
+
+def test_same_cells_and_seed_give_identical_events():
+    first = lines_for_cells("retail-day", 20_000, "0-15")
+    again = lines_for_cells("retail-day", 20_000, "0-15")
+    assert len(first) == sum(quotas(model_of("retail-day"), 20_000)[:16])
+    assert first == again
+    other_seed = load("retail-day", overrides=["seed=7"], environ={})
+    assert other_seed.digest != load("retail-day", environ={}).digest
+
+
+def test_one_process_or_four_give_the_same_events():
+    alone = lines_for_cells("fraud-ring", 40_000)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        parts = pool.starmap(
+            lines_for_cells,
+            [("fraud-ring", 40_000, cells) for cells in ("0-63", "64-127", "128-191", "192-255")],
+        )
+    together = [line for part in parts for line in part]
+    assert len(alone) == 40_000
+    assert Counter(together) == Counter(alone)
+
+
+def test_quotas_split_events_exactly():
+    model = model_of("retail-day")
+    customers = model.scenario.population.customers
+    sizes = [len(range(c, customers, model.cells)) for c in range(model.cells)]
+    for events in (1, 255, 256, 1000, 206_000):
+        share = quotas(model, events)
+        assert sum(share) == events
+        assert all(abs(q - events * s / customers) < 1 for q, s in zip(share, sizes, strict=True))
+
+
+def test_cells_flag():
+    assert parse_cells("3-9", 256) == range(3, 10)
+    assert parse_cells("5", 256) == range(5, 6)
+    for bad, message in (("9-3", "did you mean 3-9"), ("0-256", "cells 0-255"), ("a-b", "a-b")):
+        with pytest.raises(Exception, match=message):
+            parse_cells(bad, 256)
+
+
+class Run:
+    """Every cell of a scenario for whole simulated days: events parsed, per cell in order."""
+
+    def __init__(self, name: str, days: int) -> None:
+        self.model = model_of(name)
+        clock = Clock(self.model.scenario)
+        self.end_ms = int((clock.start + days * 24 * HOUR) * 1000)
+        self.streams: list[CellStream] = []
+        self.events: list[list[dict[str, Any]]] = []
+        for cell in range(self.model.cells):
+            stream = CellStream(self.model, cell, clock)
+            out: list[dict[str, Any]] = []
+            for chunk in stream.chunks():
+                out.extend(orjson.loads(line) for line in chunk.lines)
+                if stream.next_hour >= days * 24:
+                    break
+            self.streams.append(stream)
+            self.events.append(out)
+
+    def all(self) -> list[dict[str, Any]]:
+        return [e for cell in self.events for e in cell]
+
+    def whole_days(self) -> list[dict[str, Any]]:
+        return [e for e in self.all() if e["event_time"] < self.end_ms]
+
+
+@pytest.fixture(
+    scope="module", params=[("retail-day", 5), ("fraud-ring", 25)], ids=["retail-day", "fraud-ring"]
+)
+def run(request: pytest.FixtureRequest) -> Run:
+    name, days = request.param
+    return Run(name, days)
+
+
+def test_a_million_events(run: Run):
+    assert len(run.all()) >= 1_000_000
+
+
+def test_ledger_invariants(run: Run):
+    for cell, events in enumerate(run.events):
+        assert check_stream(events) == [], f"cell {cell}"
+    ids = [e["tx_id"] for e in run.all()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_money_is_conserved_and_floors_hold(run: Run):
+    for stream, events in zip(run.streams, run.events, strict=True):
+        state = stream.state
+        # what the accounts hold now = what they opened with + what crossed the bank's border
+        assert sum(state.balance) == int(state.opening.sum()) + external_flow(events)
+        assert all(b >= f for b, f in zip(state.balance, state.floor, strict=True))
+    for e in run.all():
+        if e["status"] == "declined":
+            assert e["balance_before"] == e["balance_after"]
+
+
+def test_type_mix_matches_the_scenario(run: Run):
+    """Initiated transactions by type (no refunds, salaries, fraud or credit legs)."""
+    model = run.model
+    activity = np.zeros(len(model.segments))
+    for stream in run.streams:
+        activity += np.bincount(
+            stream.state.segment, stream.state.activity, minlength=len(model.segments)
+        )
+    expected = sum(a * seg.mix for a, seg in zip(activity, model.segments, strict=True))
+    kinds = [t for t in MIX_TYPES if t != "refund"]
+    p = np.array([expected[MIX_TYPES.index(t)] for t in kinds])
+    p /= p.sum()
+    counted = Counter(
+        e["type"]
+        for e in run.all()
+        if not e["fraud"]
+        and e["type"] in kinds
+        and not (
+            e["type"] == "transfer"
+            and e["counterparty_kind"] == "account"
+            and e["direction"] == "credit"
+        )
+    )
+    observed = np.array([counted[t] for t in kinds], dtype=float)
+    n = observed.sum()
+    chi2 = float(((observed - n * p) ** 2 / (n * p)).sum())
+    assert chi2 < CHI2_999[len(kinds) - 1], dict(zip(kinds, observed / n, strict=True))
+
+
+def test_hour_of_day_profile(run: Run):
+    clock = Clock(run.model.scenario)
+    weights = np.asarray(run.model.scenario.time.hour_weights)
+    p = weights / weights.sum()
+    hours = Counter(
+        clock.local_time(e["event_time"] / 1000).hour
+        for e in run.whole_days()
+        if not e["fraud"]
+        and e["type"] not in ("salary", "refund")
+        and not (e["counterparty_kind"] == "account" and e["direction"] == "credit")
+    )
+    observed = np.array([hours[h] for h in range(24)], dtype=float)
+    n = observed.sum()
+    chi2 = float(((observed - n * p) ** 2 / (n * p)).sum())
+    assert chi2 < CHI2_999[23], (observed / n).round(4).tolist()
+
+
+def test_fraud_rate_and_labels(run: Run):
+    """The realised fraud share lies in a binomial interval around the configured rate,
+    widened by the design effect of fraud coming in instances (bursts, rings)."""
+    anomalies = run.model.scenario.anomalies
+    events = run.all()
+    n = len(events)
+    fraud = [e for e in events if e["fraud"]]
+    rate = anomalies.total_rate
+    # events per instance: the clusters of the design effect
+    per_instance = Counter(e["fraud_instance"] for e in fraud)
+    sizes = np.array(list(per_instance.values()) or [1], dtype=float)
+    deff = float((sizes**2).mean() / sizes.mean())
+    sd = (n * rate * (1 - rate) * deff) ** 0.5
+    assert abs(len(fraud) - n * rate) <= 3.29 * sd, (len(fraud), n * rate, sd)
+    assert {e["typology"] for e in fraud} <= {t.kind for t in anomalies.typologies}
+    if rate >= 0.001:  # enough of each typology to see them all
+        assert {e["typology"] for e in fraud} == {t.kind for t in anomalies.typologies}
+    assert all(e["typology"] and e["fraud_instance"] for e in fraud)
+    assert not any(e["typology"] or e["fraud_instance"] for e in events if not e["fraud"])
+
+
+def test_declines_and_limits_happen(run: Run):
+    reasons = Counter(e["decline_reason"] for e in run.all())
+    assert reasons["insufficient_funds"] > 0
+    assert reasons["limit_exceeded"] > 0
+    declined = sum(v for k, v in reasons.items() if k)
+    assert declined / len(run.all()) < 0.2  # a bank, not a wall

@@ -1,0 +1,132 @@
+"""`bankstream generate` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from loadgen.events import EVENT_SCHEMA
+from tests.conftest import ROOT, run_cli
+
+
+def test_events_follow_the_contract_in_time_order():
+    done = run_cli("generate", "seed-demo", "--events", "300", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(events) == 300
+    validator = jsonschema.Draft202012Validator(EVENT_SCHEMA)
+    for e in events:
+        assert list(validator.iter_errors(e)) == []
+        assert list(e) == list(EVENT_SCHEMA["properties"])
+    times = [e["event_time"] for e in events]
+    assert times == sorted(times)
+    assert {e["customer_name"] for e in events} <= {
+        "Ana Souza",
+        "Bruno Lima",
+        "Carla Mendes",
+        "Diego Ferreira",
+        "Eduarda Rocha",
+        "Felipe Araújo",
+        "Gabriela Costa",
+        "Henrique Alves",
+        "Isabela Martins",
+        "João Pereira",
+        "Larissa Gomes",
+        "Marcos Ribeiro",
+    }
+    assert {e["label"] for e in events} >= {"deposito", "saque", "transferencia"}
+
+
+def test_schema_in_docs_is_current():
+    committed = json.loads((ROOT / "docs" / "event.schema.json").read_text())
+    assert committed == json.loads(json.dumps(EVENT_SCHEMA))
+
+
+def test_same_command_same_bytes_and_cells_split(tmp_path: Path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for out in (a, b):
+        done = run_cli("generate", "retail-day", "--events", "5000", "-o", str(out))
+        assert done.returncode == 0
+        assert done.stdout == ""
+        assert "generated 5,000 events of retail-day" in done.stderr
+    assert a.read_bytes() == b.read_bytes()
+    halves = [
+        run_cli("generate", "retail-day", "--events", "5000", "--cells", cells, "-q").stdout
+        for cells in ("0-127", "128-255")
+    ]
+    assert Counter("".join(halves).splitlines()) == Counter(a.read_text().splitlines())
+    other = run_cli("generate", "retail-day", "--events", "5000", "--seed", "5", "-q").stdout
+    assert other != a.read_text()
+
+
+def test_keys_prefix_lines_with_the_account():
+    done = run_cli("generate", "retail-day", "--events", "200", "--keys", "-q")
+    for line in done.stdout.splitlines():
+        key, _, event = line.partition("\t")
+        assert json.loads(event)["account"] == key
+
+
+def test_injected_duplicates_and_delays_are_marked():
+    done = run_cli(
+        "generate",
+        "retail-day",
+        "--events",
+        "20000",
+        "-q",
+        "--set",
+        "delivery.duplicates=0.01",
+        "--set",
+        "delivery.out_of_order=0.01",
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    dups = [e for e in events if e["duplicate"]]
+    late = [e for e in events if e["delayed"]]
+    assert 100 < len(dups) < 320 and 100 < len(late) < 320
+    ids = Counter(e["tx_id"] for e in events)
+    assert all(ids[e["tx_id"]] == 2 for e in dups)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["retail-day", "--events", "10", "--cells", "9-3"],
+            "bankstream: error: --cells 9-3: the first cell is after the last (did you mean 3-9?)",
+        ),
+        (
+            ["retail-day", "--events", "10", "--cells", "0-999"],
+            "bankstream: error: --cells 0-999: this scenario has cells 0-255",
+        ),
+        (["retail-day", "--events", "0"], "bankstream: error: --events must be positive, got 0"),
+        (
+            ["retail-day", "--events", "ten"],
+            "bankstream generate: error: argument --events: invalid int value: 'ten' (see "
+            "bankstream generate --help)",
+        ),
+        (
+            ["retail-day", "--seed", "-1", "--events", "5"],
+            "bankstream: error: --seed must be 0 or more, got -1",
+        ),
+        (["payday-rush"], "bankstream: error: payday-rush has no load.events: give --events N"),
+        (
+            ["retail-dya", "--events", "5"],
+            "retail-dya: no such scenario or file; did you mean 'retail-day'? (bundled: "
+            "fraud-ring, max-throughput, payday-rush, retail-day, seed-demo, soak)",
+        ),
+        (
+            ["retail-day", "--events", "5", "--evnts", "3"],
+            "bankstream: error: unrecognized arguments: --evnts (did you mean --events?) 3 (see "
+            "bankstream --help)",
+        ),
+    ],
+)
+def test_bad_flags(args: list[str], expected: str):
+    done = run_cli("generate", *args)
+    assert done.returncode == 2
+    assert done.stderr.strip() == expected
+    assert done.stdout == ""
