@@ -130,3 +130,11 @@ def test_bad_flags(args: list[str], expected: str):
     assert done.returncode == 2
     assert done.stderr.strip() == expected
     assert done.stdout == ""
+
+
+def test_events_doc_names_every_field_and_its_example_is_valid():
+    doc = (ROOT / "docs" / "events.md").read_text()
+    for key in EVENT_SCHEMA["properties"]:
+        assert f"| `{key}` |" in doc
+    example = json.loads(doc.split("```json\n", 1)[1].split("```", 1)[0])
+    assert list(jsonschema.Draft202012Validator(EVENT_SCHEMA).iter_errors(example)) == []
