@@ -148,5 +148,11 @@ class ManagedProcess:
         return True
 
     def _alive(self, pid: int) -> bool:
+        """True until the process is gone: a zombie, or no process at all, is not alive."""
         _reap(pid)
-        return self.marker in _cmdline(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        state = stat.rpartition(")")[2].split()[0]
+        return state not in ("Z", "X")
