@@ -67,19 +67,10 @@ class Rows:
 
     @classmethod
     def of_size(cls, n: int) -> Rows:
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            kind = str(f.type)
-            if "F64" in kind:
-                values[f.name] = np.zeros(n)
-            elif "bool" in kind:
-                values[f.name] = np.zeros(n, dtype=bool)
-            else:
-                values[f.name] = np.zeros(n, dtype=np.int64)
-        return cls(**values)
+        return cls(**{name: np.zeros(n, dtype=kind) for name, kind in _COLUMNS})
 
     def take(self, index: NDArray[np.int64] | NDArray[np.bool_]) -> Rows:
-        return Rows(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return Rows(**{name: getattr(self, name)[index] for name, _ in _COLUMNS})
 
     @staticmethod
     def concat(parts: list[Rows]) -> Rows:
@@ -89,8 +80,16 @@ class Rows:
         if len(parts) == 1:
             return parts[0]
         return Rows(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)}
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name, _ in _COLUMNS}
         )
+
+
+def _dtype(annotation: str) -> Any:
+    return np.float64 if "F64" in annotation else bool if "bool" in annotation else np.int64
+
+
+# (column, dtype) of Rows, worked out once
+_COLUMNS: list[tuple[str, Any]] = [(f.name, _dtype(str(f.type))) for f in fields(Rows)]
 
 
 def pick(cum: F64, rng: np.random.Generator, n: int) -> I64:
@@ -127,8 +126,11 @@ class CellDraws:
 
     def _type_multipliers(self, segment: int, dates: list[dt.date]) -> F64:
         """(hours, 7) spike multipliers per hour and mix type for one segment."""
-        rows = [self._day_multipliers(segment, day) for day in dates]
-        return np.asarray(rows)
+        days = list(dict.fromkeys(dates))  # a chunk spans a few days: one row per day
+        table = np.asarray([self._day_multipliers(segment, day) for day in days])
+        index = {day: i for i, day in enumerate(days)}
+        out: F64 = table[[index[day] for day in dates]]
+        return out
 
     def _day_multipliers(self, segment: int, day: dt.date) -> tuple[float, ...]:
         key = (segment, day)
