@@ -6,66 +6,13 @@ argparse mistakes get a "did you mean ...?" and exit code 2.
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from bankstream import __version__, logs
-from bankstream.errors import EXIT_USAGE, BankstreamError
-from bankstream.settings import Settings, load_settings
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that suggest the closest valid command or flag."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(
-            EXIT_USAGE, f"{self.prog}: error: {suggest(self, message)} (see {self.prog} --help)\n"
-        )
-
-
-def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found.extend(_parsers(sub))
-    return found
-
-
-def suggest(parser: argparse.ArgumentParser, message: str) -> str:
-    """``message`` with "did you mean ...?" when a close command or flag exists."""
-    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
-    if choice:
-        options = re.findall(r"'?([\w.-]+)'?", choice.group(2))
-        close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown choice {choice.group(1)!r}{hint} (choose from {', '.join(options)})"
-    unknown = re.search(r"unrecognized arguments: (.*)", message)
-    if unknown:
-        flags = sorted(
-            {flag for p in _parsers(parser) for a in p._actions for flag in a.option_strings}
-        )
-        words = unknown.group(1).split()
-        hints = []
-        for word in words:
-            close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
-            if word.startswith("-") and close:
-                hints.append(f"{word} (did you mean {close[0]}?)")
-            else:
-                hints.append(word)
-        return f"unrecognized arguments: {' '.join(hints)}"
-    return message
-
-
-def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
-    """Settings for a command: its flags > environment > settings file > defaults."""
-    config: Path | None = args.config
-    return load_settings(config, **overrides)
+from bankstream.commands import Parser
+from bankstream.errors import BankstreamError
 
 
 def build_parser() -> Parser:

@@ -10,30 +10,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bankstream.commands import command_group
 from scenarios.errors import ScenarioError
 from scenarios.loader import ENV_OVERRIDES, bundled_names, dump_yaml, load, validate_files
 from scenarios.model import Scenario
 
 
 def register(commands: Any) -> None:
-    from bankstream.cli import Parser
-
-    group = commands.add_parser(
+    add = command_group(
+        commands,
         "scenarios",
-        help="list, show, validate scenario files; print their JSON Schema",
-        description="Scenarios describe a bank (customers, merchants, transaction mix, time, "
-        "fraud) and a load test (rate, delivery, sink, pass/fail thresholds). Bundled ones are "
-        "used by name; your own by path.",
+        "list, show, validate scenario files; print their JSON Schema",
+        "Scenarios describe a bank (customers, merchants, transaction mix, time, fraud) and a "
+        "load test (rate, delivery, sink, pass/fail thresholds). Bundled ones are used by name; "
+        "your own by path.",
     )
-    actions = group.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=Parser
-    )
-
-    def add(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = actions.add_parser(
-            name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {more}".strip()
-        )
-        return parser
 
     p = add("list", "the bundled scenarios, one line each")
     p.add_argument("--json", action="store_true", help="one JSON object per scenario")

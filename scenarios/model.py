@@ -67,6 +67,21 @@ Topic = Annotated[str, Field(pattern=TOPIC_RE), AfterValidator(_topic)]
 Collection = Annotated[str, Field(pattern=COLLECTION_RE), AfterValidator(_collection)]
 
 
+def _weighs(what: str) -> AfterValidator:
+    """Relative weights of ``what``: not empty, not all zero."""
+
+    def check(value: dict[Any, float]) -> dict[Any, float]:
+        check_weights(value, what)
+        return value
+
+    return AfterValidator(check)
+
+
+ChannelWeights = Annotated[dict[Channel, Weight], _weighs("channel")]
+MixWeights = Annotated[dict[MixType, Weight], _weighs("mix")]
+RailWeights = Annotated[dict[Rail, Weight], _weighs("rail")]
+
+
 class Strict(BaseModel):
     """Base of every scenario model: unknown keys are errors, values are validated on creation."""
 
@@ -234,27 +249,15 @@ class Segment(Strict):
     pay_schedule: PaySchedule = Field(default_factory=PaySchedule)
     overdraft: Overdraft = Field(default_factory=Overdraft)
     activity: Activity = Field(default_factory=Activity)
-    channels: dict[Channel, Weight] = Field(
+    channels: ChannelWeights = Field(
         default_factory=_segment_channels,
         description="channel weights (FEBRABAN 2024: mobile 75%, digital 82%, POS 13%, "
         "physical 5%)",
     )
-    mix: dict[MixType, Weight] = Field(
+    mix: MixWeights = Field(
         default_factory=_segment_mix,
         description="transaction type weights by count (salary follows the pay schedule)",
     )
-
-    @field_validator("channels")
-    @classmethod
-    def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
-        check_weights(value, "channel")
-        return value
-
-    @field_validator("mix")
-    @classmethod
-    def _mix(cls, value: dict[MixType, float]) -> dict[MixType, float]:
-        check_weights(value, "mix")
-        return value
 
 
 class City(Strict):
@@ -405,22 +408,15 @@ class SimpleType(Strict):
 
     label: str | None = Field(None, description="display name (e.g. 'deposito')")
     amount: Amount
-    channels: dict[Channel, Weight] | None = Field(
+    channels: ChannelWeights | None = Field(
         None, description="channel weights for this type (default: the segment's)"
     )
-
-    @field_validator("channels")
-    @classmethod
-    def _channels(cls, value: dict[Channel, float] | None) -> dict[Channel, float] | None:
-        if value is not None:
-            check_weights(value, "channel")
-        return value
 
 
 class TransferType(SimpleType):
     """Transfers by rail (PIX, TED, DOC), inside the bank or to/from other banks."""
 
-    rails: dict[Rail, Weight] = Field(
+    rails: RailWeights = Field(
         default_factory=_rails,
         description="rail weights (BCB 2024: Pix 63.8 bn vs TED 0.82 bn; DOC closed Feb 2024)",
     )
@@ -432,27 +428,15 @@ class TransferType(SimpleType):
         0.45, description="share of external transfers that are credits (received)"
     )
 
-    @field_validator("rails")
-    @classmethod
-    def _rails(cls, value: dict[Rail, float]) -> dict[Rail, float]:
-        check_weights(value, "rail")
-        return value
-
 
 class CardPurchaseType(Strict):
     """Debit card purchases at merchants; amounts come from the merchant's category."""
 
     label: str | None = None
-    channels: dict[Channel, Weight] = Field(
+    channels: ChannelWeights = Field(
         default_factory=_card_channels,
         description="POS in person, web / mobile for e-commerce",
     )
-
-    @field_validator("channels")
-    @classmethod
-    def _channels(cls, value: dict[Channel, float]) -> dict[Channel, float]:
-        check_weights(value, "channel")
-        return value
 
 
 class RefundType(Strict):

@@ -9,31 +9,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bankstream.commands import command_group, settings_from
 from bankstream.errors import UsageError
 from bankstream.stack import check, lifecycle
 from bankstream.stack.lifecycle import ServiceState
 
 
 def register(commands: Any) -> None:
-    from bankstream.cli import Parser
-
-    stack = commands.add_parser(
+    add = command_group(
+        commands,
         "stack",
-        help="run the local stack (Kafka, a MongoDB-wire server, Prometheus) without Docker",
-        description="The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
+        "run the local stack (Kafka, a MongoDB-wire server, Prometheus) without Docker",
+        "The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
         "(mongo-java-server, or a real mongod found on PATH) and Prometheus, on 127.0.0.1. "
         "A service whose setting is given (BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, "
         "BANKSTREAM_PROMETHEUS_URL) is used as it is and never started or stopped.",
     )
-    actions = stack.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=Parser
-    )
-
-    def add(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = actions.add_parser(
-            name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {more}".strip()
-        )
-        return parser
 
     p = add(
         "install",
@@ -105,8 +96,6 @@ def _table(states: list[ServiceState]) -> Table:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from bankstream.cli import settings_from
-
     console = _console()
     lifecycle.install(settings_from(args), report=console.print)
     console.print("installed")
@@ -114,8 +103,6 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from bankstream.cli import settings_from
-
     if args.timeout is not None and args.timeout <= 0:
         msg = f"--timeout must be positive, got {args.timeout:g}"
         raise UsageError(msg)
@@ -129,8 +116,6 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from bankstream.cli import settings_from
-
     console = _console()
     if not lifecycle.down(settings_from(args), report=console.print):
         console.print("nothing to stop: no service of this stack is running")
@@ -138,8 +123,6 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from bankstream.cli import settings_from
-
     states = lifecycle.status(settings_from(args))
     if args.json:
         for s in states:
@@ -162,8 +145,6 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from bankstream.cli import settings_from
-
     console = _console()
 
     def report(result: check.CheckResult) -> None:
