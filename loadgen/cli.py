@@ -8,9 +8,10 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bankstream.errors import UsageError
-from loadgen.engine import cell_streams, merged, parse_cells, time_scale
+from loadgen.engine import cell_streams, merged, parse_cells, quotas, time_scale
 from loadgen.model import EngineModel
 from scenarios import load
 
@@ -85,8 +86,22 @@ def run_generate(args: argparse.Namespace) -> int:
     out: IO[str]
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     written = size = 0
+    console = Console(stderr=True, highlight=False)
+    # a progress bar for a person watching a long run into a file
+    progress = Progress(
+        TextColumn("generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet or out is sys.stdout or not console.is_terminal,
+    )
     try:
         streams = [chunks for _, chunks in cell_streams(model, cells, events, time_scale(loaded))]
+        share = sum(quotas(model, events)[c] for c in cells)
+        task = progress.add_task("events", total=share)
+        progress.start()
         batch: list[str] = []
         for _, key, line in merged(streams):
             batch.append(f"{key}\t{line}" if args.keys else line)
@@ -96,6 +111,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 written += len(batch)
                 size += len(text)
                 batch.clear()
+                progress.update(task, completed=written)
         if batch:
             text = "\n".join(batch) + "\n"
             out.write(text)
@@ -106,11 +122,12 @@ def run_generate(args: argparse.Namespace) -> int:
         sys.stderr.close()
         return 0
     finally:
+        progress.stop()
         if out is not sys.stdout:
             out.close()
     seconds = time.perf_counter() - began
     if not args.quiet:
-        Console(stderr=True, highlight=False).print(
+        console.print(
             f"generated {written:,} events of {loaded.scenario.name} (cells "
             f"{cells.start}-{cells.stop - 1} of {model.cells}, seed {loaded.scenario.seed}), "
             f"{size / 1e6:.1f} MB in {seconds:.1f} s ({written / max(seconds, 1e-9):,.0f} "
