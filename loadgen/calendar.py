@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar as cal
 import datetime as dt
+import math
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -84,11 +85,15 @@ def pays_per_month(schedule: PaySchedule) -> float:
 
 
 class Clock:
-    """Local calendar facts for each simulated hour ``k`` (counted from the start)."""
+    """Local calendar facts for each simulated slot ``k``: slots of ``slot`` seconds (an hour, or
+    a fraction of one for dense streams), on a grid aligned to the hour the run starts in."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, slots_per_hour: int = 1) -> None:
         self.zone = ZoneInfo(scenario.time.timezone)
         self.start = start_epoch(scenario)
+        self.slots_per_hour = slots_per_hour
+        self.slot = HOUR / slots_per_hour
+        self.origin = math.floor(self.start / HOUR) * HOUR  # slot 0 begins on an hour
         self.anchor = dt.datetime.fromtimestamp(self.start, self.zone).date()
         hw = np.asarray(scenario.time.hour_weights, dtype=np.float64)
         ww = np.asarray(scenario.time.weekday_weights, dtype=np.float64)
@@ -102,10 +107,10 @@ class Clock:
         ) = None
 
     def local(self, k: int) -> tuple[int, int, dt.date]:
-        """(local hour, weekday, local date) at the middle of simulated hour ``k``."""
+        """(local hour, weekday, local date) at the middle of simulated slot ``k``."""
         hit = self._cache.get(k)
         if hit is None:
-            moment = dt.datetime.fromtimestamp(self.start + (k + 0.5) * HOUR, self.zone)
+            moment = dt.datetime.fromtimestamp(self.origin + (k + 0.5) * self.slot, self.zone)
             hit = (moment.hour, moment.weekday(), moment.date())
             if len(self._cache) > 200_000:
                 self._cache.clear()
@@ -113,7 +118,7 @@ class Clock:
         return hit
 
     def hours(self, k0: int, k1: int) -> tuple[NDArray[np.int64], NDArray[np.int64], list[dt.date]]:
-        """(local hours, weekdays, local dates) of simulated hours [k0, k1)."""
+        """(local hours, weekdays, local dates) of simulated slots [k0, k1)."""
         if self._span is not None and self._span[0] == (k0, k1):
             return self._span[1]
         facts = [self.local(k) for k in range(k0, k1)]

@@ -84,7 +84,11 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     began = time.perf_counter()
     out: IO[str]
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        msg = f"cannot write {args.output}: {exc.strerror}; give another --output"
+        raise UsageError(msg) from None
     written = size = 0
     console = Console(stderr=True, highlight=False)
     # a progress bar for a person watching a long run into a file

@@ -21,6 +21,7 @@ from loadgen.model import (
     CARD_RAIL,
     DEPOSIT,
     FEE,
+    MERCHANT_RANKS,
     MIX_TYPES,
     NO_RAIL,
     REFUND,
@@ -157,7 +158,7 @@ class CellDraws:
         return result
 
     def hours(self, rng: np.random.Generator, k0: int, k1: int, scale: float) -> Rows:
-        """The everyday events of simulated hours [k0, k1), in no particular order."""
+        """The everyday events of simulated slots [k0, k1), in no particular order."""
         base = self.clock.base_intensity(k0, k1)
         _, _, dates = self.clock.hours(k0, k1)
         parts = []
@@ -165,8 +166,8 @@ class CellDraws:
         for seg, (members, cum) in zip(self.model.segments, self.segments, strict=True):
             if len(members) == 0:
                 continue
-            per_hour = float(cum[-1]) / 24.0 * scale
-            intensity = per_hour * base[:, None] * seg.mix[None, :]
+            per_slot = float(cum[-1]) / 24.0 * scale / self.clock.slots_per_hour
+            intensity = per_slot * base[:, None] * seg.mix[None, :]
             intensity = intensity * self._type_multipliers(seg.index, dates)
             counts = rng.poisson(intensity).ravel()
             n = int(counts.sum())
@@ -176,7 +177,7 @@ class CellDraws:
             rows = Rows.of_size(n)
             rows.typ = cell_index % len(MIX_TYPES)
             hour = cell_index // len(MIX_TYPES)
-            rows.time = self.clock.start + (k0 + hour + rng.random(n)) * HOUR
+            rows.time = self.clock.origin + (k0 + hour + rng.random(n)) * self.clock.slot
             draws = rng.random(n) * float(cum[-1])
             rows.acc = members[
                 np.minimum(np.searchsorted(cum, draws, side="right"), len(members) - 1)
@@ -186,6 +187,8 @@ class CellDraws:
             parts.append(rows)
         rows = Rows.concat(parts)
         self._details(rng, rows)
+        if k0 == 0:  # the grid starts on the hour: nothing before the run's start
+            rows = rows.take(rows.time >= self.clock.start)
         return rows
 
     def _details(self, rng: np.random.Generator, rows: Rows) -> None:
@@ -248,16 +251,17 @@ class CellDraws:
                     amounts[mask] = amount.draw(rng, m)
                     ranks[mask] = pick(model.merchant_cum[c], rng, m)
             rows.amount[cards] = amounts
-            rows.cp_id[cards] = category * 1_000_000 + ranks
+            rows.cp_id[cards] = category * MERCHANT_RANKS + ranks
         rows.direction[rows.typ == REFUND] = 1
 
     def salaries(self, rng: np.random.Generator, k0: int, k1: int) -> Rows:
         """Salary credits of the paydays that begin in [k0, k1) (times may run past k1)."""
         scenario = self.model.scenario
-        hours, _, dates = self.clock.hours(k0, k1)
-        days = [d for h, d in zip(hours.tolist(), dates, strict=True) if h == 0]
-        if k0 == 0:
-            days.insert(0, dates[0])
+        _, _, dates = self.clock.hours(k0, k1)
+        # the days that begin in these hours (by date change: a local midnight may be skipped
+        # or repeated by a clock change), and the first day of the run
+        before = self.clock.local(k0 - 1)[2] if k0 > 0 else None
+        days = [d for d, prev in zip(dates, [before, *dates[:-1]], strict=True) if d != prev]
         parts = []
         for day in dict.fromkeys(days):
             for s, seg in enumerate(scenario.population.segments):
@@ -270,7 +274,7 @@ class CellDraws:
                 jitter = seg.pay_schedule.jitter
                 rows = Rows.of_size(n)
                 offsets = 8 * HOUR + (rng.random(n) - 0.5) * jitter
-                rows.time = np.maximum(self.clock.epoch(day, 0.0) + offsets, self.clock.start)
+                rows.time = self.clock.epoch(day, 0.0) + offsets
                 rows.acc = members
                 rows.typ = np.full(n, SALARY, dtype=np.int64)
                 rows.direction = np.ones(n, dtype=np.int64)
@@ -279,5 +283,5 @@ class CellDraws:
                 rows.channel = np.full(n, 1, dtype=np.int64)  # web: a payroll credit
                 rows.cp_kind = np.full(n, CP_EMPLOYER, dtype=np.int64)
                 rows.cp_id = (self.state.customer[members] * 7919) % 200_003
-                parts.append(rows)
+                parts.append(rows.take(rows.time >= self.clock.start))  # none before the run
         return Rows.concat(parts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bankstream.errors import BankstreamError
-from loadgen.calendar import HOUR, Clock
+from loadgen.calendar import Clock
 from loadgen.draw import CellDraws, Rows
 from loadgen.fraud import FraudPlanner
 from loadgen.ledger import Ledger, Stats
@@ -60,9 +60,10 @@ class CellStream:
         self.fraud_rng = cell_rng(seed, cell, FRAUD)
         self.inject_rng = cell_rng(seed, cell, INJECT)
         self.scale = scale
-        per_hour = max(self.draws.expected_per_hour() * scale, 1e-9)
-        self.span = int(min(MAX_SPAN, max(1, math.ceil(CHUNK_EVENTS / per_hour))))
-        self.next_hour = 0
+        per_slot = max(self.draws.expected_per_hour() * scale / self.clock.slots_per_hour, 1e-9)
+        max_span = MAX_SPAN * self.clock.slots_per_hour
+        self.span = int(min(max_span, max(1, math.ceil(CHUNK_EVENTS / per_slot))))
+        self.next_slot = 0
         self.pending = Rows.empty()
         self.held: list[tuple[int, str, str, int]] = []  # delayed events: (due index, ...)
         delivery = model.scenario.delivery
@@ -78,9 +79,9 @@ class CellStream:
         left = quota if quota is not None else math.inf
         empty = 0
         while left > 0:
-            k0 = self.next_hour
+            k0 = self.next_slot
             k1 = k0 + self.span
-            self.next_hour = k1
+            self.next_slot = k1
             rows = self.draws.hours(self.rng, k0, k1, self.scale)
             salaries = self.draws.salaries(self.rng, k0, k1)
             # normal events so far: those emitted (credit legs included) and those drawn now
@@ -88,13 +89,16 @@ class CellStream:
             normal = self.ledger.counter - sum(stats.fraud) + len(rows) + len(salaries)
             planned = self.fraud.plan(self.fraud_rng, k0, k1, normal, stats.fraud, self.pending)
             every = Rows.concat([self.pending, rows, salaries, planned])
-            due = every.time < self.clock.start + k1 * HOUR
+            end = self.clock.origin + k1 * self.clock.slot
+            due = every.time < end
             self.pending = every.take(~due)
             now = every.take(due)
             now = now.take(np.argsort(now.time, kind="stable"))
             hours, _, dates = self.clock.hours(k0, k1)
             index = np.clip(
-                ((now.time - self.clock.start) // HOUR).astype(np.int64) - k0, 0, k1 - k0 - 1
+                ((now.time - self.clock.origin) // self.clock.slot).astype(np.int64) - k0,
+                0,
+                k1 - k0 - 1,
             )
             days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=len(dates))
             limit = int(min(left, 2**62))
@@ -104,7 +108,8 @@ class CellStream:
                 if empty > 1000:
                     msg = (
                         f"{self.model.scenario.name}: cell {self.cell} produced no event in "
-                        f"{empty * self.span} simulated hours; check the activity and mix"
+                        f"{empty * self.span / self.clock.slots_per_hour:g} simulated hours; "
+                        "check the activity and mix"
                     )
                     raise BankstreamError(msg)
                 continue
@@ -137,16 +142,27 @@ class CellStream:
                 lines.append(line)
                 times.append(t)
             key, line, t = chunk.keys[i], chunk.lines[i], chunk.times[i]
+            copy = line.replace('"duplicate":false', '"duplicate":true', 1) if dup[i] else None
             if late[i]:
                 marked = line.replace('"delayed":false', '"delayed":true', 1)
                 heapq.heappush(held, (i + int(delay[i]), key, marked, t))
-            else:
+                if copy is not None:  # the second copy follows the first, even when late
+                    heapq.heappush(
+                        held,
+                        (
+                            i + int(delay[i]),
+                            key,
+                            copy.replace('"delayed":false', '"delayed":true', 1),
+                            t,
+                        ),
+                    )
+                continue
+            keys.append(key)
+            lines.append(line)
+            times.append(t)
+            if copy is not None:
                 keys.append(key)
-                lines.append(line)
-                times.append(t)
-            if dup[i]:
-                keys.append(key)
-                lines.append(line.replace('"duplicate":false', '"duplicate":true', 1))
+                lines.append(copy)
                 times.append(t)
         # what is still held goes out at the start of the next chunk
         self.held = [(0, k, line, t) for _, k, line, t in held]
@@ -196,7 +212,12 @@ def time_scale(loaded: LoadedScenario) -> float:
         rate = load.rate
     elif load.stages:
         total = sum(s.duration for s in load.stages)
-        rate = sum(s.rate * s.duration for s in load.stages) / total
+        volume, previous = 0.0, 0.0
+        for stage in load.stages:  # a linear ramp runs at the mean of its two ends
+            mean = (previous + stage.rate) / 2 if stage.ramp == "linear" else stage.rate
+            volume += mean * stage.duration
+            previous = stage.rate
+        rate = volume / total
     else:
         return 1.0
     natural = 0.0
@@ -206,11 +227,19 @@ def time_scale(loaded: LoadedScenario) -> float:
     return rate / (scenario.time.acceleration * natural) if natural > 0 else 1.0
 
 
+def slots_per_hour(model: EngineModel, scale: float) -> int:
+    """Hours are cut into slots when a cell would draw far more than a chunk in one hour."""
+    pop = model.scenario.population
+    per_day = sum(s.share * s.activity.mean_per_day for s in pop.segments)
+    per_hour_of_a_cell = pop.customers / model.cells * per_day / 24.0 * scale
+    return int(min(3600, max(1, math.ceil(per_hour_of_a_cell / CHUNK_EVENTS))))
+
+
 def cell_streams(
     model: EngineModel, cells: Iterable[int], events: int, scale: float = 1.0
 ) -> Iterator[tuple[CellStream, Iterator[Chunk]]]:
     share = quotas(model, events)
-    clock = Clock(model.scenario)
+    clock = Clock(model.scenario, slots_per_hour(model, scale))
     for cell in cells:
         stream = CellStream(model, cell, clock, scale)
         yield stream, stream.chunks(share[cell])

@@ -13,7 +13,15 @@ from numpy.typing import NDArray
 
 from loadgen.calendar import HOUR, Clock
 from loadgen.draw import CP_ACCOUNT, CP_CASH, CP_EXTERNAL, CP_MERCHANT, CellDraws, Rows
-from loadgen.model import CARD, CARD_RAIL, DEPOSIT, TRANSFER, TYPOLOGIES, WITHDRAWAL, EngineModel
+from loadgen.model import (
+    CARD,
+    CARD_RAIL,
+    DEPOSIT,
+    MERCHANT_RANKS,
+    TRANSFER,
+    WITHDRAWAL,
+    EngineModel,
+)
 from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, Structuring
 
 MOBILE, WEB, ATM, POS, BRANCH = range(5)
@@ -61,12 +69,13 @@ class FraudPlanner:
             return Rows.empty()
         if not self.thresholds:
             self.thresholds = [rng.random() * m for m in self.mean_size]
-        scheduled = np.bincount(pending.fraud, minlength=len(TYPOLOGIES) + 1)
+        # fraud codes are 1 + the typology's place in the scenario: each entry its own budget
+        scheduled = np.bincount(pending.fraud, minlength=len(self.typologies) + 1)
         parts: list[Rows] = []
         for i, typology in enumerate(self.typologies):
             share = typology.rate / sum(t.rate for t in self.typologies)
             target = share * self.factor * normal_so_far
-            code = 1 + TYPOLOGIES.index(typology.kind)
+            code = 1 + i
             self.planned[i] = (
                 emitted[code - 1]
                 + float(scheduled[code])
@@ -79,7 +88,7 @@ class FraudPlanner:
                 start = self._start(rng, k0, k1)
                 self.instances += 1
                 rows, expected = self._instance(rng, typology, start)
-                rows.fraud[:] = 1 + TYPOLOGIES.index(typology.kind)
+                rows.fraud[:] = code
                 rows.instance[:] = self.instances
                 debits = rows.direction < 0
                 rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
@@ -117,7 +126,7 @@ class FraudPlanner:
                 weights = np.ones(len(hours))
         h = int(np.searchsorted(np.cumsum(weights / weights.sum()), rng.random(), side="right"))
         h = min(h, len(hours) - 1)
-        return self.clock.start + (k0 + h + rng.random()) * HOUR
+        return max(self.clock.start, self.clock.origin + (k0 + h + rng.random()) * self.clock.slot)
 
     def _account(self, rng: np.random.Generator) -> int:
         return int(rng.integers(0, self.size))
@@ -192,10 +201,11 @@ class FraudPlanner:
         if rng.random() < self.overlap.amount:
             rows.amount[:] = [self.model.category_amounts[c].draw(rng, 1)[0] for c in category]
         else:
-            rows.amount[:] = rng.integers(100, max(101, t.max_amount + 1), n)
+            low = min(100, t.max_amount)  # from R$ 1.00, or less when the maximum is below it
+            rows.amount[:] = rng.integers(low, t.max_amount + 1, n)
         ranks = [int(np.searchsorted(self.model.merchant_cum[c], rng.random())) for c in category]
         rows.cp_kind[:] = CP_MERCHANT
-        rows.cp_id[:] = category * 1_000_000 + np.asarray(ranks)
+        rows.cp_id[:] = category * MERCHANT_RANKS + np.asarray(ranks)
         return rows, float(n)
 
     def _structuring(
@@ -209,8 +219,8 @@ class FraudPlanner:
         rows.typ[:] = DEPOSIT
         rows.direction[:] = 1
         rows.channel[:] = np.where(rng.random(n) < 0.5, BRANCH, ATM)
-        low = int(t.threshold * (1.0 - t.margin))
-        rows.amount[:] = rng.integers(low, t.threshold, n)
+        low = max(1, int(t.threshold * (1.0 - t.margin)))
+        rows.amount[:] = rng.integers(low, max(low + 1, t.threshold), n)
         rows.cp_kind[:] = CP_CASH
         return rows, float(n)
 

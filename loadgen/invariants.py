@@ -15,7 +15,8 @@ Event = Mapping[str, Any]
 
 def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     """Unique ids, gap-free sequences, exact balances, refunds within their originals, both
-    legs of every internal transfer. Injected duplicates and delayed events are skipped."""
+    legs of every internal transfer. Injected duplicates are skipped; delayed events are put
+    back in their account's order (by seq) before the checks."""
     problems: list[str] = []
     seen: set[str] = set()
     last: dict[str, tuple[int, int]] = {}  # account -> (seq, balance_after)
@@ -28,9 +29,15 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
         if len(problems) < limit:
             problems.append(text)
 
-    for e in events:
-        if e["duplicate"] or e["delayed"]:
-            continue
+    stream = [e for e in events if not e["duplicate"]]
+    if any(e["delayed"] for e in stream):
+        by_account: dict[str, list[Event]] = defaultdict(list)
+        for e in stream:
+            by_account[e["account"]].append(e)
+        stream = [e for group in by_account.values() for e in sorted(group, key=lambda x: x["seq"])]
+        # a refund must come after its purchase: order refunds after everything else
+        stream.sort(key=lambda e: e["type"] == "refund")
+    for e in stream:
         tx, account, amount = e["tx_id"], e["account"], e["amount"]
         if tx in seen:
             problem(f"{tx}: transaction id seen twice")
@@ -92,7 +99,7 @@ def external_flow(events: Iterable[Event]) -> int:
     counterparties outside the bank."""
     net = 0
     for e in events:
-        if e["duplicate"] or e["delayed"] or e["status"] != "approved":
+        if e["duplicate"] or e["status"] != "approved":
             continue
         if e["counterparty_kind"] == "account":
             continue

@@ -26,7 +26,16 @@ from loadgen.draw import (
     CP_MERCHANT,
     Rows,
 )
-from loadgen.model import BILL, CARD, REFUND, TRANSFER, TYPES, TYPOLOGIES, EngineModel, q
+from loadgen.model import (
+    BILL,
+    CARD,
+    MERCHANT_RANKS,
+    REFUND,
+    TRANSFER,
+    TYPES,
+    EngineModel,
+    q,
+)
 from loadgen.population import CellState
 
 APPROVED = '"status":"approved","decline_reason":null'
@@ -49,7 +58,7 @@ class Stats:
     counts: list[int] = field(default_factory=lambda: [0] * (2 * len(TYPES)))
     money_in: int = 0  # approved credits from outside the bank
     money_out: int = 0  # approved debits to outside the bank
-    fraud: list[int] = field(default_factory=lambda: [0] * len(TYPOLOGIES))
+    fraud: list[int] = field(default_factory=list)  # per typology of the scenario, in order
     skipped_refunds: int = 0
 
     def by_type(self) -> dict[str, dict[str, int]]:
@@ -67,7 +76,8 @@ class Ledger:
         self.tail = f'{model.tail},"duplicate":false,"delayed":false,"produced_at":null'
         self.prefix = f"{model.tag}-{state.cell:04x}-"
         self.counter = 0
-        self.stats = Stats()
+        self.typologies = [t.kind for t in model.scenario.anomalies.typologies]
+        self.stats = Stats(fraud=[0] * len(self.typologies))
         self.pool: list[list[Any]] = []  # refundable: [tx id, account, amount, refunded, time, cp]
         scenario = model.scenario
         self.max_age = scenario.transaction_types.refund.max_age
@@ -111,8 +121,8 @@ class Ledger:
         if kind == CP_ACCOUNT:
             who = q(self.state.key[ident])
         elif kind == CP_MERCHANT:
-            category, rank = divmod(ident, 1_000_000)
-            who = f'"M{category:02d}{rank:06d}"'
+            category, rank = divmod(ident, MERCHANT_RANKS)
+            who = f'"M{category:02d}{rank:08d}"'
         elif kind == CP_EXTERNAL:
             who = f'"X{ident:08x}"'
         elif kind == CP_EMPLOYER:
@@ -152,8 +162,12 @@ class Ledger:
         debit = direction < 0
         capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD))
         night = self.model.scenario.limits.night
-        in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
-        night_of = np.where(local_hour >= night.start_hour, day, day - 1)
+        if night.start_hour > night.end_hour:  # e.g. 20h to 6h: across midnight
+            in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
+            night_of = np.where(local_hour >= night.start_hour, day, day - 1)
+        else:  # e.g. 0h to 6h: within one day
+            in_night = (local_hour >= night.start_hour) & (local_hour < night.end_hour)
+            night_of = day
         nkey_l = np.where(capped & in_night & (night_max is not None), night_of, -1).tolist()
         dkey_l = np.where(capped & (daily_max is not None), day, -1).tolist()
         special_l = (
@@ -163,7 +177,7 @@ class Ledger:
         refundable_l = (((typ == CARD) | (typ == BILL)) & (rows.fraud == 0)).tolist()
         tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
         head_l = (tcode * 5 + rows.channel).tolist()
-        cat_l = np.where(typ == CARD, rows.cp_id // 1_000_000, -1).tolist()
+        cat_l = np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1).tolist()
         cp_cache, counterparty = self.cp_cache, self.counterparty
         cp_l = [
             cp_cache.get(k)
@@ -178,7 +192,11 @@ class Ledger:
         acc_l, typ_l, dir_l = rows.acc.tolist(), typ.tolist(), direction.tolist()
         amt_l, cpi_l = rows.amount.tolist(), rows.cp_id.tolist()
         heads, category_frag = self.heads, self.category_frag
+        fraud_codes = rows.fraud
 
+        if len(pool) > 4096 and len(rows):  # forget purchases past the refund window
+            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
+            pool[:] = [entry for entry in pool if entry[4] >= oldest]
         emitted = 0
         counter = self.counter
         money_in = money_out = 0
@@ -187,7 +205,9 @@ class Ledger:
                 break
             internal = internal_l[i]
             if internal and emitted + 1 == limit:
-                continue  # both legs of an internal transfer, or neither
+                # no room for both legs: the last event of the quota pays outside the bank
+                internal = False
+                cp_l[i] = self.counterparty(CP_EXTERNAL, cpi_l[i])
             a = acc_l[i]
             t = typ_l[i]
             amt = amt_l[i]
@@ -272,7 +292,7 @@ class Ledger:
                 seq[b] = sb
                 counts[2 * t] += 1
                 if fraud is not NO_FRAUD:
-                    stats.fraud[typ_fraud(fraud)] += 1
+                    stats.fraud[int(fraud_codes[i]) - 1] += 1
                 counter += 1
                 out_key(keys_of[b])
                 out_time(tms)
@@ -327,7 +347,7 @@ class Ledger:
         if f:
             self.stats.fraud[f - 1] += 1
             fraud = (
-                f'"fraud":true,"typology":"{TYPOLOGIES[f - 1]}",'
+                f'"fraud":true,"typology":"{self.typologies[f - 1]}",'
                 f'"fraud_instance":"{self.instance_prefix}{int(rows.instance[i]):06x}"'
             )
         device = f'"D-new-{state.key[a]}"' if rows.new_device[i] else state.device[a]
@@ -345,8 +365,3 @@ class Ledger:
             pool[j] = pool[-1]
             pool.pop()
         return None
-
-
-def typ_fraud(fraud: str) -> int:
-    """Typology index of a fraud fields text."""
-    return next(i for i, name in enumerate(TYPOLOGIES) if f'"{name}"' in fraud)

@@ -25,6 +25,8 @@ RAIL_NAMES = (*RAILS, "boleto", "card")
 NO_RAIL, BOLETO, CARD_RAIL = -1, 3, 4
 TYPOLOGIES = ("account_takeover", "card_testing", "structuring", "mule_ring")
 DEFAULT_CELLS = 256
+CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
+MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 
@@ -102,7 +104,7 @@ class EngineModel:
     @classmethod
     def build(cls, scenario: Scenario, digest: str, run_id: str | None = None) -> EngineModel:
         tag = hashlib.sha256(f"{digest}:{scenario.seed}".encode()).hexdigest()[:8]
-        cells = min(DEFAULT_CELLS, scenario.population.customers)
+        cells = max(1, min(DEFAULT_CELLS, scenario.population.customers // CUSTOMERS_PER_CELL))
         model = cls(scenario, run_id or f"gen-{tag}", cells, tag)
         pop = scenario.population
         types = scenario.transaction_types

@@ -182,7 +182,7 @@ class PaySchedule(Strict):
         default_factory=lambda: [5, 20], description="days: days of the month"
     )
     jitter: NonNegativeDuration = Field(
-        4 * 3600, description="spread of the credit time around the morning of pay day"
+        4 * 3600, le=12 * 3600, description="spread of the credit time around 08:00 of pay day"
     )
     share_paid: Share = Field(0.85, description="share of customers who receive a salary")
 
@@ -357,7 +357,7 @@ class Category(Strict):
 
 
 class Merchants(Strict):
-    count: int = Field(5000, gt=0, le=100_000_000)
+    count: int = Field(5000, gt=0, le=10_000_000)
     zipf_exponent: float = Field(1.1, gt=0, le=5, description="popularity: rank r gets r^-s")
     categories: dict[Annotated[str, Field(pattern=NAME_RE)], Category] = Field(
         default_factory=lambda: {
@@ -468,6 +468,7 @@ class TransactionTypes(Strict):
     )
     transfer: TransferType = Field(
         default_factory=lambda: TransferType(
+            channels={"mobile": 85, "web": 10, "branch": 2, "atm": 3},
             # Pix: about 61% under R$ 100 and 93% of individuals' under R$ 200: median R$ 60
             amount=Amount(median=60, sigma=1.3, max=20000),
             rail_amounts={
@@ -482,14 +483,17 @@ class TransactionTypes(Strict):
     bill_payment: SimpleType = Field(
         default_factory=lambda: SimpleType(
             # boleto: R$ 1,380 on average including companies; a few hundred for individuals
-            amount=Amount(median=250, sigma=0.9, min=5, max=20000)
+            amount=Amount(median=250, sigma=0.9, min=5, max=20000),
+            channels={"mobile": 70, "web": 20, "branch": 5, "atm": 5},
         )
     )
     card_purchase: CardPurchaseType = Field(default_factory=CardPurchaseType)
     refund: RefundType = Field(default_factory=RefundType)
     salary: SalaryType = Field(default_factory=SalaryType)
     fee: SimpleType = Field(
-        default_factory=lambda: SimpleType(amount=Amount(median=12, sigma=0.5, min=1, max=100))
+        default_factory=lambda: SimpleType(
+            amount=Amount(median=12, sigma=0.5, min=1, max=100), channels={"mobile": 80, "web": 20}
+        )
     )
 
     @model_validator(mode="before")
@@ -531,7 +535,9 @@ class NightLimit(Strict):
 class Limits(Strict):
     night: NightLimit = Field(default_factory=NightLimit)
     daily_outgoing: NonNegativeMoney | None = Field(
-        None, description="cap on a customer's outgoing total per day (none = no cap)"
+        None,
+        description="cap on an account's transfers, bill payments and card purchases per day "
+        "(none = no cap)",
     )
 
 
@@ -617,6 +623,9 @@ class Time(Strict):
     def _naive(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is not None:
             msg = "give start without a UTC offset: it is local time in `timezone`"
+            raise ValueError(msg)
+        if not 1970 <= value.year <= 2200:
+            msg = f"expected a start between 1970 and 2200, got {value.isoformat()}"
             raise ValueError(msg)
         return value
 

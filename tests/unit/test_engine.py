@@ -78,7 +78,7 @@ class Run:
             out: list[dict[str, Any]] = []
             for chunk in stream.chunks():
                 out.extend(orjson.loads(line) for line in chunk.lines)
-                if stream.next_hour >= days * 24:
+                if stream.next_slot >= days * 24 * clock.slots_per_hour:
                     break
             self.streams.append(stream)
             self.events.append(out)
