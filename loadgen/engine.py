@@ -84,10 +84,14 @@ class CellStream:
             self.next_slot = k1
             rows = self.draws.hours(self.rng, k0, k1, self.scale)
             salaries = self.draws.salaries(self.rng, k0, k1)
-            # normal events so far: those emitted (credit legs included) and those drawn now
+            # normal events: those emitted so far (credit legs included), and when the ones
+            # drawn now happen, for the fraud budget
             stats = self.ledger.stats
-            normal = self.ledger.counter - sum(stats.fraud) + len(rows) + len(salaries)
-            planned = self.fraud.plan(self.fraud_rng, k0, k1, normal, stats.fraud, self.pending)
+            normal_before = self.ledger.counter - sum(stats.fraud)
+            normal_times = np.sort(np.concatenate([rows.time, salaries.time]))
+            planned = self.fraud.plan(
+                self.fraud_rng, k0, k1, normal_before, normal_times, stats.fraud, self.pending
+            )
             every = Rows.concat([self.pending, rows, salaries, planned])
             end = self.clock.origin + k1 * self.clock.slot
             due = every.time < end

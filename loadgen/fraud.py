@@ -8,6 +8,8 @@ amounts and normal hours instead of its tell-tale ones.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -54,16 +56,19 @@ class FraudPlanner:
         rng: np.random.Generator,
         k0: int,
         k1: int,
-        normal_so_far: int,
+        normal_before: int,
+        normal_times: NDArray[np.float64],
         emitted: list[int],
         pending: Rows,
     ) -> Rows:
-        """Instances starting in simulated hours [k0, k1); their events may run later.
+        """Instances starting in simulated slots [k0, k1); their events may run later.
 
-        The budget of a typology is ``rate / (1 - total rate) x normal events so far``; what
-        counts against it is what was emitted plus what is already scheduled. An instance is
-        planned when the budget left reaches a random threshold: unbiased at any scale, and
-        close to the rate in long streams.
+        Hour by hour, the budget of a typology is ``rate / (1 - total rate) x normal events up to
+        the end of that hour`` (``normal_before`` emitted before the chunk, plus those of
+        ``normal_times``, sorted, up to then); what counts against it is what was emitted plus
+        what is already scheduled. An instance is planned when the budget left reaches a random
+        threshold: unbiased at any scale and at any cut of the stream, close to the rate in long
+        streams.
         """
         if not self.typologies or self.size < 2:
             return Rows.empty()
@@ -71,29 +76,30 @@ class FraudPlanner:
             self.thresholds = [rng.random() * m for m in self.mean_size]
         # fraud codes are 1 + the typology's place in the scenario: each entry its own budget
         scheduled = np.bincount(pending.fraud, minlength=len(self.typologies) + 1)
+        for i in range(len(self.typologies)):
+            self.planned[i] = emitted[i] + float(scheduled[i + 1])
         parts: list[Rows] = []
-        for i, typology in enumerate(self.typologies):
-            share = typology.rate / sum(t.rate for t in self.typologies)
-            target = share * self.factor * normal_so_far
-            code = 1 + i
-            self.planned[i] = (
-                emitted[code - 1]
-                + float(scheduled[code])
-                + sum(len(p) for p in parts if int(p.fraud[0]) == code)
-            )
-            while target - self.planned[i] >= self.thresholds[i]:
-                # an instance when the budget left reaches U x its mean size, U uniform: the
-                # expected number of instances is the budget / mean size, at any scale
-                self.thresholds[i] = rng.random() * self.mean_size[i]
-                start = self._start(rng, k0, k1)
-                self.instances += 1
-                rows, expected = self._instance(rng, typology, start)
-                rows.fraud[:] = code
-                rows.instance[:] = self.instances
-                debits = rows.direction < 0
-                rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
-                self.planned[i] += expected
-                parts.append(rows)
+        total_rate = sum(t.rate for t in self.typologies)
+        step = self.clock.slots_per_hour
+        for w0 in range(k0, k1, step):
+            w1 = min(k1, w0 + step)
+            end = self.clock.origin + w1 * self.clock.slot
+            normal = normal_before + int(np.searchsorted(normal_times, end))
+            for i, typology in enumerate(self.typologies):
+                target = typology.rate / total_rate * self.factor * normal
+                while target - self.planned[i] >= self.thresholds[i]:
+                    # an instance when the budget left reaches U x its mean size, U uniform:
+                    # the expected number of instances is the budget / mean size
+                    self.thresholds[i] = rng.random() * self.mean_size[i]
+                    start = self._start(rng, w0, w1)
+                    self.instances += 1
+                    rows, expected = self._instance(rng, typology, start)
+                    rows.fraud[:] = 1 + i
+                    rows.instance[:] = self.instances
+                    debits = rows.direction < 0
+                    rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+                    self.planned[i] += expected
+                    parts.append(rows)
         return Rows.concat(parts)
 
     def _mean_size(self, typology: object) -> float:
@@ -115,18 +121,17 @@ class FraudPlanner:
         assert isinstance(typology, MuleRing)
         return mean(typology.fan_in) + mean(typology.fan_out)
 
-    def _start(self, rng: np.random.Generator, k0: int, k1: int) -> float:
-        base = self.clock.base_intensity(k0, k1)
-        hours, _, _ = self.clock.hours(k0, k1)
-        if rng.random() < self.overlap.time:
-            weights = base  # like everyone else
-        else:
-            weights = np.where((hours >= 1) & (hours <= 5), 1.0, 0.0)  # small hours
-            if weights.sum() == 0:
-                weights = np.ones(len(hours))
-        h = int(np.searchsorted(np.cumsum(weights / weights.sum()), rng.random(), side="right"))
-        h = min(h, len(hours) - 1)
-        return max(self.clock.start, self.clock.origin + (k0 + h + rng.random()) * self.clock.slot)
+    def _start(self, rng: np.random.Generator, w0: int, w1: int) -> float:
+        """When an instance budgeted in slots [w0, w1) starts: in that hour, like everyone
+        else (``overlap.time`` of the time), or else in the next small hours (01:00-05:00)."""
+        begin = self.clock.origin + w0 * self.clock.slot
+        moment = begin + rng.random() * (w1 - w0) * self.clock.slot
+        if rng.random() >= self.overlap.time:
+            local = self.clock.local_time(begin)
+            day = local.date() if local.hour < 5 else local.date() + dt.timedelta(days=1)
+            small = self.clock.epoch(day, (1 + 4 * rng.random()) * HOUR)
+            moment = max(begin, small)
+        return max(self.clock.start, moment)
 
     def _account(self, rng: np.random.Generator) -> int:
         return int(rng.integers(0, self.size))
