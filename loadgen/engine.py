@@ -20,7 +20,7 @@ from loadgen.draw import CellDraws, Rows
 from loadgen.fraud import FraudPlanner
 from loadgen.ledger import Ledger, Stats
 from loadgen.model import EngineModel
-from loadgen.population import DRAW, FRAUD, cell_rng, customers_of
+from loadgen.population import DRAW, FRAUD, cell_activity, cell_rng
 from loadgen.population import build_cell as _build_cell
 from scenarios import LoadedScenario
 
@@ -195,10 +195,11 @@ def parse_cells(text: str | None, cells: int) -> range:
 
 
 def quotas(model: EngineModel, events: int) -> list[int]:
-    """``events`` split between all cells in proportion to their customers (largest remainder)."""
-    customers = model.scenario.population.customers
-    sizes = [len(customers_of(c, model.cells, customers)) for c in range(model.cells)]
-    exact = [events * s / customers for s in sizes]
+    """``events`` split between all cells in proportion to their customers' expected activity
+    (largest remainder), so that every cell's stream covers about the same simulated time."""
+    activity = model.cell_activity(cell_activity)
+    total = sum(activity)
+    exact = [events * a / total for a in activity]
     out = [int(x) for x in exact]
     order = sorted(range(model.cells), key=lambda c: (-(exact[c] - out[c]), c))
     for c in order[: events - sum(out)]:

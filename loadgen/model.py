@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -100,6 +100,13 @@ class EngineModel:
     type_frag: dict[tuple[int, int, int], str] = field(default_factory=dict)
     channel_frag: list[str] = field(default_factory=list)
     tail: str = ""
+    _activity: list[float] | None = None
+
+    def cell_activity(self, of: Callable[[EngineModel, int], float]) -> list[float]:
+        """Expected events per day of every cell (``of(model, cell)``), worked out once."""
+        if self._activity is None:
+            self._activity = [of(self, cell) for cell in range(self.cells)]
+        return self._activity
 
     @classmethod
     def build(cls, scenario: Scenario, digest: str, run_id: str | None = None) -> EngineModel:

@@ -62,7 +62,22 @@ class CellState:
         return sum(self.balance), digest.hexdigest()
 
 
-def build_cell(model: EngineModel, cell: int) -> CellState:
+@dataclass
+class Customers:
+    """The customers of a cell as first drawn (the rest of a cell follows from them)."""
+
+    rng: np.random.Generator  # the cell's INIT stream, positioned after these draws
+    g: NDArray[np.int64]
+    segment: NDArray[np.int64]
+    city: NDArray[np.int64]
+    names: list[str | None]
+    n_accounts: NDArray[np.int64]
+    activity: NDArray[np.float64]
+    income: NDArray[np.int64]
+
+
+def draw_customers(model: EngineModel, cell: int) -> Customers:
+    """Segment, city, name, number of accounts, activity and income of each customer."""
     scenario = model.scenario
     pop = scenario.population
     rng = cell_rng(scenario.seed, cell, INIT)
@@ -100,7 +115,20 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
             1,
             np.rint(np.exp(np.log(seg.income.median) + seg.income.sigma * rng.standard_normal(k))),
         ).astype(np.int64)
+    return Customers(rng, g, segment, city, names, n_accounts, activity, income)
 
+
+def cell_activity(model: EngineModel, cell: int) -> float:
+    """Expected events per day of a cell's customers (cheap: no accounts are built)."""
+    return float(draw_customers(model, cell).activity.sum())
+
+
+def build_cell(model: EngineModel, cell: int) -> CellState:
+    pop = model.scenario.population
+    first = draw_customers(model, cell)
+    rng, g, segment, city, names = first.rng, first.g, first.segment, first.city, first.names
+    n_accounts, activity, income = first.n_accounts, first.activity, first.income
+    n = len(g)
     owner = np.repeat(np.arange(n), n_accounts)  # local customer index, per account
     starts = np.cumsum(n_accounts) - n_accounts
     number = np.arange(len(owner)) - np.repeat(starts, n_accounts)  # 0 = primary

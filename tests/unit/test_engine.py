@@ -14,6 +14,7 @@ from loadgen.calendar import HOUR, Clock
 from loadgen.engine import CellStream, lines_for_cells, parse_cells, quotas
 from loadgen.invariants import check_stream, external_flow
 from loadgen.model import MIX_TYPES, EngineModel
+from loadgen.population import build_cell
 from scenarios import load
 
 # chi-square critical values at p = 0.001 (so a correct generator fails 1 time in 1000)
@@ -47,13 +48,14 @@ def test_one_process_or_four_give_the_same_events():
 
 
 def test_quotas_split_events_exactly():
+    """In proportion to each cell's expected activity, whole events, summing exactly."""
     model = model_of("retail-day")
-    customers = model.scenario.population.customers
-    sizes = [len(range(c, customers, model.cells)) for c in range(model.cells)]
+    activity = [build_cell(model, c).activity.sum() for c in range(model.cells)]
+    total = sum(activity)
     for events in (1, 255, 256, 1000, 206_000):
         share = quotas(model, events)
         assert sum(share) == events
-        assert all(abs(q - events * s / customers) < 1 for q, s in zip(share, sizes, strict=True))
+        assert all(abs(q - events * a / total) < 1 for q, a in zip(share, activity, strict=True))
 
 
 def test_cells_flag():
