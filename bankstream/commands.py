@@ -79,3 +79,16 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     """Settings for a command: its flags > environment > settings file > defaults."""
     config: Path | None = args.config
     return load_settings(config, **overrides)
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): scenario overrides, into ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set load.rate=500 (repeatable; a key with dots "
+        "in [brackets])",
+    )

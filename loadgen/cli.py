@@ -10,6 +10,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from bankstream.commands import add_overrides
 from bankstream.errors import UsageError
 from loadgen.engine import cell_streams, merged, parse_cells, quotas, time_scale
 from loadgen.model import EngineModel
@@ -35,14 +36,7 @@ def register(commands: Any) -> None:
         "--cells", metavar="A-B", help="only these cells of the population (inclusive), e.g. 0-127"
     )
     p.add_argument("--seed", type=int, metavar="S", help="override the scenario's seed")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key (repeatable)",
-    )
+    add_overrides(p)
     p.add_argument(
         "--run-id",
         metavar="ID",

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bankstream.commands import command_group
+from bankstream.commands import add_overrides, command_group
 from scenarios.errors import ScenarioError
 from scenarios.loader import ENV_OVERRIDES, bundled_names, dump_yaml, load, validate_files
 from scenarios.model import Scenario
@@ -37,14 +37,7 @@ def register(commands: Any) -> None:
         "the environment (--set wins).",
     )
     p.add_argument("scenario", metavar="NAME|FILE", help="bundled name or path to a YAML file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key, e.g. --set load.rate=500 --set population.customers=10",
-    )
+    add_overrides(p)
     p.set_defaults(run=run_show)
 
     p = add(

@@ -235,19 +235,7 @@ def _chain(path: Path) -> tuple[list[Document], list[Problem], bool]:
         real = current.resolve()
         if real in seen:
             names = " -> ".join(_display(p) for p in [*seen, real])
-            last = docs[-1]
-            return (
-                docs,
-                [
-                    Problem(
-                        last.display,
-                        last.lines.get(("extends",)),
-                        "extends",
-                        f"extends cycle: {names}",
-                    )
-                ],
-                True,
-            )
+            return docs, [_extends_problem(docs[-1], f"extends cycle: {names}")], True
         seen.append(real)
         doc, problems = read_document(current)
         if doc is None:
@@ -258,36 +246,23 @@ def _chain(path: Path) -> tuple[list[Document], list[Problem], bool]:
         if parent is None:
             break
         if not isinstance(parent, str) or not parent.strip():
-            return (
-                docs,
-                [
-                    Problem(
-                        doc.display,
-                        doc.lines.get(("extends",)),
-                        "extends",
-                        f"expected a scenario name or path, got {parent!r}",
-                    )
-                ],
-                True,
-            )
+            message = f"expected a scenario name or path, got {parent!r}"
+            return docs, [_extends_problem(doc, message)], True
         current = find_scenario(parent, near=current)
         if current is None:
             close = difflib.get_close_matches(parent, bundled_names(), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            return (
-                docs,
-                [
-                    Problem(
-                        doc.display,
-                        doc.lines.get(("extends",)),
-                        "extends",
-                        f"no scenario {parent!r}{hint} (bundled: {', '.join(bundled_names())}; or "
-                        "give a path relative to this file)",
-                    )
-                ],
-                True,
+            message = (
+                f"no scenario {parent!r}{hint} (bundled: {', '.join(bundled_names())}; or give a "
+                "path relative to this file)"
             )
+            return docs, [_extends_problem(doc, message)], True
     return docs, soft, False
+
+
+def _extends_problem(doc: Document, message: str) -> Problem:
+    """A problem with the ``extends`` key of ``doc``."""
+    return Problem(doc.display, doc.lines.get(("extends",)), "extends", message)
 
 
 KEY_PART = re.compile(r"\[([^\[\]]+)\]|([A-Za-z0-9_\-]+)")

@@ -77,6 +77,19 @@ def _weighs(what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _curve(length: int, what: str) -> AfterValidator:
+    """``length`` relative weights (24 hours, 7 weekdays)."""
+
+    def check(value: list[float]) -> list[float]:
+        if len(value) != length:
+            msg = f"{what}_weights needs {length} weights (got {len(value)})"
+            raise ValueError(msg)
+        check_weights(value, what)
+        return value
+
+    return AfterValidator(check)
+
+
 ChannelWeights = Annotated[dict[Channel, Weight], _weighs("channel")]
 MixWeights = Annotated[dict[MixType, Weight], _weighs("mix")]
 RailWeights = Annotated[dict[Rail, Weight], _weighs("rail")]
@@ -603,10 +616,10 @@ class Time(Strict):
         "simulated time advances with the events, at the population's own pace",
     )
     acceleration: float = Field(1.0, gt=0, le=1e7, description="simulated seconds per wall second")
-    hour_weights: list[Weight] = Field(
+    hour_weights: Annotated[list[Weight], _curve(24, "hour")] = Field(
         default_factory=_hour_curve, description="24 weights, 0h..23h"
     )
-    weekday_weights: list[Weight] = Field(
+    weekday_weights: Annotated[list[Weight], _curve(7, "weekday")] = Field(
         # Mon-Fri about 77% of Pix (BCB)
         default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.05, 0.75, 0.7],
         description="7 weights, Monday..Sunday",
@@ -637,24 +650,6 @@ class Time(Strict):
         except (ZoneInfoNotFoundError, ValueError, OSError):
             msg = f"unknown time zone {value!r} (expected an IANA name such as America/Sao_Paulo)"
             raise ValueError(msg) from None
-        return value
-
-    @field_validator("hour_weights")
-    @classmethod
-    def _hours(cls, value: list[float]) -> list[float]:
-        if len(value) != 24:
-            msg = f"hour_weights needs 24 weights (got {len(value)})"
-            raise ValueError(msg)
-        check_weights(value, "hour")
-        return value
-
-    @field_validator("weekday_weights")
-    @classmethod
-    def _weekdays(cls, value: list[float]) -> list[float]:
-        if len(value) != 7:
-            msg = f"weekday_weights needs 7 weights (got {len(value)})"
-            raise ValueError(msg)
-        check_weights(value, "weekday")
         return value
 
 
