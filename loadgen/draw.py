@@ -26,7 +26,9 @@ from loadgen.model import (
     NO_RAIL,
     REFUND,
     SALARY,
+    TABLE_TYPES,
     TRANSFER,
+    TYPES,
     WITHDRAWAL,
     EngineModel,
 )
@@ -203,11 +205,12 @@ class CellDraws:
             k = int(mask.sum())
             if k:
                 rows.channel[mask] = pick(channel_cum, rng, k)
-        for code, amount in model.amounts.items():
-            mask = rows.typ == code
-            k = int(mask.sum())
-            if k:
-                rows.amount[mask] = amount.draw(rng, k)
+        table_of_type = np.full(len(TYPES), -1, dtype=np.int64)
+        table_of_type[list(TABLE_TYPES)] = np.arange(len(TABLE_TYPES))
+        which = table_of_type[rows.typ]
+        own = np.flatnonzero(which >= 0)
+        if len(own) and model.type_amounts is not None:
+            rows.amount[own] = model.type_amounts.draw(rng, which[own])
         rows.direction[rows.typ == DEPOSIT] = 1
         rows.cp_kind[(rows.typ == DEPOSIT) | (rows.typ == WITHDRAWAL)] = CP_CASH
         rows.cp_kind[rows.typ == FEE] = CP_BANK
@@ -221,12 +224,8 @@ class CellDraws:
         if k:
             rail = pick(model.rails, rng, k)
             rows.rail[transfers] = rail
-            amounts = np.empty(k, dtype=np.int64)
-            for r, amount in enumerate(model.rail_amounts):
-                mask = rail == r
-                if mask.any():
-                    amounts[mask] = amount.draw(rng, int(mask.sum()))
-            rows.amount[transfers] = amounts
+            assert model.rail_table is not None
+            rows.amount[transfers] = model.rail_table.draw(rng, rail)
             internal = rng.random(k) < self.internal_share
             incoming = ~internal & (rng.random(k) < self.incoming_share)
             rows.direction[transfers[incoming]] = 1
@@ -242,15 +241,12 @@ class CellDraws:
             category = pick(model.category_cum, rng, k)
             rows.rail[cards] = CARD_RAIL
             rows.cp_kind[cards] = CP_MERCHANT
-            amounts = np.empty(k, dtype=np.int64)
-            ranks = np.empty(k, dtype=np.int64)
-            for c, amount in enumerate(model.category_amounts):
-                mask = category == c
-                m = int(mask.sum())
-                if m:
-                    amounts[mask] = amount.draw(rng, m)
-                    ranks[mask] = pick(model.merchant_cum[c], rng, m)
-            rows.amount[cards] = amounts
+            assert model.category_table is not None
+            rows.amount[cards] = model.category_table.draw(rng, category)
+            found = np.searchsorted(model.merchant_cum_all, category + rng.random(k), side="right")
+            ranks = np.minimum(
+                found - model.merchant_first[category], model.merchant_count[category] - 1
+            )
             rows.cp_id[cards] = category * MERCHANT_RANKS + ranks
         rows.direction[rows.typ == REFUND] = 1
 

@@ -81,25 +81,29 @@ class FraudPlanner:
         parts: list[Rows] = []
         total_rate = sum(t.rate for t in self.typologies)
         step = self.clock.slots_per_hour
-        for w0 in range(k0, k1, step):
-            w1 = min(k1, w0 + step)
-            end = self.clock.origin + w1 * self.clock.slot
-            normal = normal_before + int(np.searchsorted(normal_times, end))
-            for i, typology in enumerate(self.typologies):
-                target = typology.rate / total_rate * self.factor * normal
-                while target - self.planned[i] >= self.thresholds[i]:
-                    # an instance when the budget left reaches U x its mean size, U uniform:
-                    # the expected number of instances is the budget / mean size
-                    self.thresholds[i] = rng.random() * self.mean_size[i]
-                    start = self._start(rng, w0, w1)
-                    self.instances += 1
-                    rows, expected = self._instance(rng, typology, start)
-                    rows.fraud[:] = 1 + i
-                    rows.instance[:] = self.instances
-                    debits = rows.direction < 0
-                    rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
-                    self.planned[i] += expected
-                    parts.append(rows)
+        starts = np.arange(k0, k1, step)
+        ends = np.minimum(starts + step, k1)
+        normal = normal_before + np.searchsorted(
+            normal_times, self.clock.origin + ends * self.clock.slot
+        )
+        for i, typology in enumerate(self.typologies):
+            targets = typology.rate / total_rate * self.factor * normal  # grows hour by hour
+            while True:
+                # an instance when the budget left reaches U x its mean size, U uniform: the
+                # expected number of instances is the budget / mean size
+                w = int(np.searchsorted(targets, self.planned[i] + self.thresholds[i]))
+                if w >= len(targets):
+                    break
+                self.thresholds[i] = rng.random() * self.mean_size[i]
+                start = self._start(rng, int(starts[w]), int(ends[w]))
+                self.instances += 1
+                rows, expected = self._instance(rng, typology, start)
+                rows.fraud[:] = 1 + i
+                rows.instance[:] = self.instances
+                debits = rows.direction < 0
+                rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+                self.planned[i] += expected
+                parts.append(rows)
         return Rows.concat(parts)
 
     def _mean_size(self, typology: object) -> float:

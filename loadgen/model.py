@@ -28,6 +28,7 @@ DEFAULT_CELLS = 256
 CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
 MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank
 SCHEMA_VERSION = 1
+TABLE_TYPES = (DEPOSIT, WITHDRAWAL, BILL, FEE)  # the types with an amount of their own
 T = TypeVar("T")
 
 
@@ -69,6 +70,33 @@ class AmountModel:
         return out
 
 
+@dataclass(frozen=True)
+class AmountTable:
+    """Several amount distributions side by side: one draw for rows of mixed kinds."""
+
+    mu: NDArray[np.float64]
+    sigma: NDArray[np.float64]
+    low: NDArray[np.int64]
+    high: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, models: list[AmountModel]) -> AmountTable:
+        return cls(
+            np.array([m.mu for m in models]),
+            np.array([m.sigma for m in models]),
+            np.array([m.low for m in models], dtype=np.int64),
+            np.array([m.high for m in models], dtype=np.int64),
+        )
+
+    def draw(self, rng: np.random.Generator, which: NDArray[np.int64]) -> NDArray[np.int64]:
+        """An amount for each row, from distribution ``which[row]``."""
+        values = np.exp(self.mu[which] + self.sigma[which] * rng.standard_normal(len(which)))
+        out: NDArray[np.int64] = np.clip(np.rint(values), self.low[which], self.high[which]).astype(
+            np.int64
+        )
+        return out
+
+
 @dataclass
 class SegmentModel:
     index: int
@@ -94,6 +122,13 @@ class EngineModel:
     category_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     category_amounts: list[AmountModel] = field(default_factory=list)
     merchant_cum: list[NDArray[np.float64]] = field(default_factory=list)
+    # every category's cumulative popularity, category c shifted to [c, c + 1): one searchsorted
+    merchant_cum_all: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+    merchant_first: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
+    merchant_count: NDArray[np.int64] = field(default_factory=lambda: np.ones(1, np.int64))
+    type_amounts: AmountTable | None = None  # deposit, withdrawal, bill payment, fee
+    rail_table: AmountTable | None = None
+    category_table: AmountTable | None = None
     merchant_frag: list[str] = field(default_factory=list)  # per category
     city_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     place_frag: list[list[str]] = field(default_factory=list)  # [segment][city]
@@ -152,6 +187,15 @@ class EngineModel:
             ranks = np.arange(1, count + 1, dtype=np.float64)
             model.merchant_cum.append(cumulative(ranks**-merchants.zipf_exponent))
             model.merchant_frag.append(f'"merchant_category":{q(name)},"mcc":{merchants.mcc(name)}')
+        model.merchant_cum_all = np.concatenate(
+            [c + cum for c, cum in enumerate(model.merchant_cum)]
+        )
+        counts = np.array([len(cum) for cum in model.merchant_cum], dtype=np.int64)
+        model.merchant_count = counts
+        model.merchant_first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        model.type_amounts = AmountTable.of([model.amounts[t] for t in TABLE_TYPES])
+        model.rail_table = AmountTable.of(model.rail_amounts)
+        model.category_table = AmountTable.of(model.category_amounts)
         model.city_cum = cumulative([c.weight for c in pop.cities])
         model.place_frag = [
             [
