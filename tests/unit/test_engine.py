@@ -195,3 +195,24 @@ def test_declines_and_limits_happen(run: Run):
     assert reasons["limit_exceeded"] > 0
     declined = sum(v for k, v in reasons.items() if k)
     assert declined / len(run.all()) < 0.2  # a bank, not a wall
+
+
+def test_stats_and_checksum_describe_what_was_emitted():
+    """What a run manifest needs: counts by type and status, money in and out, a checksum."""
+    model = model_of("retail-day")
+
+    def run_cell(cell: int) -> tuple[CellStream, list[dict[str, Any]]]:
+        stream = CellStream(model, cell)
+        events = [orjson.loads(x) for c in stream.chunks(3000) for x in c.lines]
+        return stream, events
+
+    stream, events = run_cell(3)
+    counted = Counter((e["type"], e["status"]) for e in events)
+    by_type = stream.stats.by_type()
+    for (kind, status), n in counted.items():
+        assert by_type[kind][status] == n
+    assert sum(v for d in by_type.values() for v in d.values()) == len(events)
+    assert stream.stats.money_in - stream.stats.money_out == external_flow(events)
+    again, _ = run_cell(3)
+    assert again.state.checksum() == stream.state.checksum()
+    assert run_cell(4)[0].state.checksum() != stream.state.checksum()
