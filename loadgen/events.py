@@ -23,7 +23,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "tx_id": _field(
         "string",
         "transaction id, unique in a run and the same for the same scenario, "
-        "seed and cell (<scenario tag>-<cell hex>-<counter hex>); the MongoDB _id",
+        "seed and cell (<scenario tag>-<cell hex>-<counter>); the MongoDB _id",
     ),
     "account": _field("string", "the account the event belongs to; also the Kafka key"),
     "customer": _field("string", "the account's owner"),

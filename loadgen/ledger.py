@@ -272,7 +272,7 @@ class Ledger:
             out_key(keys_of[a])
             out_time(tms)
             out_line(
-                f'{{"tx_id":"{prefix}{tx:09x}",{account_frag[a]},{place_frag[a]},'
+                f'{{"tx_id":"{prefix}{tx!s}",{account_frag[a]},{place_frag[a]},'
                 f'"device":{device},{heads[head_l[i]]},"amount":{amt!s},'
                 f'"balance_before":{before!s},"balance_after":{after!s},{status},{cpf},'
                 f'{category_frag[cat_l[i]]},"seq":{s!s},"event_time":{tms!s},{fraud},'
@@ -282,7 +282,7 @@ class Ledger:
             if status is not APPROVED:
                 continue
             if refundable_l[i]:
-                pool.append([f"{prefix}{tx:09x}", a, amt, 0, tms, cpf])
+                pool.append([f"{prefix}{tx!s}", a, amt, 0, tms, cpf])
             elif internal:
                 # the other leg: the same money arrives in the counterparty's account
                 b = cpi_l[i]
@@ -297,12 +297,12 @@ class Ledger:
                 out_key(keys_of[b])
                 out_time(tms)
                 out_line(
-                    f'{{"tx_id":"{prefix}{counter:09x}",{account_frag[b]},'
+                    f'{{"tx_id":"{prefix}{counter!s}",{account_frag[b]},'
                     f'{place_frag[b]},"device":{device_of[b]},{heads[head_l[i] + 5]},'
                     f'"amount":{amt!s},"balance_before":{b_before!s},'
                     f'"balance_after":{b_before + amt!s},{APPROVED},'
                     f'{counterparty(CP_ACCOUNT, a)},{NO_MERCHANT},"seq":{sb!s},'
-                    f'"event_time":{tms!s},{fraud},"ref_tx":"{prefix}{tx:09x}",{tail}}}'
+                    f'"event_time":{tms!s},{fraud},"ref_tx":"{prefix}{tx!s}",{tail}}}'
                 )
                 emitted += 1
         self.counter = counter
