@@ -209,7 +209,7 @@ class CellDraws:
         table_of_type[list(TABLE_TYPES)] = np.arange(len(TABLE_TYPES))
         which = table_of_type[rows.typ]
         own = np.flatnonzero(which >= 0)
-        if len(own) and model.type_amounts is not None:
+        if len(own):
             rows.amount[own] = model.type_amounts.draw(rng, which[own])
         rows.direction[rows.typ == DEPOSIT] = 1
         rows.cp_kind[(rows.typ == DEPOSIT) | (rows.typ == WITHDRAWAL)] = CP_CASH
@@ -224,7 +224,6 @@ class CellDraws:
         if k:
             rail = pick(model.rails, rng, k)
             rows.rail[transfers] = rail
-            assert model.rail_table is not None
             rows.amount[transfers] = model.rail_table.draw(rng, rail)
             internal = rng.random(k) < self.internal_share
             incoming = ~internal & (rng.random(k) < self.incoming_share)
@@ -241,12 +240,8 @@ class CellDraws:
             category = pick(model.category_cum, rng, k)
             rows.rail[cards] = CARD_RAIL
             rows.cp_kind[cards] = CP_MERCHANT
-            assert model.category_table is not None
             rows.amount[cards] = model.category_table.draw(rng, category)
-            found = np.searchsorted(model.merchant_cum_all, category + rng.random(k), side="right")
-            ranks = np.minimum(
-                found - model.merchant_first[category], model.merchant_count[category] - 1
-            )
+            ranks = model.merchant_ranks(rng, category)
             rows.cp_id[cards] = category * MERCHANT_RANKS + ranks
         rows.direction[rows.typ == REFUND] = 1
 

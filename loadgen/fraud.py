@@ -208,13 +208,12 @@ class FraudPlanner:
         rows.new_device[:] = True
         category = np.array(self.preferred)[rng.integers(0, len(self.preferred), n)]
         if rng.random() < self.overlap.amount:
-            rows.amount[:] = [self.model.category_amounts[c].draw(rng, 1)[0] for c in category]
+            rows.amount[:] = self.model.category_table.draw(rng, category)
         else:
             low = min(100, t.max_amount)  # from R$ 1.00, or less when the maximum is below it
             rows.amount[:] = rng.integers(low, t.max_amount + 1, n)
-        ranks = [int(np.searchsorted(self.model.merchant_cum[c], rng.random())) for c in category]
         rows.cp_kind[:] = CP_MERCHANT
-        rows.cp_id[:] = category * MERCHANT_RANKS + np.asarray(ranks)
+        rows.cp_id[:] = category * MERCHANT_RANKS + self.model.merchant_ranks(rng, category)
         return rows, float(n)
 
     def _structuring(

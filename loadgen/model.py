@@ -115,20 +115,17 @@ class EngineModel:
     tag: str  # transaction id prefix, from the scenario digest (seed included)
     segments: list[SegmentModel] = field(default_factory=list)
     type_channels: dict[int, NDArray[np.float64]] = field(default_factory=dict)
-    amounts: dict[int, AmountModel] = field(default_factory=dict)
     rails: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     rail_amounts: list[AmountModel] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     category_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
-    category_amounts: list[AmountModel] = field(default_factory=list)
-    merchant_cum: list[NDArray[np.float64]] = field(default_factory=list)
     # every category's cumulative popularity, category c shifted to [c, c + 1): one searchsorted
     merchant_cum_all: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     merchant_first: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
     merchant_count: NDArray[np.int64] = field(default_factory=lambda: np.ones(1, np.int64))
-    type_amounts: AmountTable | None = None  # deposit, withdrawal, bill payment, fee
-    rail_table: AmountTable | None = None
-    category_table: AmountTable | None = None
+    type_amounts: AmountTable = field(default_factory=lambda: AmountTable.of([]))  # TABLE_TYPES
+    rail_table: AmountTable = field(default_factory=lambda: AmountTable.of([]))
+    category_table: AmountTable = field(default_factory=lambda: AmountTable.of([]))
     merchant_frag: list[str] = field(default_factory=list)  # per category
     city_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     place_frag: list[list[str]] = field(default_factory=list)  # [segment][city]
@@ -142,6 +139,18 @@ class EngineModel:
         if self._activity is None:
             self._activity = [of(self, cell) for cell in range(self.cells)]
         return self._activity
+
+    def merchant_ranks(
+        self, rng: np.random.Generator, category: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """A merchant of each row's category, by popularity (Zipf) within the category."""
+        found = np.searchsorted(
+            self.merchant_cum_all, category + rng.random(len(category)), side="right"
+        )
+        ranks: NDArray[np.int64] = np.minimum(
+            found - self.merchant_first[category], self.merchant_count[category] - 1
+        )
+        return ranks
 
     @classmethod
     def build(cls, scenario: Scenario, digest: str, run_id: str | None = None) -> EngineModel:
@@ -165,7 +174,7 @@ class EngineModel:
         for code, override in overrides.items():
             if override:
                 model.type_channels[code] = cumulative(lookup(override, CHANNELS, 0.0))
-        model.amounts = {
+        amounts = {
             DEPOSIT: AmountModel.of(types.deposit.amount),
             WITHDRAWAL: AmountModel.of(types.withdrawal.amount),
             BILL: AmountModel.of(types.bill_payment.amount),
@@ -180,22 +189,22 @@ class EngineModel:
         model.categories = list(merchants.categories)
         weights = [c.weight for c in merchants.categories.values()]
         model.category_cum = cumulative(weights)
-        model.category_amounts = [AmountModel.of(c.amount) for c in merchants.categories.values()]
         total = sum(weights)
+        popularity = []
         for name, w in zip(model.categories, weights, strict=True):
             count = max(1, round(merchants.count * w / total))
             ranks = np.arange(1, count + 1, dtype=np.float64)
-            model.merchant_cum.append(cumulative(ranks**-merchants.zipf_exponent))
+            popularity.append(cumulative(ranks**-merchants.zipf_exponent))
             model.merchant_frag.append(f'"merchant_category":{q(name)},"mcc":{merchants.mcc(name)}')
-        model.merchant_cum_all = np.concatenate(
-            [c + cum for c, cum in enumerate(model.merchant_cum)]
-        )
-        counts = np.array([len(cum) for cum in model.merchant_cum], dtype=np.int64)
+        model.merchant_cum_all = np.concatenate([c + cum for c, cum in enumerate(popularity)])
+        counts = np.array([len(cum) for cum in popularity], dtype=np.int64)
         model.merchant_count = counts
         model.merchant_first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        model.type_amounts = AmountTable.of([model.amounts[t] for t in TABLE_TYPES])
+        model.type_amounts = AmountTable.of([amounts[t] for t in TABLE_TYPES])
         model.rail_table = AmountTable.of(model.rail_amounts)
-        model.category_table = AmountTable.of(model.category_amounts)
+        model.category_table = AmountTable.of(
+            [AmountModel.of(c.amount) for c in merchants.categories.values()]
+        )
         model.city_cum = cumulative([c.weight for c in pop.cities])
         model.place_frag = [
             [

@@ -8,25 +8,10 @@ from typing import Literal
 Channel = Literal["mobile", "web", "atm", "pos", "branch"]
 CHANNELS: tuple[Channel, ...] = ("mobile", "web", "atm", "pos", "branch")
 
-# Every transaction type the engine knows. ``salary`` follows the pay schedule and is not part of a
-# segment's mix; the others are drawn from the mix.
-TxType = Literal[
-    "deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "salary", "fee"
-]
+# Transaction types drawn from a segment's mix (``salary`` follows the pay schedule instead).
 MixType = Literal[
     "deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "fee"
 ]
-TX_TYPES: tuple[TxType, ...] = (
-    "deposit",
-    "withdrawal",
-    "transfer",
-    "bill_payment",
-    "card_purchase",
-    "refund",
-    "salary",
-    "fee",
-)
-
 Rail = Literal["pix", "ted", "doc"]
 
 # Brazilian states -> macro-region (IBGE).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from scenarios import Scenario, dump_yaml, load
 from scenarios.model import THRESHOLD_METRICS
-from scenarios.reference import CHANNELS, MCC
+from scenarios.reference import CHANNELS, MCC, MixType
 
 names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True)
 cents = st.integers(min_value=1, max_value=10**10)
@@ -71,19 +71,7 @@ def segments(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             segment["channels"] = draw(weight_map(list(CHANNELS)))
         if draw(st.booleans()):
-            segment["mix"] = draw(
-                weight_map(
-                    [
-                        "deposit",
-                        "withdrawal",
-                        "transfer",
-                        "bill_payment",
-                        "card_purchase",
-                        "refund",
-                        "fee",
-                    ]
-                )
-            )
+            segment["mix"] = draw(weight_map(list(get_args(MixType))))
         if draw(st.booleans()):
             segment["initial_balance"] = {
                 "zero_share": draw(st.floats(0, 1)),
