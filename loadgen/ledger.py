@@ -38,12 +38,15 @@ from loadgen.model import (
 )
 from loadgen.population import CellState
 
-APPROVED = '"status":"approved","decline_reason":null'
-INSUFFICIENT = '"status":"declined","decline_reason":"insufficient_funds"'
-LIMIT = '"status":"declined","decline_reason":"limit_exceeded"'
-BLOCKED = '"status":"declined","decline_reason":"blocked_fraud"'
-NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null'
-NO_MERCHANT = '"merchant_category":null,"mcc":null'
+# Fragments carry the separator that follows them: an f-string of more than 30 parts compiles to
+# a slower ''.join of a list, so the event's f-string is kept at 30 parts.
+APPROVED = '"status":"approved","decline_reason":null,'
+INSUFFICIENT = '"status":"declined","decline_reason":"insufficient_funds",'
+LIMIT = '"status":"declined","decline_reason":"limit_exceeded",'
+BLOCKED = '"status":"declined","decline_reason":"blocked_fraud",'
+NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null,"ref_tx":'
+NO_MERCHANT = '"merchant_category":null,"mcc":null,'
+NORMAL = NO_FRAUD + "null"  # no fraud, no referenced transaction
 KIND = ["none", "account", "merchant", "external", "employer", "cash", "biller", "bank"]
 
 
@@ -73,12 +76,14 @@ class Ledger:
         self.model = model
         self.state = state
         # the fields every event of the run shares, and the markers the producer may rewrite
-        self.tail = f'{model.tail},"duplicate":false,"delayed":false,"produced_at":null'
+        self.tail = f',{model.tail},"duplicate":false,"delayed":false,"produced_at":null}}'
         self.prefix = f"{model.tag}-{state.cell:04x}-"
         self.counter = 0
         self.typologies = [t.kind for t in model.scenario.anomalies.typologies]
         self.stats = Stats(fraud=[0] * len(self.typologies))
-        self.pool: list[list[Any]] = []  # refundable: [tx id, account, amount, refunded, time, cp]
+        self.pool: list[list[Any]] = []  # refundable: [tx no, account, amount, refunded, time, cp]
+        self.skipped_now = 0  # refunds skipped in this call
+        self.pool_cap = 4096  # the pool is swept of expired purchases when it grows past this
         scenario = model.scenario
         self.max_age = scenario.transaction_types.refund.max_age
         self.partial_share = scenario.transaction_types.refund.partial_share
@@ -91,7 +96,7 @@ class Ledger:
         self.day_key = [-1] * size
         self.day_sum = [0] * size
         # merchant fields by category; index -1 (not a card purchase) gives the empty ones
-        self.category_frag = [*model.merchant_frag, NO_MERCHANT]
+        self.category_frag = [f"{text}," for text in model.merchant_frag] + [NO_MERCHANT]
         # type fields by code ((type * 8 + rail + 1) * 2 + credit), a list for fast lookups
         type_frag = [""] * (len(TYPES) * 8 * 2)
         for (t, rail, direction), text in model.type_frag.items():
@@ -116,6 +121,25 @@ class Ledger:
                 self.cp_cache.clear()
             text = self.cp_cache[key] = self._counterparty(kind, ident)
         return text
+
+    def counterparties(self, rows: Rows) -> list[str]:
+        """The counterparty fields of every row: one-off external ids are formatted in one go
+        (as hex text of the whole column), the others come from the cache."""
+        cp_cache = self.cp_cache
+        packed = ((rows.cp_kind << 40) | rows.cp_id).tolist()
+        out: list[str | None] = [cp_cache.get(k) for k in packed]
+        external = rows.cp_kind == CP_EXTERNAL
+        if external.any():
+            text = (rows.cp_id & 0xFFFFFFFF).astype(">u4").tobytes().hex()
+            for j in np.flatnonzero(external).tolist():
+                out[j] = (
+                    f'"counterparty":"X{text[8 * j : 8 * j + 8]}","counterparty_kind":"external"'
+                )
+        if None in out:
+            for j, k in enumerate(packed):
+                if out[j] is None:
+                    out[j] = self.counterparty(k >> 40, k & 0xFFFFFFFFFF)
+        return out  # type: ignore[return-value]
 
     def _counterparty(self, kind: int, ident: int) -> str:
         if kind == CP_ACCOUNT:
@@ -143,7 +167,7 @@ class Ledger:
         """Events for ``rows`` (sorted by time), at most ``limit`` of them."""
         state, stats = self.state, self.stats
         balance, floor, seq, keys_of = state.balance, state.floor, state.seq, state.key
-        account_frag, place_frag, device_of = state.account_frag, state.place_frag, state.device
+        who_of = state.who
         tail, prefix, counts, pool = self.tail, self.prefix, stats.counts, self.pool
         night_max, daily_max = self.night_max, self.daily_max
         night_key, night_sum, day_key, day_sum = (
@@ -168,8 +192,10 @@ class Ledger:
         else:  # e.g. 0h to 6h: within one day
             in_night = (local_hour >= night.start_hour) & (local_hour < night.end_hour)
             night_of = day
-        nkey_l = np.where(capped & in_night & (night_max is not None), night_of, -1).tolist()
-        dkey_l = np.where(capped & (daily_max is not None), day, -1).tolist()
+        nkey = np.where(capped & in_night & (night_max is not None), night_of, -1)
+        dkey = np.where(capped & (daily_max is not None), day, -1)
+        nkey_l, dkey_l = nkey.tolist(), dkey.tolist()
+        limited_l = ((nkey >= 0) | (dkey >= 0)).tolist()
         special_l = (
             (typ == REFUND) | (rows.fraud > 0) | (rows.drain > 0) | rows.new_device | rows.blocked
         ).tolist()
@@ -178,59 +204,51 @@ class Ledger:
         tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
         head_l = (tcode * 5 + rows.channel).tolist()
         cat_l = np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1).tolist()
-        cp_cache, counterparty = self.cp_cache, self.counterparty
-        cp_l = [
-            cp_cache.get(k)
-            or (
-                f'"counterparty":"X{k & 0xFFFFFFFF:08x}","counterparty_kind":"external"'
-                if k >> 40 == CP_EXTERNAL
-                else counterparty(k >> 40, k & 0xFFFFFFFFFF)
-            )
-            for k in ((rows.cp_kind << 40) | rows.cp_id).tolist()
-        ]
+        cp_l = self.counterparties(rows)
+        counterparty = self.counterparty
         time_l = (rows.time * 1000.0).astype(np.int64).tolist()
         acc_l, typ_l, dir_l = rows.acc.tolist(), typ.tolist(), direction.tolist()
         amt_l, cpi_l = rows.amount.tolist(), rows.cp_id.tolist()
         heads, category_frag = self.heads, self.category_frag
         fraud_codes = rows.fraud
 
-        if len(pool) > 4096 and len(rows):  # forget purchases past the refund window
+        if len(pool) > self.pool_cap and len(rows):
+            # forget purchases past the refund window; sweeping again only once the pool has
+            # doubled keeps the cost per event constant (refunds skip expired entries anyway)
             oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
             pool[:] = [entry for entry in pool if entry[4] >= oldest]
-        emitted = 0
+            self.pool_cap = max(4096, 2 * len(pool))
         counter = self.counter
-        money_in = money_out = 0
-        for i in range(len(acc_l)):
-            if emitted >= limit:
+        end = counter + limit  # the counter of the last event allowed
+        declined = [0] * len(TYPES)
+        legs = money_in = money_out = 0
+        done = len(acc_l)  # rows looked at (the rest wait for a later call)
+        for i, a, amt, cpf, tms in zip(range(done), acc_l, amt_l, cp_l, time_l, strict=True):
+            if counter >= end:
+                done = i
                 break
             internal = internal_l[i]
-            if internal and emitted + 1 == limit:
+            if internal and counter + 1 == end:
                 # no room for both legs: the last event of the quota pays outside the bank
                 internal = False
-                cp_l[i] = self.counterparty(CP_EXTERNAL, cpi_l[i])
-            a = acc_l[i]
-            t = typ_l[i]
-            amt = amt_l[i]
-            cpf = cp_l[i]
-            device = device_of[a]
-            fraud = NO_FRAUD
-            ref = "null"
-            blocked = False
+                cpf = self.counterparty(CP_EXTERNAL, cpi_l[i])
+            who = who_of[a]
+            status = APPROVED
+            fraud = NORMAL
             if special_l[i]:
-                found = self._special(rows, i, a, amt, time_l[i])
+                found = self._special(rows, i, a, amt, tms)
                 if found is None:
                     continue
-                a, amt, ref, fraud, blocked, cp_text, device = found
+                a, amt, fraud, status, cp_text, who = found
                 if cp_text is not None:
                     cpf = cp_text
             before = balance[a]
             if dir_l[i] < 0:
-                status = APPROVED
-                if blocked:
-                    status = BLOCKED
+                if status is not APPROVED:
+                    pass
                 elif before - amt < floor[a]:
                     status = INSUFFICIENT
-                else:
+                elif limited_l[i]:
                     nk = nkey_l[i]
                     if nk >= 0:
                         if night_key[a] != nk:
@@ -245,76 +263,77 @@ class Ledger:
                             day_sum[a] = 0
                         if day_sum[a] + amt > daily_max:
                             status = LIMIT
+                    if status is APPROVED:
+                        if nk >= 0:
+                            night_sum[a] += amt
+                        if dk >= 0:
+                            day_sum[a] += amt
                 if status is APPROVED:
-                    after = before - amt
-                    balance[a] = after
-                    if nkey_l[i] >= 0:
-                        night_sum[a] += amt
-                    if dkey_l[i] >= 0:
-                        day_sum[a] += amt
+                    after = balance[a] = before - amt
                     if not internal:
                         money_out += amt
-                    counts[2 * t] += 1
                 else:
                     after = before
-                    counts[2 * t + 1] += 1
+                    declined[typ_l[i]] += 1
             else:
-                status = APPROVED
-                after = before + amt
-                balance[a] = after
+                after = balance[a] = before + amt
                 money_in += amt
-                counts[2 * t] += 1
-            s = seq[a] + 1
-            seq[a] = s
+            s = seq[a] = seq[a] + 1
             counter += 1
-            tx = counter
-            tms = time_l[i]
             out_key(keys_of[a])
             out_time(tms)
             out_line(
-                f'{{"tx_id":"{prefix}{tx!s}",{account_frag[a]},{place_frag[a]},'
-                f'"device":{device},{heads[head_l[i]]},"amount":{amt!s},'
-                f'"balance_before":{before!s},"balance_after":{after!s},{status},{cpf},'
-                f'{category_frag[cat_l[i]]},"seq":{s!s},"event_time":{tms!s},{fraud},'
-                f'"ref_tx":{ref},{tail}}}'
+                f'{{"tx_id":"{prefix}{counter!s}",{who},{heads[head_l[i]]},"amount":{amt!s},'
+                f'"balance_before":{before!s},"balance_after":{after!s},{status}{cpf},'
+                f'{category_frag[cat_l[i]]}"seq":{s!s},"event_time":{tms!s},{fraud}{tail}'
             )
-            emitted += 1
             if status is not APPROVED:
                 continue
             if refundable_l[i]:
-                pool.append([f"{prefix}{tx!s}", a, amt, 0, tms, cpf])
+                pool.append([counter, a, amt, 0, tms, cpf])
             elif internal:
                 # the other leg: the same money arrives in the counterparty's account
                 b = cpi_l[i]
                 b_before = balance[b]
                 balance[b] = b_before + amt
-                sb = seq[b] + 1
-                seq[b] = sb
-                counts[2 * t] += 1
-                if fraud is not NO_FRAUD:
-                    stats.fraud[int(fraud_codes[i]) - 1] += 1
+                sb = seq[b] = seq[b] + 1
+                legs += 1
+                leg_fraud = NO_FRAUD
+                if fraud is not NORMAL:
+                    f = int(fraud_codes[i])
+                    stats.fraud[f - 1] += 1
+                    leg_fraud = self.fraud_text(f, int(rows.instance[i]))
                 counter += 1
                 out_key(keys_of[b])
                 out_time(tms)
                 out_line(
-                    f'{{"tx_id":"{prefix}{counter!s}",{account_frag[b]},'
-                    f'{place_frag[b]},"device":{device_of[b]},{heads[head_l[i] + 5]},'
+                    f'{{"tx_id":"{prefix}{counter!s}",{who_of[b]},{heads[head_l[i] + 5]},'
                     f'"amount":{amt!s},"balance_before":{b_before!s},'
-                    f'"balance_after":{b_before + amt!s},{APPROVED},'
-                    f'{counterparty(CP_ACCOUNT, a)},{NO_MERCHANT},"seq":{sb!s},'
-                    f'"event_time":{tms!s},{fraud},"ref_tx":"{prefix}{tx!s}",{tail}}}'
+                    f'"balance_after":{b_before + amt!s},"status":"approved",'
+                    f'"decline_reason":null,{counterparty(CP_ACCOUNT, a)},'
+                    f'"merchant_category":null,"mcc":null,"seq":{sb!s},'
+                    f'"event_time":{tms!s},{leg_fraud}"{prefix}{counter - 1!s}"{tail}'
                 )
-                emitted += 1
         self.counter = counter
+        # events by type and status: every row looked at gave one event (two for an approved
+        # transfer inside the bank), but for refunds with nothing left to refund
+        looked_at = np.bincount(typ[:done], minlength=len(TYPES)).tolist()
+        looked_at[REFUND] -= self.skipped_now
+        self.skipped_now = 0
+        looked_at[TRANSFER] += legs
+        for t, n in enumerate(looked_at):
+            counts[2 * t] += n - declined[t]
+            counts[2 * t + 1] += declined[t]
         stats.money_in += money_in
         stats.money_out += money_out
         return keys, lines, times
 
     def _special(
         self, rows: Rows, i: int, a: int, amt: int, tms: int
-    ) -> tuple[int, int, str, str, bool, str | None, str] | None:
-        """Refunds, fraud and drains: (account, amount, ref, fraud, blocked, counterparty,
-        device), or None when the row yields no event (a refund with nothing to refund)."""
+    ) -> tuple[int, int, str, str, str | None, str] | None:
+        """Refunds, fraud and drains: (account, amount, fraud and ref_tx fields, status so far,
+        counterparty, who: account, place and device fields), or None when the row yields no
+        event (a refund with nothing left to refund)."""
         state = self.state
         ref = "null"
         cp_text = None
@@ -323,6 +342,7 @@ class Ledger:
             found = self._refundable(float(rows.u[i]), tms)
             if found is None:
                 self.stats.skipped_refunds += 1
+                self.skipped_now += 1
                 return None
             j, entry = found
             a = int(entry[1])
@@ -337,7 +357,7 @@ class Ledger:
             if entry[3] >= entry[2]:
                 self.pool[j] = self.pool[-1]
                 self.pool.pop()
-            ref = f'"{entry[0]}"'
+            ref = f'"{self.prefix}{entry[0]}"'
             cp_text = str(entry[5])
         drain = float(rows.drain[i])
         if drain > 0.0 and int(rows.direction[i]) < 0:
@@ -346,12 +366,19 @@ class Ledger:
         f = int(rows.fraud[i])
         if f:
             self.stats.fraud[f - 1] += 1
-            fraud = (
-                f'"fraud":true,"typology":"{self.typologies[f - 1]}",'
-                f'"fraud_instance":"{self.instance_prefix}{int(rows.instance[i]):06x}"'
-            )
-        device = f'"D-new-{state.key[a]}"' if rows.new_device[i] else state.device[a]
-        return a, amt, ref, fraud, bool(rows.blocked[i]), cp_text, device
+            fraud = self.fraud_text(f, int(rows.instance[i]))
+        who = state.who[a]
+        if rows.new_device[i]:
+            who = f'{who[: who.rindex(",")]},"device":"D-new-{state.key[a]}"'
+        status = BLOCKED if rows.blocked[i] else APPROVED
+        return a, amt, fraud + ref, status, cp_text, who
+
+    def fraud_text(self, code: int, instance: int) -> str:
+        """The fraud fields of a labelled event, up to the ref_tx value."""
+        return (
+            f'"fraud":true,"typology":"{self.typologies[code - 1]}",'
+            f'"fraud_instance":"{self.instance_prefix}{instance:06x}","ref_tx":'
+        )
 
     def _refundable(self, u: float, tms: int) -> tuple[int, list[Any]] | None:
         """An earlier approved purchase still within the refund window, or None."""

@@ -44,9 +44,9 @@ class CellState:
     floor: list[int]  # -overdraft limit: the lowest an approved debit may leave
     seq: list[int]
     key: list[str]  # account id (the Kafka key)
-    account_frag: list[str]  # "account":...,"customer":...,"customer_name":...
-    place_frag: list[str]  # segment, city, state, region
-    device: list[str]  # the customer's usual device, JSON-quoted
+    # the event's fields about who: "account":...,"customer":...,"customer_name":..., segment,
+    # city, state, region and "device": the customer's usual device
+    who: list[str]
 
     @property
     def size(self) -> int:
@@ -177,14 +177,13 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
     key = [f"A{c:09d}-{k}" for c, k in zip(customer.tolist(), number.tolist(), strict=True)]
     customer_ids = [f"C{c:09d}" for c in g.tolist()]
     quoted = [q(x) for x in names]
-    account_frag = [
-        f'"account":"{key[i]}","customer":"{customer_ids[o]}","customer_name":{quoted[o]}'
-        for i, o in enumerate(owner.tolist())
-    ]
-    devices = [f'"D{c:09d}"' for c in g.tolist()]
-    place = [
-        model.place_frag[s][c]
-        for s, c in zip(acc_segment.tolist(), city[owner].tolist(), strict=True)
+    place = model.place_frag
+    who = [
+        f'"account":"{key[i]}","customer":"{customer_ids[o]}","customer_name":{quoted[o]},'
+        f'{place[s][c]},"device":"D{customer_ids[o][1:]}"'
+        for i, (o, s, c) in enumerate(
+            zip(owner.tolist(), acc_segment.tolist(), city[owner].tolist(), strict=True)
+        )
     ]
     return CellState(
         cell=cell,
@@ -200,7 +199,5 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
         floor=floor.tolist(),
         seq=[0] * m,
         key=key,
-        account_frag=account_frag,
-        place_frag=place,
-        device=[devices[o] for o in owner.tolist()],
+        who=who,
     )
