@@ -16,7 +16,7 @@ import numpy as np
 
 from bankstream.errors import BankstreamError
 from loadgen.calendar import Clock
-from loadgen.draw import CellDraws, Rows
+from loadgen.draw import CP_ACCOUNT, CellDraws, Rows
 from loadgen.fraud import FraudPlanner
 from loadgen.ledger import Ledger, Stats
 from loadgen.model import EngineModel
@@ -53,7 +53,7 @@ class CellStream:
         self.clock = clock or Clock(model.scenario)
         self.state = _build_cell(model, cell)
         self.draws = CellDraws(model, self.state, self.clock)
-        self.fraud = FraudPlanner(model, self.draws, self.clock)
+        self.fraud = FraudPlanner(model, self.draws, self.clock, scale)
         self.ledger = Ledger(model, self.state)
         seed = model.scenario.seed
         self.rng = cell_rng(seed, cell, DRAW)
@@ -88,10 +88,10 @@ class CellStream:
             # drawn now happen, for the fraud budget
             stats = self.ledger.stats
             normal_before = self.ledger.counter - sum(stats.fraud)
-            normal_times = np.sort(np.concatenate([rows.time, salaries.time]))
-            planned = self.fraud.plan(
-                self.fraud_rng, k0, k1, normal_before, normal_times, stats.fraud, self.pending
-            )
+            # (a transfer to another customer of the bank is two events: it counts twice)
+            legs = rows.time[(rows.cp_kind == CP_ACCOUNT) & (rows.direction < 0)]
+            normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time]))
+            planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
             every = Rows.concat([self.pending, rows, salaries, planned])
             end = self.clock.origin + k1 * self.clock.slot
             due = every.time < end

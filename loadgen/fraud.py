@@ -1,14 +1,19 @@
 """Fraud typologies planned into a cell's stream, each event labelled with typology and instance.
 
 The share of fraud events follows the scenario's rates: a running budget plans instances until
-the planned fraud events reach ``rate x all events`` so far (so the realised rate stays close to
-the configured one, not only on average). ``overlap`` decides how often fraud borrows normal
-amounts and normal hours instead of its tell-tale ones.
+their mean sizes reach ``rate x all events`` so far. Instances last a while (a structuring
+spree two days, a mule ring most of a day), so the stream starts as if fraud had been going on
+before it: instances are planned over a pre-roll as long as a typology's longest instance, and
+only their events from the start on are kept. In-flight instances then carry over at both ends
+of any window, so the realised rate matches the configured one at any run length, not only in
+long runs. ``overlap`` decides how often fraud borrows normal amounts and normal hours instead
+of its tell-tale ones.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +36,11 @@ PIX = 0
 
 
 class FraudPlanner:
-    def __init__(self, model: EngineModel, draws: CellDraws, clock: Clock) -> None:
+    def __init__(
+        self, model: EngineModel, draws: CellDraws, clock: Clock, scale: float = 1.0
+    ) -> None:
         self.model = model
+        self.scale = scale
         self.draws = draws
         self.clock = clock
         anomalies = model.scenario.anomalies
@@ -41,7 +49,9 @@ class FraudPlanner:
         self.blocked_share = anomalies.blocked_share
         total = anomalies.total_rate
         self.factor = total / (1.0 - total) if total < 1 else 0.0
-        self.planned = [0.0] * len(self.typologies)
+        self.planned = [0.0] * len(self.typologies)  # instances planned x their mean size
+        self.offset = [0.0] * len(self.typologies)  # the budget of the pre-roll
+        self.started = False
         self.mean_size = [self._mean_size(t) for t in self.typologies]
         self.thresholds: list[float] = []
         self.instances = 0
@@ -58,53 +68,105 @@ class FraudPlanner:
         k1: int,
         normal_before: int,
         normal_times: NDArray[np.float64],
-        emitted: list[int],
-        pending: Rows,
     ) -> Rows:
         """Instances starting in simulated slots [k0, k1); their events may run later.
 
         Hour by hour, the budget of a typology is ``rate / (1 - total rate) x normal events up to
         the end of that hour`` (``normal_before`` emitted before the chunk, plus those of
-        ``normal_times``, sorted, up to then); what counts against it is what was emitted plus
-        what is already scheduled. An instance is planned when the budget left reaches a random
-        threshold: unbiased at any scale and at any cut of the stream, close to the rate in long
-        streams.
+        ``normal_times``, sorted, up to then), on top of the pre-roll's budget. An instance is
+        planned when the budget left over (instances planned so far x their mean size) reaches
+        U x the mean size, U uniform: the expected number of instances is then exactly the
+        budget / mean size at any budget, so the expected fraud events are the budget, however
+        short the run. (Counting each instance's own size instead biases short runs upwards.)
         """
         if not self.typologies or self.size < 2:
             return Rows.empty()
-        if not self.thresholds:
-            self.thresholds = [rng.random() * m for m in self.mean_size]
-        # fraud codes are 1 + the typology's place in the scenario: each entry its own budget
-        scheduled = np.bincount(pending.fraud, minlength=len(self.typologies) + 1)
-        for i in range(len(self.typologies)):
-            self.planned[i] = emitted[i] + float(scheduled[i + 1])
         parts: list[Rows] = []
-        total_rate = sum(t.rate for t in self.typologies)
+        if not self.started:
+            self.started = True
+            self.thresholds = [rng.random() * m for m in self.mean_size]
+            parts.append(self._preroll(rng))
         step = self.clock.slots_per_hour
         starts = np.arange(k0, k1, step)
         ends = np.minimum(starts + step, k1)
         normal = normal_before + np.searchsorted(
             normal_times, self.clock.origin + ends * self.clock.slot
         )
-        for i, typology in enumerate(self.typologies):
-            targets = typology.rate / total_rate * self.factor * normal  # grows hour by hour
-            while True:
-                # an instance when the budget left reaches U x its mean size, U uniform: the
-                # expected number of instances is the budget / mean size
-                w = int(np.searchsorted(targets, self.planned[i] + self.thresholds[i]))
-                if w >= len(targets):
-                    break
-                self.thresholds[i] = rng.random() * self.mean_size[i]
-                start = self._start(rng, int(starts[w]), int(ends[w]))
-                self.instances += 1
-                rows, expected = self._instance(rng, typology, start)
-                rows.fraud[:] = 1 + i
-                rows.instance[:] = self.instances
-                debits = rows.direction < 0
-                rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
-                self.planned[i] += expected
-                parts.append(rows)
+        for i in range(len(self.typologies)):
+            targets = self.offset[i] + self.share(i) * normal.astype(np.float64)  # by hour
+            parts.extend(self._plan_typology(rng, i, targets, starts, ends, clamp=True))
         return Rows.concat(parts)
+
+    def share(self, i: int) -> float:
+        """Fraud events of typology ``i`` per normal event."""
+        total_rate = sum(t.rate for t in self.typologies)
+        return self.typologies[i].rate / total_rate * self.factor
+
+    def _plan_typology(
+        self,
+        rng: np.random.Generator,
+        i: int,
+        targets: NDArray[np.float64],
+        starts: NDArray[np.int64],
+        ends: NDArray[np.int64],
+        clamp: bool,
+    ) -> list[Rows]:
+        """Instances of typology ``i`` while the budget (``targets``, cumulative, by window
+        [starts, ends) of slots) is ahead of what was planned."""
+        typology = self.typologies[i]
+        parts = []
+        while True:
+            w = int(np.searchsorted(targets, self.planned[i] + self.thresholds[i]))
+            if w >= len(targets):
+                break
+            self.thresholds[i] = rng.random() * self.mean_size[i]
+            start = self._start(rng, int(starts[w]), int(ends[w]), clamp)
+            self.instances += 1
+            rows = self._instance(rng, typology, start)
+            rows.fraud[:] = 1 + i
+            rows.instance[:] = self.instances
+            debits = rows.direction < 0
+            rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+            self.planned[i] += self.mean_size[i]
+            if not clamp:  # a pre-roll instance: only what happens from the start on
+                rows = rows.take(rows.time >= self.clock.start)
+            parts.append(rows)
+        return parts
+
+    def _preroll(self, rng: np.random.Generator) -> Rows:
+        """Instances that began before the stream, as if it had been running all along: over
+        each typology's longest instance before the start, with the normal events the
+        population would have had then (expected, by hour of day and weekday)."""
+        clock = self.clock
+        slot = clock.slot
+        # expected normal events per slot at mean activity: the rows drawn, plus the credit leg
+        # of each transfer inside the bank
+        per_slot = 0.0
+        for seg, (_, cum) in zip(self.model.segments, self.draws.segments, strict=True):
+            if len(cum):
+                legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
+                per_slot += float(cum[-1]) / 24.0 * (1.0 + legs)
+        per_slot *= self.scale / clock.slots_per_hour
+        parts: list[Rows] = []
+        for i, typology in enumerate(self.typologies):
+            # an instance budgeted in an hour may start up to the next day's small hours
+            back = int(math.ceil((self._longest(typology) + 30 * HOUR) / slot)) + 1
+            starts = np.arange(-back, 0, dtype=np.int64)
+            normal = np.cumsum(per_slot * clock.base_intensity(-back, 0), dtype=np.float64)
+            targets: NDArray[np.float64] = self.share(i) * normal
+            parts.extend(self._plan_typology(rng, i, targets, starts, starts + 1, clamp=False))
+            # the run's budget carries on from the pre-roll's
+            self.offset[i] = float(targets[-1])
+        return Rows.concat(parts)
+
+    def _longest(self, typology: object) -> float:
+        """The longest an instance lasts, seconds from its start to its last event."""
+        if isinstance(typology, AccountTakeover):
+            return typology.transfers.max * 600.0 + 3600.0
+        if isinstance(typology, CardTesting | Structuring):
+            return float(typology.window)
+        assert isinstance(typology, MuleRing)
+        return 4 * HOUR + float(typology.hold)
 
     def _mean_size(self, typology: object) -> float:
         """Expected number of events of one instance."""
@@ -125,9 +187,10 @@ class FraudPlanner:
         assert isinstance(typology, MuleRing)
         return mean(typology.fan_in) + mean(typology.fan_out)
 
-    def _start(self, rng: np.random.Generator, w0: int, w1: int) -> float:
+    def _start(self, rng: np.random.Generator, w0: int, w1: int, clamp: bool = True) -> float:
         """When an instance budgeted in slots [w0, w1) starts: in that hour, like everyone
-        else (``overlap.time`` of the time), or else in the next small hours (01:00-05:00)."""
+        else (``overlap.time`` of the time), or else in the next small hours (01:00-05:00);
+        not before the stream's start unless ``clamp`` is off (pre-roll)."""
         begin = self.clock.origin + w0 * self.clock.slot
         moment = begin + rng.random() * (w1 - w0) * self.clock.slot
         if rng.random() >= self.overlap.time:
@@ -135,7 +198,7 @@ class FraudPlanner:
             day = local.date() if local.hour < 5 else local.date() + dt.timedelta(days=1)
             small = self.clock.epoch(day, (1 + 4 * rng.random()) * HOUR)
             moment = max(begin, small)
-        return max(self.clock.start, moment)
+        return max(self.clock.start, moment) if clamp else moment
 
     def _account(self, rng: np.random.Generator) -> int:
         return int(rng.integers(0, self.size))
@@ -147,9 +210,7 @@ class FraudPlanner:
     def _normal_amounts(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
         return self.model.rail_amounts[PIX].draw(rng, n)
 
-    def _instance(
-        self, rng: np.random.Generator, typology: object, start: float
-    ) -> tuple[Rows, float]:
+    def _instance(self, rng: np.random.Generator, typology: object, start: float) -> Rows:
         if isinstance(typology, AccountTakeover):
             return self._takeover(rng, typology, start)
         if isinstance(typology, CardTesting):
@@ -159,9 +220,7 @@ class FraudPlanner:
         assert isinstance(typology, MuleRing)
         return self._mule_ring(rng, typology, start)
 
-    def _takeover(
-        self, rng: np.random.Generator, t: AccountTakeover, start: float
-    ) -> tuple[Rows, float]:
+    def _takeover(self, rng: np.random.Generator, t: AccountTakeover, start: float) -> Rows:
         victim = self._account(rng)
         n = int(rng.integers(t.transfers.min, t.transfers.max + 1))
         inside = rng.random() < t.mule_inside_share
@@ -190,12 +249,9 @@ class FraudPlanner:
             rows.channel[n] = ATM
             rows.drain[n] = 0.9
             rows.cp_kind[n] = CP_CASH
-        legs = n * (1.0 - self.blocked_share) if inside else 0.0
-        return rows, len(rows) + legs
+        return rows
 
-    def _card_testing(
-        self, rng: np.random.Generator, t: CardTesting, start: float
-    ) -> tuple[Rows, float]:
+    def _card_testing(self, rng: np.random.Generator, t: CardTesting, start: float) -> Rows:
         victim = self._account(rng)
         n = int(rng.integers(t.burst.min, t.burst.max + 1))
         rows = Rows.of_size(n)
@@ -214,11 +270,9 @@ class FraudPlanner:
             rows.amount[:] = rng.integers(low, t.max_amount + 1, n)
         rows.cp_kind[:] = CP_MERCHANT
         rows.cp_id[:] = category * MERCHANT_RANKS + self.model.merchant_ranks(rng, category)
-        return rows, float(n)
+        return rows
 
-    def _structuring(
-        self, rng: np.random.Generator, t: Structuring, start: float
-    ) -> tuple[Rows, float]:
+    def _structuring(self, rng: np.random.Generator, t: Structuring, start: float) -> Rows:
         account = self._account(rng)
         n = int(rng.integers(t.deposits.min, t.deposits.max + 1))
         rows = Rows.of_size(n)
@@ -230,9 +284,9 @@ class FraudPlanner:
         low = max(1, int(t.threshold * (1.0 - t.margin)))
         rows.amount[:] = rng.integers(low, max(low + 1, t.threshold), n)
         rows.cp_kind[:] = CP_CASH
-        return rows, float(n)
+        return rows
 
-    def _mule_ring(self, rng: np.random.Generator, t: MuleRing, start: float) -> tuple[Rows, float]:
+    def _mule_ring(self, rng: np.random.Generator, t: MuleRing, start: float) -> Rows:
         size = min(int(rng.integers(t.ring_size.min, t.ring_size.max + 1)), self.size)
         ring = rng.choice(self.size, size=size, replace=False)
         fan_in = int(rng.integers(t.fan_in.min, t.fan_in.max + 1))
@@ -255,4 +309,4 @@ class FraudPlanner:
         rows.drain[fan_in:] = rng.uniform(0.5, 0.9, fan_out)
         rows.cp_kind[:] = CP_EXTERNAL
         rows.cp_id[:] = rng.integers(0, 2**32, n)
-        return rows, float(n)
+        return rows

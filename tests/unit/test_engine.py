@@ -216,3 +216,34 @@ def test_stats_and_checksum_describe_what_was_emitted():
     again, _ = run_cell(3)
     assert again.state.checksum() == stream.state.checksum()
     assert run_cell(4)[0].state.checksum() != stream.state.checksum()
+
+
+def test_short_runs_realise_the_configured_fraud_rate():
+    """Instances last up to days (structuring) and may start the next night, so a run of a few
+    simulated days must not lose the fraud still in flight at either end: three runs of 150,000
+    events (about 3.5 simulated days per cell) realise each typology's rate within a binomial
+    interval widened by the design effect."""
+    found: Counter[str] = Counter()
+    sizes: dict[str, Counter[str]] = {}
+    total = 0
+    for seed in (11, 12, 13):
+        model = model_of("fraud-ring", seed=str(seed))
+        share = quotas(model, 150_000)
+        clock = Clock(model.scenario)
+        for cell in range(model.cells):
+            for chunk in CellStream(model, cell, clock).chunks(share[cell]):
+                total += len(chunk)
+                for line in chunk.lines:
+                    if '"fraud":true' in line:
+                        event = orjson.loads(line)
+                        found[event["typology"]] += 1
+                        sizes.setdefault(event["typology"], Counter())[
+                            f"{seed}-{event['fraud_instance']}"
+                        ] += 1
+    assert total == 450_000
+    for typology in model_of("fraud-ring").scenario.anomalies.typologies:
+        per = np.array(list(sizes[typology.kind].values()), dtype=float)
+        deff = float((per**2).mean() / per.mean())
+        expected = total * typology.rate
+        sd = (expected * (1 - typology.rate) * deff) ** 0.5
+        assert abs(found[typology.kind] - expected) <= 3.29 * sd, (typology.kind, found, sd)
