@@ -86,14 +86,20 @@ def pays_per_month(schedule: PaySchedule) -> float:
 
 class Clock:
     """Local calendar facts for each simulated slot ``k``: slots of ``slot`` seconds (an hour, or
-    a fraction of one for dense streams), on a grid aligned to the hour the run starts in."""
+    a fraction of one for dense streams), on a grid aligned to the local hour the run starts in.
+    (A zone that changes its offset by a fraction of an hour, like Lord Howe Island's half-hour
+    summer time, shifts the grid against its local hours after the change.)"""
 
     def __init__(self, scenario: Scenario, slots_per_hour: int = 1) -> None:
         self.zone = ZoneInfo(scenario.time.timezone)
         self.start = start_epoch(scenario)
         self.slots_per_hour = slots_per_hour
         self.slot = HOUR / slots_per_hour
-        self.origin = math.floor(self.start / HOUR) * HOUR  # slot 0 begins on an hour
+        # slot 0 begins on the local hour the run starts in (a zone may be off UTC by a
+        # fraction of an hour, e.g. +05:30): each slot then lies within one local hour
+        offset = dt.datetime.fromtimestamp(self.start, self.zone).utcoffset()
+        shift = offset.total_seconds() if offset is not None else 0.0
+        self.origin = math.floor((self.start + shift) / HOUR) * HOUR - shift
         self.anchor = dt.datetime.fromtimestamp(self.start, self.zone).date()
         hw = np.asarray(scenario.time.hour_weights, dtype=np.float64)
         ww = np.asarray(scenario.time.weekday_weights, dtype=np.float64)

@@ -94,7 +94,7 @@ class FraudPlanner:
         )
         for i in range(len(self.typologies)):
             targets = self.offset[i] + self.share(i) * normal.astype(np.float64)  # by hour
-            parts.extend(self._plan_typology(rng, i, targets, starts, ends, clamp=True))
+            parts.extend(self._plan_typology(rng, i, targets, starts, ends))
         return Rows.concat(parts)
 
     def share(self, i: int) -> float:
@@ -109,54 +109,85 @@ class FraudPlanner:
         targets: NDArray[np.float64],
         starts: NDArray[np.int64],
         ends: NDArray[np.int64],
-        clamp: bool,
     ) -> list[Rows]:
         """Instances of typology ``i`` while the budget (``targets``, cumulative, by window
         [starts, ends) of slots) is ahead of what was planned."""
-        typology = self.typologies[i]
         parts = []
         while True:
             w = int(np.searchsorted(targets, self.planned[i] + self.thresholds[i]))
             if w >= len(targets):
                 break
             self.thresholds[i] = rng.random() * self.mean_size[i]
-            start = self._start(rng, int(starts[w]), int(ends[w]), clamp)
-            self.instances += 1
-            rows = self._instance(rng, typology, start)
-            rows.fraud[:] = 1 + i
-            rows.instance[:] = self.instances
-            debits = rows.direction < 0
-            rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+            start = self._start(rng, int(starts[w]), int(ends[w]))
             self.planned[i] += self.mean_size[i]
-            if not clamp:  # a pre-roll instance: only what happens from the start on
-                rows = rows.take(rows.time >= self.clock.start)
-            parts.append(rows)
+            parts.append(self._labelled(rng, i, start))
         return parts
+
+    def _labelled(self, rng: np.random.Generator, i: int, start: float) -> Rows:
+        """An instance of typology ``i`` from ``start``: its events, labelled."""
+        self.instances += 1
+        rows = self._instance(rng, self.typologies[i], start)
+        rows.fraud[:] = 1 + i
+        rows.instance[:] = self.instances
+        debits = rows.direction < 0
+        rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
+        return rows
 
     def _preroll(self, rng: np.random.Generator) -> Rows:
         """Instances that began before the stream, as if it had been running all along: over
-        each typology's longest instance before the start, with the normal events the
-        population would have had then (expected, by hour of day and weekday)."""
+        each typology's longest instance (and the wait for the small hours) before the start,
+        with the normal events the population would have had then (expected, by hour of day
+        and weekday). Budgeted like the run's instances, but in one go: when they start is
+        drawn for all of them, and only those that may still have events at the start are
+        made, keeping their events from the start on. (A dense stream has a great many of them
+        in the days before its start, and few reach into it.)"""
         clock = self.clock
-        slot = clock.slot
-        # expected normal events per slot at mean activity: the rows drawn, plus the credit leg
+        step = clock.slots_per_hour  # budgeted hour by hour, however fine the slots
+        # expected normal events per hour at mean activity: the rows drawn, plus the credit leg
         # of each transfer inside the bank
-        per_slot = 0.0
+        per_hour = 0.0
         for seg, (_, cum) in zip(self.model.segments, self.draws.segments, strict=True):
             if len(cum):
                 legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
-                per_slot += float(cum[-1]) / 24.0 * (1.0 + legs)
-        per_slot *= self.scale / clock.slots_per_hour
+                per_hour += float(cum[-1]) / 24.0 * (1.0 + legs)
+        per_hour *= self.scale
         parts: list[Rows] = []
         for i, typology in enumerate(self.typologies):
+            longest = self._longest(typology)
             # an instance budgeted in an hour may start up to the next day's small hours
-            back = int(math.ceil((self._longest(typology) + 30 * HOUR) / slot)) + 1
-            starts = np.arange(-back, 0, dtype=np.int64)
-            normal = np.cumsum(per_slot * clock.base_intensity(-back, 0), dtype=np.float64)
-            targets: NDArray[np.float64] = self.share(i) * normal
-            parts.extend(self._plan_typology(rng, i, targets, starts, starts + 1, clamp=False))
-            # the run's budget carries on from the pre-roll's
-            self.offset[i] = float(targets[-1])
+            back = int(math.ceil((longest + 30 * HOUR) / HOUR)) + 1
+            begin = clock.origin + np.arange(-back, 0, dtype=np.int64) * step * clock.slot
+            facts = [clock.local(k) for k in range(-back * step, 0, step)]
+            weights = np.array(
+                [clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts]
+            )
+            # the small hours an instance of each hour waits for: 01:00 that night
+            small = np.array(
+                [
+                    clock.epoch(day if hour < 5 else day + dt.timedelta(days=1), HOUR)
+                    for hour, _, day in facts
+                ]
+            )
+            targets = self.share(i) * np.cumsum(per_hour * weights)
+            # instance k is planned once the budget reaches (k + U) x the mean size, as in the
+            # run (the budget per instance is its mean size)
+            mean = self.mean_size[i]
+            count = int(targets[-1] / mean) + 1
+            u = rng.random(count)
+            hour = np.searchsorted(targets, mean * (np.arange(count) + u))
+            fired = int(np.count_nonzero(hour < back))  # the first ones
+            hour = hour[:fired]
+            self.planned[i] = mean * fired
+            # the next instance keeps its place in the sequence: the run carries on from it
+            self.thresholds[i] = mean * (float(u[fired]) if fired < count else rng.random())
+            self.offset[i] = float(targets[-1])  # the run's budget carries on from here
+            start = begin[hour] + rng.random(len(hour)) * HOUR
+            waits = rng.random(len(hour)) >= self.overlap.time
+            at_night = np.maximum(begin[hour], small[hour] + 4 * HOUR * rng.random(len(hour)))
+            start = np.where(waits, at_night, start)
+            for moment in start[start + longest >= clock.start].tolist():
+                rows = self._labelled(rng, i, moment)
+                parts.append(rows.take(rows.time >= clock.start))
         return Rows.concat(parts)
 
     def _longest(self, typology: object) -> float:
@@ -187,10 +218,10 @@ class FraudPlanner:
         assert isinstance(typology, MuleRing)
         return mean(typology.fan_in) + mean(typology.fan_out)
 
-    def _start(self, rng: np.random.Generator, w0: int, w1: int, clamp: bool = True) -> float:
+    def _start(self, rng: np.random.Generator, w0: int, w1: int) -> float:
         """When an instance budgeted in slots [w0, w1) starts: in that hour, like everyone
         else (``overlap.time`` of the time), or else in the next small hours (01:00-05:00);
-        not before the stream's start unless ``clamp`` is off (pre-roll)."""
+        not before the stream's start."""
         begin = self.clock.origin + w0 * self.clock.slot
         moment = begin + rng.random() * (w1 - w0) * self.clock.slot
         if rng.random() >= self.overlap.time:
@@ -198,7 +229,7 @@ class FraudPlanner:
             day = local.date() if local.hour < 5 else local.date() + dt.timedelta(days=1)
             small = self.clock.epoch(day, (1 + 4 * rng.random()) * HOUR)
             moment = max(begin, small)
-        return max(self.clock.start, moment) if clamp else moment
+        return max(self.clock.start, moment)
 
     def _account(self, rng: np.random.Generator) -> int:
         return int(rng.integers(0, self.size))
@@ -273,11 +304,13 @@ class FraudPlanner:
         return rows
 
     def _structuring(self, rng: np.random.Generator, t: Structuring, start: float) -> Rows:
-        account = self._account(rng)
         n = int(rng.integers(t.deposits.min, t.deposits.max + 1))
+        times = start + np.sort(rng.random(n)) * t.window
+        if times[-1] < self.clock.start:  # a spree of the pre-roll, over before the stream
+            return Rows.empty()
         rows = Rows.of_size(n)
-        rows.time[:] = start + np.sort(rng.random(n)) * t.window
-        rows.acc[:] = account
+        rows.time[:] = times
+        rows.acc[:] = self._account(rng)
         rows.typ[:] = DEPOSIT
         rows.direction[:] = 1
         rows.channel[:] = np.where(rng.random(n) < 0.5, BRANCH, ATM)

@@ -31,12 +31,8 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
 
     stream = [e for e in events if not e["duplicate"]]
     if any(e["delayed"] for e in stream):
-        by_account: dict[str, list[Event]] = defaultdict(list)
-        for e in stream:
-            by_account[e["account"]].append(e)
-        stream = [e for group in by_account.values() for e in sorted(group, key=lambda x: x["seq"])]
-        # a refund must come after its purchase: order refunds after everything else
-        stream.sort(key=lambda e: e["type"] == "refund")
+        # back in the order they were made: a cell's transaction ids end in a counter
+        stream.sort(key=_made)
     for e in stream:
         tx, account, amount = e["tx_id"], e["account"], e["amount"]
         if tx in seen:
@@ -92,6 +88,12 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     for tx in legs.keys() - debits.keys():
         problem(f"credit leg of {tx} without its debit")
     return problems
+
+
+def _made(event: Event) -> tuple[str, int]:
+    """(cell's id prefix, counter) of a transaction id ``{run tag}-{cell}-{counter}``."""
+    prefix, _, counter = str(event["tx_id"]).rpartition("-")
+    return prefix, int(counter) if counter.isdigit() else -1
 
 
 def external_flow(events: Iterable[Event]) -> int:
