@@ -5,15 +5,19 @@ their mean sizes reach ``rate x all events`` so far. Instances last a while (a s
 spree two days, a mule ring most of a day), so the stream starts as if fraud had been going on
 before it: instances are planned over a pre-roll as long as a typology's longest instance, and
 only their events from the start on are kept. In-flight instances then carry over at both ends
-of any window, so the realised rate matches the configured one at any run length, not only in
-long runs. ``overlap`` decides how often fraud borrows normal amounts and normal hours instead
-of its tell-tale ones.
+of any window, so the realised rate matches the configured one over whole days, not only in
+long runs. When each instance's events happen is drawn first, for many instances at once; the
+rest of an instance is made only when the stream reaches its first event, so a dense stream
+that lasts minutes does not pay for days of fraud in flight. ``overlap`` decides how often
+fraud borrows normal amounts and normal hours instead of its tell-tale ones.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +37,40 @@ from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, S
 
 MOBILE, WEB, ATM, POS, BRANCH = range(5)
 PIX = 0
+
+
+@dataclass
+class Timing:
+    """When the events of some instances of one typology happen, drawn before anything else:
+    instance j has the events ``times[offsets[j]:offsets[j + 1]]`` (in order)."""
+
+    starts: NDArray[np.float64]
+    offsets: NDArray[np.int64]
+    times: NDArray[np.float64]
+    extra: NDArray[np.float64]  # per typology: a takeover's transfers, a ring's fan-in
+
+    def take(self, keep: NDArray[np.int64]) -> Timing:
+        """The instances ``keep`` only."""
+        sizes = np.diff(self.offsets)[keep]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        where = np.repeat(self.offsets[:-1][keep] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        return Timing(self.starts[keep], offsets, self.times[where], self.extra[keep])
+
+    def first_from(self, moment: float) -> NDArray[np.float64]:
+        """Each instance's first event at or after ``moment`` (inf when none)."""
+        later = np.where(self.times >= moment, self.times, np.inf)
+        return np.minimum.reduceat(later, self.offsets[:-1]) if len(later) else later
+
+
+def _ragged(
+    rng: np.random.Generator, sizes: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """(offsets, owner of each draw, uniforms sorted within each instance) for ``sizes``."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    key = owner + rng.random(int(offsets[-1]))  # sorted: by instance, then by the draw
+    key.sort()
+    return offsets, owner, key - owner
 
 
 class FraudPlanner:
@@ -55,6 +93,13 @@ class FraudPlanner:
         self.mean_size = [self._mean_size(t) for t in self.typologies]
         self.thresholds: list[float] = []
         self.instances = 0
+        # instances of the pre-roll still to be made, by their first event from the start on:
+        # that time, the typology and the instance's index in the typology's timing
+        self.timings: list[Timing] = []
+        self.backlog_first: NDArray[np.float64] = np.empty(0)
+        self.backlog_typology: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self.backlog_index: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self.backlog_done = 0
         size = draws.state.size
         self.size = size
         self.preferred = [
@@ -69,7 +114,8 @@ class FraudPlanner:
         normal_before: int,
         normal_times: NDArray[np.float64],
     ) -> Rows:
-        """Instances starting in simulated slots [k0, k1); their events may run later.
+        """Instances starting in simulated slots [k0, k1), and those of the pre-roll whose
+        first event from the start on falls in them; their events may run later.
 
         Hour by hour, the budget of a typology is ``rate / (1 - total rate) x normal events up to
         the end of that hour`` (``normal_before`` emitted before the chunk, plus those of
@@ -85,13 +131,22 @@ class FraudPlanner:
         if not self.started:
             self.started = True
             self.thresholds = [rng.random() * m for m in self.mean_size]
-            parts.append(self._preroll(rng))
-        step = self.clock.slots_per_hour
+            self._preroll(rng)
+        clock = self.clock
+        end = clock.origin + k1 * clock.slot
+        due = int(np.searchsorted(self.backlog_first, end))
+        for i, j in zip(
+            self.backlog_typology[self.backlog_done : due].tolist(),
+            self.backlog_index[self.backlog_done : due].tolist(),
+            strict=True,
+        ):
+            rows = self._labelled(rng, i, self.timings[i], j)
+            parts.append(rows.take(rows.time >= clock.start))
+        self.backlog_done = max(due, self.backlog_done)
+        step = clock.slots_per_hour
         starts = np.arange(k0, k1, step)
         ends = np.minimum(starts + step, k1)
-        normal = normal_before + np.searchsorted(
-            normal_times, self.clock.origin + ends * self.clock.slot
-        )
+        normal = normal_before + np.searchsorted(normal_times, clock.origin + ends * clock.slot)
         for i in range(len(self.typologies)):
             targets = self.offset[i] + self.share(i) * normal.astype(np.float64)  # by hour
             parts.extend(self._plan_typology(rng, i, targets, starts, ends))
@@ -120,27 +175,38 @@ class FraudPlanner:
             self.thresholds[i] = rng.random() * self.mean_size[i]
             start = self._start(rng, int(starts[w]), int(ends[w]))
             self.planned[i] += self.mean_size[i]
-            parts.append(self._labelled(rng, i, start))
+            timing = self._timing(rng, i, np.array([start]))
+            parts.append(self._labelled(rng, i, timing, 0))
         return parts
 
-    def _labelled(self, rng: np.random.Generator, i: int, start: float) -> Rows:
-        """An instance of typology ``i`` from ``start``: its events, labelled."""
+    def _labelled(self, rng: np.random.Generator, i: int, timing: Timing, j: int) -> Rows:
+        """Instance ``j`` of ``timing`` (typology ``i``): its events, labelled."""
         self.instances += 1
-        rows = self._instance(rng, self.typologies[i], start)
+        typology = self.typologies[i]
+        times = timing.times[timing.offsets[j] : timing.offsets[j + 1]]
+        extra = int(timing.extra[j])
+        if isinstance(typology, AccountTakeover):
+            rows = self._takeover(rng, typology, times, extra)
+        elif isinstance(typology, CardTesting):
+            rows = self._card_testing(rng, typology, times)
+        elif isinstance(typology, Structuring):
+            rows = self._structuring(rng, typology, times)
+        else:
+            assert isinstance(typology, MuleRing)
+            rows = self._mule_ring(rng, typology, times, extra)
         rows.fraud[:] = 1 + i
         rows.instance[:] = self.instances
         debits = rows.direction < 0
         rows.blocked = debits & (rng.random(len(rows)) < self.blocked_share)
         return rows
 
-    def _preroll(self, rng: np.random.Generator) -> Rows:
+    def _preroll(self, rng: np.random.Generator) -> None:
         """Instances that began before the stream, as if it had been running all along: over
         each typology's longest instance (and the wait for the small hours) before the start,
         with the normal events the population would have had then (expected, by hour of day
-        and weekday). Budgeted like the run's instances, but in one go: when they start is
-        drawn for all of them, and only those that may still have events at the start are
-        made, keeping their events from the start on. (A dense stream has a great many of them
-        in the days before its start, and few reach into it.)"""
+        and weekday). Budgeted like the run's instances, but in one go; when their events
+        happen is drawn for all of them, and those with events from the start on wait in the
+        backlog until the stream reaches the first of them."""
         clock = self.clock
         step = clock.slots_per_hour  # budgeted hour by hour, however fine the slots
         # expected normal events per hour at mean activity: the rows drawn, plus the credit leg
@@ -151,13 +217,19 @@ class FraudPlanner:
                 legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
                 per_hour += float(cum[-1]) / 24.0 * (1.0 + legs)
         per_hour *= self.scale
-        parts: list[Rows] = []
+        # the hour the run starts in counts up to the start (its slots begin on the hour)
+        part = (clock.start - clock.origin) / HOUR
+        firsts, typologies, indices = [], [], []
         for i, typology in enumerate(self.typologies):
             longest = self._longest(typology)
             # an instance budgeted in an hour may start up to the next day's small hours
             back = int(math.ceil((longest + 30 * HOUR) / HOUR)) + 1
-            begin = clock.origin + np.arange(-back, 0, dtype=np.int64) * step * clock.slot
-            facts = [clock.local(k) for k in range(-back * step, 0, step)]
+            hours = np.arange(-back, 1 if part > 0 else 0, dtype=np.int64)
+            length = np.ones(len(hours))
+            if part > 0:
+                length[-1] = part
+            begin = clock.origin + hours * HOUR
+            facts = [clock.local(int(h) * step) for h in hours.tolist()]
             weights = np.array(
                 [clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts]
             )
@@ -168,27 +240,36 @@ class FraudPlanner:
                     for hour, _, day in facts
                 ]
             )
-            targets = self.share(i) * np.cumsum(per_hour * weights)
+            targets = self.share(i) * np.cumsum(per_hour * weights * length)
             # instance k is planned once the budget reaches (k + U) x the mean size, as in the
             # run (the budget per instance is its mean size)
             mean = self.mean_size[i]
             count = int(targets[-1] / mean) + 1
             u = rng.random(count)
-            hour = np.searchsorted(targets, mean * (np.arange(count) + u))
-            fired = int(np.count_nonzero(hour < back))  # the first ones
-            hour = hour[:fired]
+            w = np.searchsorted(targets, mean * (np.arange(count) + u))
+            fired = int(np.count_nonzero(w < len(hours)))  # the first ones
+            w = w[:fired]
             self.planned[i] = mean * fired
             # the next instance keeps its place in the sequence: the run carries on from it
             self.thresholds[i] = mean * (float(u[fired]) if fired < count else rng.random())
             self.offset[i] = float(targets[-1])  # the run's budget carries on from here
-            start = begin[hour] + rng.random(len(hour)) * HOUR
-            waits = rng.random(len(hour)) >= self.overlap.time
-            at_night = np.maximum(begin[hour], small[hour] + 4 * HOUR * rng.random(len(hour)))
+            start = begin[w] + rng.random(fired) * length[w] * HOUR
+            waits = rng.random(fired) >= self.overlap.time
+            at_night = np.maximum(begin[w], small[w] + 4 * HOUR * rng.random(fired))
             start = np.where(waits, at_night, start)
-            for moment in start[start + longest >= clock.start].tolist():
-                rows = self._labelled(rng, i, moment)
-                parts.append(rows.take(rows.time >= clock.start))
-        return Rows.concat(parts)
+            start = start[start + longest >= clock.start]
+            timing = self._timing(rng, i, start)
+            first = timing.first_from(clock.start)
+            reach = np.flatnonzero(np.isfinite(first))
+            self.timings.append(timing.take(reach))  # only those that reach the stream
+            firsts.append(first[reach])
+            typologies.append(np.full(len(reach), i, dtype=np.int64))
+            indices.append(np.arange(len(reach)))
+        first = np.concatenate(firsts)
+        order = np.argsort(first, kind="stable")  # ties: in typology order, then instance
+        self.backlog_first = first[order]
+        self.backlog_typology = np.concatenate(typologies)[order]
+        self.backlog_index = np.concatenate(indices)[order]
 
     def _longest(self, typology: object) -> float:
         """The longest an instance lasts, seconds from its start to its last event."""
@@ -198,6 +279,54 @@ class FraudPlanner:
             return float(typology.window)
         assert isinstance(typology, MuleRing)
         return 4 * HOUR + float(typology.hold)
+
+    def _timing(self, rng: np.random.Generator, i: int, starts: NDArray[np.float64]) -> Timing:
+        """When the events of instances of typology ``i`` starting at ``starts`` happen."""
+        t: Any = self.typologies[i]
+        k = len(starts)
+        if isinstance(t, AccountTakeover):
+            # transfers 1 to 10 minutes apart; a mule inside the bank may cash out later
+            n = rng.integers(t.transfers.min, t.transfers.max + 1, k)
+            inside = rng.random(k) < t.mule_inside_share
+            cash = inside & (rng.random(k) < t.cash_out)
+            delay = rng.uniform(600, 3600, k)
+            n_offsets = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+            owner = np.repeat(np.arange(k), n)
+            gaps = np.cumsum(rng.uniform(60, 600, int(n_offsets[-1])))
+            before = np.concatenate([[0.0], gaps])[n_offsets[:-1]]
+            transfers = starts[owner] + gaps - before[owner]
+            sizes = n + cash
+            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            times = np.empty(int(offsets[-1]))
+            times[offsets[owner] + np.arange(len(owner)) - n_offsets[owner]] = transfers
+            last = transfers[n_offsets[1:] - 1] if k else transfers
+            times[offsets[1:][cash] - 1] = last[cash] + delay[cash]
+            # extra: twice the transfers, one more when the mule is inside the bank
+            return Timing(starts, offsets, times, (2 * n + inside).astype(np.float64))
+        if isinstance(t, MuleRing):
+            # money comes in over 1 to 3 hours, is held, then leaves within an hour
+            fan_in = rng.integers(t.fan_in.min, t.fan_in.max + 1, k)
+            fan_out = rng.integers(t.fan_out.min, t.fan_out.max + 1, k)
+            spread = rng.uniform(1, 3, k) * HOUR
+            in_offsets, in_owner, u_in = _ragged(rng, fan_in)
+            out_offsets, out_owner, u_out = _ragged(rng, fan_out)
+            offsets = np.concatenate([[0], np.cumsum(fan_in + fan_out)]).astype(np.int64)
+            times = np.empty(int(offsets[-1]))
+            slot_in = offsets[in_owner] + np.arange(len(in_owner)) - in_offsets[in_owner]
+            times[slot_in] = starts[in_owner] + u_in * spread[in_owner]
+            slot_out = (
+                offsets[out_owner]
+                + fan_in[out_owner]
+                + np.arange(len(out_owner))
+                - out_offsets[out_owner]
+            )
+            times[slot_out] = starts[out_owner] + 3 * HOUR + t.hold + u_out * HOUR
+            return Timing(starts, offsets, times, fan_in.astype(np.float64))
+        # card testing bursts and structuring sprees: events spread over a window
+        r, window = (t.burst, t.window) if isinstance(t, CardTesting) else (t.deposits, t.window)
+        n = rng.integers(r.min, r.max + 1, k)
+        offsets, owner, u = _ragged(rng, n)
+        return Timing(starts, offsets, starts[owner] + u * window, n.astype(np.float64))
 
     def _mean_size(self, typology: object) -> float:
         """Expected number of events of one instance."""
@@ -241,25 +370,18 @@ class FraudPlanner:
     def _normal_amounts(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
         return self.model.rail_amounts[PIX].draw(rng, n)
 
-    def _instance(self, rng: np.random.Generator, typology: object, start: float) -> Rows:
-        if isinstance(typology, AccountTakeover):
-            return self._takeover(rng, typology, start)
-        if isinstance(typology, CardTesting):
-            return self._card_testing(rng, typology, start)
-        if isinstance(typology, Structuring):
-            return self._structuring(rng, typology, start)
-        assert isinstance(typology, MuleRing)
-        return self._mule_ring(rng, typology, start)
-
-    def _takeover(self, rng: np.random.Generator, t: AccountTakeover, start: float) -> Rows:
+    def _takeover(
+        self, rng: np.random.Generator, t: AccountTakeover, times: NDArray[np.float64], extra: int
+    ) -> Rows:
+        """``extra // 2`` transfers out of a victim's account, to a mule inside the bank (odd
+        ``extra``) or outside it; an inside mule may cash out at an ATM (the last time, when
+        there is one more time than transfers)."""
+        n, inside = divmod(extra, 2)
+        cash_out = len(times) > n
         victim = self._account(rng)
-        n = int(rng.integers(t.transfers.min, t.transfers.max + 1))
-        inside = rng.random() < t.mule_inside_share
         mule = self._other(rng, victim) if inside else -1
-        cash_out = inside and rng.random() < t.cash_out
-        rows = Rows.of_size(n + (1 if cash_out else 0))
-        gaps = np.cumsum(rng.uniform(60, 600, n))
-        rows.time[:n] = start + gaps
+        rows = Rows.of_size(len(times))
+        rows.time[:] = times
         rows.acc[:n] = victim
         rows.typ[:n] = TRANSFER
         rows.direction[:n] = -1
@@ -273,7 +395,6 @@ class FraudPlanner:
         rows.cp_kind[:n] = CP_ACCOUNT if inside else CP_EXTERNAL
         rows.cp_id[:n] = mule if inside else int(rng.integers(0, 2**32))
         if cash_out:
-            rows.time[n] = rows.time[n - 1] + rng.uniform(600, 3600)
             rows.acc[n] = mule
             rows.typ[n] = WITHDRAWAL
             rows.direction[n] = -1
@@ -282,12 +403,14 @@ class FraudPlanner:
             rows.cp_kind[n] = CP_CASH
         return rows
 
-    def _card_testing(self, rng: np.random.Generator, t: CardTesting, start: float) -> Rows:
-        victim = self._account(rng)
-        n = int(rng.integers(t.burst.min, t.burst.max + 1))
+    def _card_testing(
+        self, rng: np.random.Generator, t: CardTesting, times: NDArray[np.float64]
+    ) -> Rows:
+        """A burst of small online purchases on a victim's card."""
+        n = len(times)
         rows = Rows.of_size(n)
-        rows.time[:] = start + np.sort(rng.random(n)) * t.window
-        rows.acc[:] = victim
+        rows.time[:] = times
+        rows.acc[:] = self._account(rng)
         rows.typ[:] = CARD
         rows.direction[:] = -1
         rows.rail[:] = CARD_RAIL
@@ -303,11 +426,11 @@ class FraudPlanner:
         rows.cp_id[:] = category * MERCHANT_RANKS + self.model.merchant_ranks(rng, category)
         return rows
 
-    def _structuring(self, rng: np.random.Generator, t: Structuring, start: float) -> Rows:
-        n = int(rng.integers(t.deposits.min, t.deposits.max + 1))
-        times = start + np.sort(rng.random(n)) * t.window
-        if times[-1] < self.clock.start:  # a spree of the pre-roll, over before the stream
-            return Rows.empty()
+    def _structuring(
+        self, rng: np.random.Generator, t: Structuring, times: NDArray[np.float64]
+    ) -> Rows:
+        """Cash deposits kept just under the reporting threshold."""
+        n = len(times)
         rows = Rows.of_size(n)
         rows.time[:] = times
         rows.acc[:] = self._account(rng)
@@ -319,16 +442,17 @@ class FraudPlanner:
         rows.cp_kind[:] = CP_CASH
         return rows
 
-    def _mule_ring(self, rng: np.random.Generator, t: MuleRing, start: float) -> Rows:
+    def _mule_ring(
+        self, rng: np.random.Generator, t: MuleRing, times: NDArray[np.float64], fan_in: int
+    ) -> Rows:
+        """Money from outside comes into a ring of accounts (``fan_in`` transfers), is held,
+        then drained out again."""
         size = min(int(rng.integers(t.ring_size.min, t.ring_size.max + 1)), self.size)
         ring = rng.choice(self.size, size=size, replace=False)
-        fan_in = int(rng.integers(t.fan_in.min, t.fan_in.max + 1))
-        fan_out = int(rng.integers(t.fan_out.min, t.fan_out.max + 1))
-        n = fan_in + fan_out
+        n = len(times)
+        fan_out = n - fan_in
         rows = Rows.of_size(n)
-        rows.time[:fan_in] = start + np.sort(rng.random(fan_in)) * rng.uniform(1, 3) * HOUR
-        later = start + 3 * HOUR + t.hold
-        rows.time[fan_in:] = later + np.sort(rng.random(fan_out)) * HOUR
+        rows.time[:] = times
         rows.acc[:] = ring[rng.integers(0, size, n)]
         rows.typ[:] = TRANSFER
         rows.rail[:] = PIX

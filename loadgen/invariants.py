@@ -6,6 +6,7 @@ Pure functions over parsed events (dicts), in stream order. Each returns a list 
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ Event = Mapping[str, Any]
 def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     """Unique ids, gap-free sequences, exact balances, refunds within their originals, both
     legs of every internal transfer. Injected duplicates are skipped; delayed events are put
-    back in their account's order (by seq) before the checks."""
+    back where they were made before the checks."""
     problems: list[str] = []
     seen: set[str] = set()
     last: dict[str, tuple[int, int]] = {}  # account -> (seq, balance_after)
@@ -31,8 +32,10 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
 
     stream = [e for e in events if not e["duplicate"]]
     if any(e["delayed"] for e in stream):
-        # back in the order they were made: a cell's transaction ids end in a counter
-        stream.sort(key=_made)
+        # delayed events back where they were made (a cell's transaction ids end in a
+        # counter); the others keep the order they came in, so a swap among them still shows
+        late = sorted((e for e in stream if e["delayed"]), key=_made)
+        stream = list(heapq.merge((e for e in stream if not e["delayed"]), late, key=_made))
     for e in stream:
         tx, account, amount = e["tx_id"], e["account"], e["amount"]
         if tx in seen:

@@ -13,7 +13,14 @@ import orjson
 import pytest
 
 from loadgen.calendar import HOUR, Clock
-from loadgen.engine import CellStream, lines_for_cells, parse_cells, quotas
+from loadgen.engine import (
+    CellStream,
+    cell_streams,
+    lines_for_cells,
+    parse_cells,
+    quotas,
+    time_scale,
+)
 from loadgen.invariants import check_stream, external_flow
 from loadgen.model import MIX_TYPES, EngineModel
 from loadgen.population import build_cell
@@ -322,3 +329,35 @@ def test_night_and_daily_limits_hold_in_local_time(zone: str):
                     declined += 1
                     assert over, e
     assert checked > 5_000 and declined > 100
+
+
+def test_check_stream_still_sees_a_swap_among_delayed_events():
+    """Putting delayed events back must not hide events of an account that come out of order."""
+    model = model_of("fraud-ring", **{"delivery.out_of_order": "0.1"})
+    lines = [line for chunk in CellStream(model, 3).chunks(2_000) for line in chunk.lines]
+    events = [orjson.loads(line) for line in lines]
+    assert any(e["delayed"] for e in events) and check_stream(events) == []
+    by_account: dict[str, list[int]] = {}
+    for n, e in enumerate(events):
+        if not e["delayed"]:
+            by_account.setdefault(e["account"], []).append(n)
+    first, second = next(ns[:2] for ns in by_account.values() if len(ns) >= 2)
+    events[first], events[second] = events[second], events[first]
+    assert check_stream(events) != []
+
+
+def test_a_dense_short_run_does_not_make_the_fraud_of_days_before_it():
+    """At 10,000 events a second in simulated real time, a run of 100 events a cell lasts a
+    fraction of a simulated second, while the pre-roll holds days of instances in flight: only
+    those whose events reach the stream may be made (before, ~1,000 a cell were)."""
+    loaded = load(
+        "fraud-ring", overrides=["time.mode=accelerated", "time.acceleration=1"], environ={}
+    )
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    cells = range(0, model.cells, 32)
+    made = events = 0
+    for stream, chunks in cell_streams(model, cells, 25_600, time_scale(loaded)):
+        events += sum(len(chunk) for chunk in chunks)
+        made += stream.fraud.instances
+    assert events == sum(quotas(model, 25_600)[c] for c in cells)
+    assert made < 8 * 100
