@@ -361,3 +361,14 @@ def test_a_dense_short_run_does_not_make_the_fraud_of_days_before_it():
         made += stream.fraud.instances
     assert events == sum(quotas(model, 25_600)[c] for c in cells)
     assert made < 8 * 100
+
+
+@pytest.mark.parametrize("overrides", [[], ["time.mode=accelerated", "time.acceleration=1"]])
+def test_a_shorter_run_is_the_start_of_a_longer_one(overrides: list[str]):
+    """A cell's events do not depend on how many are asked for (the last one aside: a transfer
+    inside the bank that would need two events pays outside it)."""
+    loaded = load("fraud-ring", overrides=overrides, environ={})
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    short = [line for chunk in CellStream(model, 3).chunks(3_000) for line in chunk.lines]
+    long = [line for chunk in CellStream(model, 3).chunks(6_000) for line in chunk.lines]
+    assert short[:-1] == long[: len(short) - 1]
