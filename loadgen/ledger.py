@@ -11,7 +11,6 @@ earlier approved purchase of the same account; sequence numbers are gap-free per
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +49,29 @@ NORMAL = NO_FRAUD + "null"  # no fraud, no referenced transaction
 KIND = ["none", "account", "merchant", "external", "employer", "cash", "biller", "bank"]
 
 
+# A refundable purchase is kept as one int, not a container the garbage collector would track
+# (one for every card purchase and bill): its tx counter, account, amount, time (ms, shifted to
+# stay positive) and counterparty key, in fields of these many bits, the last lowest.
+CP_BITS, TIME_BITS, AMOUNT_BITS, ACCOUNT_BITS = 48, 45, 56, 32
+TIME_SHIFT = 1 << 44
+
+
+def purchase(counter: int, account: int, amount: int, time_ms: int, cp_key: int) -> int:
+    packed = (counter << ACCOUNT_BITS | account) << AMOUNT_BITS | amount
+    return (packed << TIME_BITS | time_ms + TIME_SHIFT) << CP_BITS | cp_key
+
+
+def unpack(entry: int) -> tuple[int, int, int, int, int]:
+    """(counter, account, amount, time ms, counterparty key) of a packed purchase."""
+    cp_key = entry & ((1 << CP_BITS) - 1)
+    entry >>= CP_BITS
+    time_ms = (entry & ((1 << TIME_BITS) - 1)) - TIME_SHIFT
+    entry >>= TIME_BITS
+    amount = entry & ((1 << AMOUNT_BITS) - 1)
+    entry >>= AMOUNT_BITS
+    return entry >> ACCOUNT_BITS, entry & ((1 << ACCOUNT_BITS) - 1), amount, time_ms, cp_key
+
+
 def type_code(t: int, rail: int, direction: int) -> int:
     return (t * 8 + rail + 1) * 2 + (direction > 0)
 
@@ -81,7 +103,8 @@ class Ledger:
         self.counter = 0
         self.typologies = [t.kind for t in model.scenario.anomalies.typologies]
         self.stats = Stats(fraud=[0] * len(self.typologies))
-        self.pool: list[list[Any]] = []  # refundable: [tx no, account, amount, refunded, time, cp]
+        self.pool: list[int] = []  # refundable purchases, packed (``purchase``)
+        self.refunded: dict[int, int] = {}  # tx counter -> refunded so far, when partly refunded
         self.skipped_now = 0  # refunds skipped in this call
         self.pool_cap = 4096  # the pool is swept of expired purchases when it grows past this
         scenario = model.scenario
@@ -122,9 +145,10 @@ class Ledger:
             text = self.cp_cache[key] = self._counterparty(kind, ident)
         return text
 
-    def counterparties(self, rows: Rows) -> list[str]:
-        """The counterparty fields of every row: one-off external ids are formatted in one go
-        (as hex text of the whole column), the others come from the cache."""
+    def counterparties(self, rows: Rows) -> tuple[list[str], list[int]]:
+        """The counterparty fields of every row, and their keys (kind << 40 | id): one-off
+        external ids are formatted in one go (as hex text of the whole column), the others
+        come from the cache."""
         cp_cache = self.cp_cache
         packed = ((rows.cp_kind << 40) | rows.cp_id).tolist()
         out: list[str | None] = [cp_cache.get(k) for k in packed]
@@ -139,7 +163,7 @@ class Ledger:
             for j, k in enumerate(packed):
                 if out[j] is None:
                     out[j] = self.counterparty(k >> 40, k & 0xFFFFFFFFFF)
-        return out  # type: ignore[return-value]
+        return out, packed  # type: ignore[return-value]
 
     def _counterparty(self, kind: int, ident: int) -> str:
         if kind == CP_ACCOUNT:
@@ -204,7 +228,7 @@ class Ledger:
         tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
         head_l = (tcode * 5 + rows.channel).tolist()
         cat_l = np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1).tolist()
-        cp_l = self.counterparties(rows)
+        cp_l, cpk_l = self.counterparties(rows)
         counterparty = self.counterparty
         time_l = (rows.time * 1000.0).astype(np.int64).tolist()
         acc_l, typ_l, dir_l = rows.acc.tolist(), typ.tolist(), direction.tolist()
@@ -215,9 +239,13 @@ class Ledger:
         if len(pool) > self.pool_cap and len(rows):
             # forget purchases past the refund window; sweeping again only once the pool has
             # doubled keeps the cost per event constant (refunds skip expired entries anyway)
-            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
-            pool[:] = [entry for entry in pool if entry[4] >= oldest]
+            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0 + TIME_SHIFT
+            mask = (1 << TIME_BITS) - 1
+            pool[:] = [e for e in pool if (e >> CP_BITS) & mask >= oldest]
             self.pool_cap = max(4096, 2 * len(pool))
+            if self.refunded:
+                kept = {e >> (CP_BITS + TIME_BITS + AMOUNT_BITS + ACCOUNT_BITS) for e in pool}
+                self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
         counter = self.counter
         end = counter + limit  # the counter of the last event allowed
         declined = [0] * len(TYPES)
@@ -290,7 +318,7 @@ class Ledger:
             if status is not APPROVED:
                 continue
             if refundable_l[i]:
-                pool.append([counter, a, amt, 0, tms, cpf])
+                pool.append(purchase(counter, a, amt, tms, cpk_l[i]))
             elif internal:
                 # the other leg: the same money arrives in the counterparty's account
                 b = cpi_l[i]
@@ -337,28 +365,29 @@ class Ledger:
         state = self.state
         ref = "null"
         cp_text = None
-        entry: list[Any]
         if int(rows.typ[i]) == REFUND:
-            found = self._refundable(float(rows.u[i]), tms)
-            if found is None:
+            j = self._refundable(float(rows.u[i]), tms)
+            if j is None:
                 self.stats.skipped_refunds += 1
                 self.skipped_now += 1
                 return None
-            j, entry = found
-            a = int(entry[1])
-            left = int(entry[2]) - int(entry[3])
+            counter, a, original, _, cp_key = unpack(self.pool[j])
+            refunded = self.refunded.get(counter, 0)
+            left = original - refunded
             u = float(rows.u[i])
             amt = (
                 max(1, int(left * (u * 13.0 % 1.0)))
                 if u * 7.0 % 1.0 < self.partial_share and left > 1
                 else left
             )
-            entry[3] += amt
-            if entry[3] >= entry[2]:
+            if refunded + amt >= original:  # nothing left to refund: out of the pool
                 self.pool[j] = self.pool[-1]
                 self.pool.pop()
-            ref = f'"{self.prefix}{entry[0]}"'
-            cp_text = str(entry[5])
+                self.refunded.pop(counter, None)
+            else:
+                self.refunded[counter] = refunded + amt
+            ref = f'"{self.prefix}{counter}"'
+            cp_text = self.counterparty(cp_key >> 40, cp_key & 0xFFFFFFFFFF)
         drain = float(rows.drain[i])
         if drain > 0.0 and int(rows.direction[i]) < 0:
             amt = max(1, int((state.balance[a] - state.floor[a]) * drain))
@@ -380,15 +409,17 @@ class Ledger:
             f'"fraud_instance":"{self.instance_prefix}{instance:06x}","ref_tx":'
         )
 
-    def _refundable(self, u: float, tms: int) -> tuple[int, list[Any]] | None:
-        """An earlier approved purchase still within the refund window, or None."""
+    def _refundable(self, u: float, tms: int) -> int | None:
+        """Where in the pool an earlier approved purchase still within the refund window is,
+        or None."""
         pool = self.pool
         max_age_ms = self.max_age * 1000.0
+        mask = (1 << TIME_BITS) - 1
         while pool:
             j = int(u * len(pool)) % len(pool)
-            entry = pool[j]
-            if tms - entry[4] <= max_age_ms:
-                return j, entry
+            if tms - (((pool[j] >> CP_BITS) & mask) - TIME_SHIFT) <= max_age_ms:
+                return j
+            self.refunded.pop(unpack(pool[j])[0], None)
             pool[j] = pool[-1]
             pool.pop()
         return None

@@ -22,6 +22,7 @@ from loadgen.engine import (
     time_scale,
 )
 from loadgen.invariants import check_stream, external_flow
+from loadgen.ledger import purchase, unpack
 from loadgen.model import MIX_TYPES, EngineModel
 from loadgen.population import build_cell
 from scenarios import load
@@ -372,3 +373,16 @@ def test_a_shorter_run_is_the_start_of_a_longer_one(overrides: list[str]):
     short = [line for chunk in CellStream(model, 3).chunks(3_000) for line in chunk.lines]
     long = [line for chunk in CellStream(model, 3).chunks(6_000) for line in chunk.lines]
     assert short[:-1] == long[: len(short) - 1]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (1, 0, 1, 0, 0),
+        (2**47, 2**32 - 1, 2**56 - 1, 2**44 - 1, 2**48 - 1),  # the largest of each
+        (12_345, 3_906, 1_999_999, -50_400_000, (2 << 40) | 123),  # before 1970 in UTC
+        (7, 1, 100, 7_258_118_400_000, (6 << 40) | 49_999),  # in 2200
+    ],
+)
+def test_a_packed_purchase_unpacks_to_what_went_in(fields: tuple[int, int, int, int, int]):
+    assert unpack(purchase(*fields)) == fields
