@@ -7,6 +7,7 @@ processes or hosts share the cells.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,7 @@ class CellState:
     opening: NDArray[np.int64]  # opening balances, cents
     # the ledger, as Python lists: the sequential loop reads and writes them one by one
     balance: list[int]
-    floor: list[int]  # -overdraft limit: the lowest an approved debit may leave
+    floor: array[int]  # -overdraft limit: the lowest an approved debit may leave (read only)
     seq: list[int]
     key: list[str]  # account id (the Kafka key)
     # the event's fields about who: "account":...,"customer":...,"customer_name":..., segment,
@@ -196,7 +197,7 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
         paid=paid,
         opening=opening,
         balance=opening.tolist(),
-        floor=floor.tolist(),
+        floor=array("q", floor.astype(np.int64).tobytes()),
         seq=[0] * m,
         key=key,
         who=who,
