@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bankstream.errors import BankstreamError
 from loadgen.calendar import HOUR, Clock
 from loadgen.draw import CP_ACCOUNT, CP_CASH, CP_EXTERNAL, CP_MERCHANT, CellDraws, Rows
 from loadgen.model import (
@@ -37,6 +38,9 @@ from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, S
 
 MOBILE, WEB, ATM, POS, BRANCH = range(5)
 PIX = 0
+# the most fraud instances a cell may have in flight at the start of its stream (their timing
+# is drawn up front): a dense accelerated stream past this is refused, not left to eat memory
+MAX_IN_FLIGHT = 50_000
 
 
 @dataclass
@@ -217,6 +221,20 @@ class FraudPlanner:
                 legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
                 per_hour += float(cum[-1]) / 24.0 * (1.0 + legs)
         per_hour *= self.scale
+        in_flight = sum(
+            self.share(i) * per_hour * (self._longest(t) / HOUR + 31) / self.mean_size[i]
+            for i, t in enumerate(self.typologies)
+        )
+        if in_flight > MAX_IN_FLIGHT:
+            factor = in_flight / MAX_IN_FLIGHT
+            msg = (
+                f"{self.model.scenario.name}: too dense for its fraud: each cell would start with "
+                f"about {in_flight:,.0f} fraud instances in flight (its customers act "
+                f"{self.scale:,.0f}x their own pace); raise time.acceleration at least "
+                f"{factor:.2g}-fold, lower the load's rate or the fraud rates, "
+                "or use time.mode: by_rate"
+            )
+            raise BankstreamError(msg)
         # the hour the run starts in counts up to the start (its slots begin on the hour)
         part = (clock.start - clock.origin) / HOUR
         firsts, typologies, indices = [], [], []
@@ -388,10 +406,11 @@ class FraudPlanner:
         rows.rail[:n] = PIX
         rows.channel[:n] = MOBILE
         rows.new_device[:n] = t.new_device
-        if rng.random() < self.overlap.amount:
+        drain = 1.0 - (1.0 - t.drain_share) ** (1.0 / n)
+        if rng.random() < self.overlap.amount or drain <= 0.0:  # (nothing to drain: normal)
             rows.amount[:n] = self._normal_amounts(rng, n)
         else:
-            rows.drain[:n] = 1.0 - (1.0 - t.drain_share) ** (1.0 / n)
+            rows.drain[:n] = drain
         rows.cp_kind[:n] = CP_ACCOUNT if inside else CP_EXTERNAL
         rows.cp_id[:n] = mule if inside else int(rng.integers(0, 2**32))
         if cash_out:

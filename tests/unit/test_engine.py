@@ -386,3 +386,25 @@ def test_a_shorter_run_is_the_start_of_a_longer_one(overrides: list[str]):
 )
 def test_a_packed_purchase_unpacks_to_what_went_in(fields: tuple[int, int, int, int, int]):
     assert unpack(purchase(*fields)) == fields
+
+
+def test_takeovers_with_nothing_to_drain_still_move_money():
+    """drain_share 0 (and amounts not borrowed from normal traffic) used to leave amounts at 0."""
+    model = model_of(
+        "fraud-ring",
+        **{
+            "population.customers": "300",
+            "anomalies.typologies.0.drain_share": "0",
+            "anomalies.overlap.amount": "0",
+        },
+    )
+    share = quotas(model, 20_000)
+    takeovers = 0
+    for cell in range(model.cells):
+        lines = [
+            line for chunk in CellStream(model, cell).chunks(share[cell]) for line in chunk.lines
+        ]
+        events = [orjson.loads(line) for line in lines]
+        takeovers += sum(e["typology"] == "account_takeover" for e in events)
+        assert check_stream(events) == [], f"cell {cell}"
+    assert takeovers > 20

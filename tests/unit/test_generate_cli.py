@@ -138,3 +138,24 @@ def test_events_doc_names_every_field_and_its_example_is_valid():
         assert f"| `{key}` |" in doc
     example = json.loads(doc.split("```json\n", 1)[1].split("```", 1)[0])
     assert list(jsonschema.Draft202012Validator(EVENT_SCHEMA).iter_errors(example)) == []
+
+
+def test_a_stream_too_dense_for_its_fraud_is_refused_in_one_line():
+    """At a tenth of real time and 10,000 events a second, fraud-ring's customers would act
+    200,000x their pace and each cell would start with ~225,000 fraud instances in flight."""
+    done = run_cli(
+        "generate",
+        "fraud-ring",
+        "--events",
+        "1000",
+        "-q",
+        "--set",
+        "time.mode=accelerated",
+        "--set",
+        "time.acceleration=0.1",
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "too dense for its fraud" in lines[0] and "raise time.acceleration" in lines[0]
