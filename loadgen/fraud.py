@@ -48,7 +48,6 @@ class Timing:
     """When the events of some instances of one typology happen, drawn before anything else:
     instance j has the events ``times[offsets[j]:offsets[j + 1]]`` (in order)."""
 
-    starts: NDArray[np.float64]
     offsets: NDArray[np.int64]
     times: NDArray[np.float64]
     extra: NDArray[np.float64]  # per typology: a takeover's transfers, a ring's fan-in
@@ -58,7 +57,7 @@ class Timing:
         sizes = np.diff(self.offsets)[keep]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         where = np.repeat(self.offsets[:-1][keep] - offsets[:-1], sizes) + np.arange(offsets[-1])
-        return Timing(self.starts[keep], offsets, self.times[where], self.extra[keep])
+        return Timing(offsets, self.times[where], self.extra[keep])
 
     def first_from(self, moment: float) -> NDArray[np.float64]:
         """Each instance's first event at or after ``moment`` (inf when none)."""
@@ -252,12 +251,7 @@ class FraudPlanner:
                 [clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts]
             )
             # the small hours an instance of each hour waits for: 01:00 that night
-            small = np.array(
-                [
-                    clock.epoch(day if hour < 5 else day + dt.timedelta(days=1), HOUR)
-                    for hour, _, day in facts
-                ]
-            )
+            small = np.array([self._small_hours(hour, day, HOUR) for hour, _, day in facts])
             targets = self.share(i) * np.cumsum(per_hour * weights * length)
             # instance k is planned once the budget reaches (k + U) x the mean size, as in the
             # run (the budget per instance is its mean size)
@@ -320,7 +314,7 @@ class FraudPlanner:
             last = transfers[n_offsets[1:] - 1] if k else transfers
             times[offsets[1:][cash] - 1] = last[cash] + delay[cash]
             # extra: twice the transfers, one more when the mule is inside the bank
-            return Timing(starts, offsets, times, (2 * n + inside).astype(np.float64))
+            return Timing(offsets, times, (2 * n + inside).astype(np.float64))
         if isinstance(t, MuleRing):
             # money comes in over 1 to 3 hours, is held, then leaves within an hour
             fan_in = rng.integers(t.fan_in.min, t.fan_in.max + 1, k)
@@ -339,12 +333,12 @@ class FraudPlanner:
                 - out_offsets[out_owner]
             )
             times[slot_out] = starts[out_owner] + 3 * HOUR + t.hold + u_out * HOUR
-            return Timing(starts, offsets, times, fan_in.astype(np.float64))
+            return Timing(offsets, times, fan_in.astype(np.float64))
         # card testing bursts and structuring sprees: events spread over a window
         r, window = (t.burst, t.window) if isinstance(t, CardTesting) else (t.deposits, t.window)
         n = rng.integers(r.min, r.max + 1, k)
         offsets, owner, u = _ragged(rng, n)
-        return Timing(starts, offsets, starts[owner] + u * window, n.astype(np.float64))
+        return Timing(offsets, starts[owner] + u * window, n.astype(np.float64))
 
     def _mean_size(self, typology: object) -> float:
         """Expected number of events of one instance."""
@@ -373,10 +367,15 @@ class FraudPlanner:
         moment = begin + rng.random() * (w1 - w0) * self.clock.slot
         if rng.random() >= self.overlap.time:
             local = self.clock.local_time(begin)
-            day = local.date() if local.hour < 5 else local.date() + dt.timedelta(days=1)
-            small = self.clock.epoch(day, (1 + 4 * rng.random()) * HOUR)
+            small = self._small_hours(local.hour, local.date(), (1 + 4 * rng.random()) * HOUR)
             moment = max(begin, small)
         return max(self.clock.start, moment)
+
+    def _small_hours(self, hour: int, day: dt.date, into: float) -> float:
+        """``into`` seconds after the midnight that ends a local ``hour`` of ``day`` (or
+        begins it, in the small hours themselves): when fraud that waits for the night starts."""
+        night = day if hour < 5 else day + dt.timedelta(days=1)
+        return self.clock.epoch(night, into)
 
     def _account(self, rng: np.random.Generator) -> int:
         return int(rng.integers(0, self.size))

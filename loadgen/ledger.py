@@ -61,12 +61,16 @@ def purchase(counter: int, account: int, amount: int, time_ms: int, cp_key: int)
     return (packed << TIME_BITS | time_ms + TIME_SHIFT) << CP_BITS | cp_key
 
 
+def time_of(entry: int) -> int:
+    """The time (ms) of a packed purchase."""
+    return ((entry >> CP_BITS) & ((1 << TIME_BITS) - 1)) - TIME_SHIFT
+
+
 def unpack(entry: int) -> tuple[int, int, int, int, int]:
     """(counter, account, amount, time ms, counterparty key) of a packed purchase."""
     cp_key = entry & ((1 << CP_BITS) - 1)
-    entry >>= CP_BITS
-    time_ms = (entry & ((1 << TIME_BITS) - 1)) - TIME_SHIFT
-    entry >>= TIME_BITS
+    time_ms = time_of(entry)
+    entry >>= CP_BITS + TIME_BITS
     amount = entry & ((1 << AMOUNT_BITS) - 1)
     entry >>= AMOUNT_BITS
     return entry >> ACCOUNT_BITS, entry & ((1 << ACCOUNT_BITS) - 1), amount, time_ms, cp_key
@@ -105,7 +109,6 @@ class Ledger:
         self.stats = Stats(fraud=[0] * len(self.typologies))
         self.pool: list[int] = []  # refundable purchases, packed (``purchase``)
         self.refunded: dict[int, int] = {}  # tx counter -> refunded so far, when partly refunded
-        self.skipped_now = 0  # refunds skipped in this call
         self.pool_cap = 4096  # the pool is swept of expired purchases when it grows past this
         scenario = model.scenario
         self.max_age = scenario.transaction_types.refund.max_age
@@ -239,17 +242,16 @@ class Ledger:
         if len(pool) > self.pool_cap and len(rows):
             # forget purchases past the refund window; sweeping again only once the pool has
             # doubled keeps the cost per event constant (refunds skip expired entries anyway)
-            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0 + TIME_SHIFT
-            mask = (1 << TIME_BITS) - 1
-            pool[:] = [e for e in pool if (e >> CP_BITS) & mask >= oldest]
+            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
+            pool[:] = [e for e in pool if time_of(e) >= oldest]
             self.pool_cap = max(4096, 2 * len(pool))
             if self.refunded:
-                kept = {e >> (CP_BITS + TIME_BITS + AMOUNT_BITS + ACCOUNT_BITS) for e in pool}
+                kept = {unpack(e)[0] for e in pool}
                 self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
         counter = self.counter
         end = counter + limit  # the counter of the last event allowed
         declined = [0] * len(TYPES)
-        legs = money_in = money_out = 0
+        legs = money_in = money_out = skipped = 0
         done = len(acc_l)  # rows looked at (the rest wait for a later call)
         for i, a, amt, cpf, tms in zip(range(done), acc_l, amt_l, cp_l, time_l, strict=True):
             if counter >= end:
@@ -265,7 +267,8 @@ class Ledger:
             fraud = NORMAL
             if special_l[i]:
                 found = self._special(rows, i, a, amt, tms)
-                if found is None:
+                if found is None:  # a refund with nothing left to refund
+                    skipped += 1
                     continue
                 a, amt, fraud, status, cp_text, who = found
                 if cp_text is not None:
@@ -346,8 +349,8 @@ class Ledger:
         # events by type and status: every row looked at gave one event (two for an approved
         # transfer inside the bank), but for refunds with nothing left to refund
         looked_at = np.bincount(typ[:done], minlength=len(TYPES)).tolist()
-        looked_at[REFUND] -= self.skipped_now
-        self.skipped_now = 0
+        looked_at[REFUND] -= skipped
+        stats.skipped_refunds += skipped
         looked_at[TRANSFER] += legs
         for t, n in enumerate(looked_at):
             counts[2 * t] += n - declined[t]
@@ -368,8 +371,6 @@ class Ledger:
         if int(rows.typ[i]) == REFUND:
             j = self._refundable(float(rows.u[i]), tms)
             if j is None:
-                self.stats.skipped_refunds += 1
-                self.skipped_now += 1
                 return None
             counter, a, original, _, cp_key = unpack(self.pool[j])
             refunded = self.refunded.get(counter, 0)
@@ -414,10 +415,9 @@ class Ledger:
         or None."""
         pool = self.pool
         max_age_ms = self.max_age * 1000.0
-        mask = (1 << TIME_BITS) - 1
         while pool:
             j = int(u * len(pool)) % len(pool)
-            if tms - (((pool[j] >> CP_BITS) & mask) - TIME_SHIFT) <= max_age_ms:
+            if tms - time_of(pool[j]) <= max_age_ms:
                 return j
             self.refunded.pop(unpack(pool[j])[0], None)
             pool[j] = pool[-1]
