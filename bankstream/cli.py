@@ -6,16 +6,30 @@ argparse mistakes get a "did you mean ...?" and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bankstream import __version__, logs
-from bankstream.commands import Parser
+from bankstream.commands import COMMANDS, Parser
 from bankstream.errors import BankstreamError
 
 
-def build_parser() -> Parser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (the first word that is neither a flag nor a flag's value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser; with ``argv``, only the command it names is imported and registered in full
+    (the others are listed with their summaries), without it every command is."""
     parser = Parser(
         prog="bankstream",
         description="Load generator and benchmark harness for Kafka -> MongoDB pipelines, "
@@ -32,20 +46,21 @@ def build_parser() -> Parser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    from bankstream.stack import cli as stack_cli
-    from loadgen import cli as loadgen_cli
-    from scenarios import cli as scenarios_cli
-
-    stack_cli.register(commands)
-    scenarios_cli.register(commands)
-    loadgen_cli.register(commands)
+    wanted = None if argv is None else _command_in(argv)
+    for name, (module, text) in COMMANDS.items():
+        if name in commands.choices:  # registered with another command of its module
+            continue
+        if argv is None or name == wanted:
+            importlib.import_module(module).register(commands)
+        else:
+            commands.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     logs.configure(args.verbose)
     try:
         code: int = args.run(args)

@@ -7,10 +7,34 @@ import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bankstream.errors import EXIT_USAGE
-from bankstream.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bankstream.settings import Settings
+
+# Every command: the module that registers it (imported only when the command runs, so that
+# `bankstream --help` and each command start fast and the ground floor imports nothing above it)
+# and its one-line summary (shown by `bankstream --help`; the module uses the same).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "stack": (
+        "bankstream.stack.cli",
+        "run the local stack (Kafka, a MongoDB-wire server, Prometheus) without Docker",
+    ),
+    "scenarios": (
+        "scenarios.cli",
+        "list, show, validate scenario files; print their JSON Schema",
+    ),
+    "generate": (
+        "loadgen.cli",
+        "write a scenario's events as JSON lines (no Kafka): for inspection and tools",
+    ),
+}
+
+
+def summary(name: str) -> str:
+    return COMMANDS[name][1]
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,6 +101,8 @@ def command_group(
 
 def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     """Settings for a command: its flags > environment > settings file > defaults."""
+    from bankstream.settings import load_settings
+
     config: Path | None = args.config
     return load_settings(config, **overrides)
 

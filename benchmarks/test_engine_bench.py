@@ -1,20 +1,36 @@
-"""Engine throughput and memory. Run with `make bench`; figures land in the benchmark report
-(``extra_info``), never in asserts: this machine is shared and noisy."""
+"""Engine throughput, start-up and memory, on the path users run. Run with `make bench`; the
+figures land in the benchmark report (``extra_info``), never in asserts: this machine is shared
+and noisy, so compare ratios measured in one run.
+
+- ``all_cells``: what `bankstream generate retail-day --events N` does: every cell, merged in time
+  order, serialised to bytes. Events per CPU-second of the process.
+- ``half_the_cells``: one producer process's share when two share a run.
+- ``one_dense_cell``: one cell alone, once built: the engine's best case, for reference.
+- ``start_up``: from the scenario to the first batch of events (all cells built).
+- ``process_peak``: resident memory of a whole `generate` process (a child process).
+"""
 
 from __future__ import annotations
 
 import gc
 import os
 import resource
+import statistics
+import subprocess
+import sys
+import time
 from typing import Any
 
-from loadgen.calendar import Clock
 from loadgen.engine import CellStream
 from loadgen.model import EngineModel
 from loadgen.population import build_cell
+from loadgen.stream import RunStream, plan
 from scenarios import load
 
-EVENTS = 100_000
+
+def _events(benchmark: Any, timed: int, untimed: int) -> int:
+    """A real size when timed, a small one when the benchmarks only run as tests."""
+    return untimed if benchmark.disabled else timed
 
 
 def _model(name: str, *overrides: str) -> EngineModel:
@@ -22,24 +38,105 @@ def _model(name: str, *overrides: str) -> EngineModel:
     return EngineModel.build(loaded.scenario, loaded.digest)
 
 
-def test_generate_and_serialise_retail_day_one_core(benchmark: Any) -> None:
-    """Events generated and serialised (JSON text) per second, one process, one core, once the
-    cell's accounts exist (building them is timed by the memory benchmark's rounds)."""
+def _serialise(cells: str | None, events: int, cpu: list[float]) -> int:
+    """One run of the real path: plan, every batch of ``cells`` merged and encoded."""
+    began = time.process_time()
+    run = plan(load("retail-day", environ={}), events=events, cells=cells)
+    size = 0
+    for batch in RunStream(run).batches():
+        size += len(("\n".join(batch.lines) + "\n").encode())
+    cpu.append(time.process_time() - began)
+    return size
+
+
+def _report(benchmark: Any, events: int, cpu: list[float]) -> None:
+    benchmark.extra_info["events"] = events
+    if benchmark.stats is not None:  # None when benchmarks only run as tests
+        seconds = statistics.median(cpu)
+        benchmark.extra_info["cpu_seconds_median"] = round(seconds, 3)
+        benchmark.extra_info["events_per_cpu_second"] = round(events / seconds)
+
+
+def test_generate_all_cells_of_retail_day(benchmark: Any) -> None:
+    """The real path: all 256 cells of retail-day (100,000 customers), merged in time order,
+    serialised (1,000,000 events, about four simulated days)."""
+    events = _events(benchmark, 1_000_000, 20_000)
+    cpu: list[float] = []
+    size = benchmark.pedantic(_serialise, args=(None, events, cpu), rounds=3, iterations=1)
+    assert size > 600 * events
+    _report(benchmark, events, cpu)
+
+
+def test_generate_half_the_cells_of_retail_day(benchmark: Any) -> None:
+    """One worker's share when two processes share a run: cells 0-127 of a 1,000,000-event run."""
+    events = _events(benchmark, 1_000_000, 20_000)
+    run = plan(load("retail-day", environ={}), events=events, cells="0-127")
+    own = run.own_events or 0
+    cpu: list[float] = []
+    size = benchmark.pedantic(_serialise, args=("0-127", events, cpu), rounds=3, iterations=1)
+    assert size > 600 * own
+    _report(benchmark, own, cpu)
+
+
+def test_one_dense_cell_for_reference(benchmark: Any) -> None:
+    """One cell of retail-day alone, once built (the engine's best case: no merging)."""
+    events = _events(benchmark, 100_000, 5_000)
     model = _model("retail-day")
-    clock = Clock(model.scenario)
+    cpu: list[float] = []
 
     def fresh() -> tuple[tuple[CellStream], dict[str, Any]]:
-        return (CellStream(model, 7, clock),), {}
+        return (CellStream(model, 7, events),), {}
 
     def run(stream: CellStream) -> int:
-        return sum(len(chunk) for chunk in stream.chunks(EVENTS))
+        began = time.process_time()
+        made = sum(len(chunk) for chunk in stream.chunks())
+        cpu.append(time.process_time() - began)
+        return made
 
-    produced = benchmark.pedantic(run, setup=fresh, rounds=7, iterations=1, warmup_rounds=1)
-    assert produced == EVENTS
-    benchmark.extra_info["events"] = EVENTS
-    if benchmark.stats is not None:  # None when benchmarks only run as tests
-        seconds = benchmark.stats.stats.median
-        benchmark.extra_info["events_per_second_median"] = round(EVENTS / seconds)
+    produced = benchmark.pedantic(run, setup=fresh, rounds=5, iterations=1, warmup_rounds=1)
+    assert produced == events
+    _report(benchmark, events, cpu[1:] or cpu)
+
+
+def test_start_up_of_retail_day(benchmark: Any) -> None:
+    """From the loaded scenario to the first batch: the preflight, 256 cells of 100,000
+    customers built, the first window made (target under 1 s)."""
+    loaded = load("retail-day", environ={})
+
+    def first_batch() -> int:
+        run = plan(loaded, events=1_000_000)
+        return len(next(iter(RunStream(run).batches())))
+
+    assert benchmark.pedantic(first_batch, rounds=3, iterations=1) > 0
+
+
+def test_process_peak_of_generate(benchmark: Any) -> None:
+    """Peak resident memory of a whole `bankstream generate retail-day` process (1,000,000 and
+    3,000,000 events when timed; the target is under 500 MB at any count)."""
+    counts = (20_000,) if benchmark.disabled else (1_000_000, 3_000_000)
+    peaks = {}
+
+    def generate() -> None:
+        for events in counts:
+            # a fresh parent with this one child: its RUSAGE_CHILDREN peak is the child's alone
+            done = subprocess.run(
+                [sys.executable, "-c", PEAK_OF_CHILD, sys.executable, "-m", "bankstream"]
+                + ["generate", "retail-day", "--events", str(events), "-q", "-o", os.devnull],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            peaks[events] = float(done.stdout) / 1024
+
+    benchmark.pedantic(generate, rounds=1, iterations=1)
+    for events, peak in peaks.items():
+        benchmark.extra_info[f"peak_mb_{events}"] = round(peak, 1)
+
+
+PEAK_OF_CHILD = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def _rss_mb() -> float:

@@ -140,6 +140,11 @@ class Clock:
         factor: NDArray[np.float64] = self.hour_factor[hours] * self.weekday_factor[weekdays]
         return factor
 
+    def base_intensity_at(self, hour: int) -> float:
+        """Relative activity of simulated hour ``hour`` from the origin (mean 1)."""
+        local_hour, weekday, _ = self.local(hour * self.slots_per_hour)
+        return float(self.hour_factor[local_hour] * self.weekday_factor[weekday])
+
     def local_time(self, epoch: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(epoch, self.zone)
 

@@ -10,17 +10,18 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bankstream.commands import add_overrides
+from bankstream.commands import add_overrides, summary
 from bankstream.errors import UsageError
-from loadgen.engine import cell_streams, merged, parse_cells, quotas, time_scale
-from loadgen.model import EngineModel
+from loadgen.pacing import Schedule
+from loadgen.stream import RunStream, plan
 from scenarios import load
+from scenarios.types import format_duration
 
 
 def register(commands: Any) -> None:
     p = commands.add_parser(
         "generate",
-        help="write a scenario's events as JSON lines (no Kafka): for inspection and tools",
+        help=summary("generate"),
         description="Write a scenario's events as JSON lines, one event per line, ordered by "
         "event time. The same scenario, seed and cells give the same events, byte for byte, "
         "whatever the split of cells between processes or hosts.",
@@ -30,7 +31,8 @@ def register(commands: Any) -> None:
         "--events",
         type=int,
         metavar="N",
-        help="how many events in all (default: the scenario's load.events)",
+        help="how many events in all (default: as many as the scenario's load sends: its events, "
+        "rate x duration, or its stages)",
     )
     p.add_argument(
         "--cells", metavar="A-B", help="only these cells of the population (inclusive), e.g. 0-127"
@@ -59,27 +61,29 @@ def register(commands: Any) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
-        if args.seed < 0:
-            msg = f"--seed must be 0 or more, got {args.seed}"
+        if not 0 <= args.seed < 2**63:
+            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
             raise UsageError(msg)
         overrides.append(f"seed={args.seed}")
     loaded = load(args.scenario, overrides=overrides)
-    events = args.events if args.events is not None else loaded.scenario.load.events
+    load_ = loaded.scenario.load
+    events = args.events if args.events is not None else Schedule.of_load(load_).total
     if events is None:
-        msg = f"{loaded.scenario.name} has no load.events: give --events N"
+        msg = (
+            f"{loaded.scenario.name} sends as fast as it can for "
+            f"{format_duration(load_.duration or 0)}: give --events N"
+        )
         raise UsageError(msg)
     if events <= 0:
         msg = f"--events must be positive, got {events}"
         raise UsageError(msg)
-    model = EngineModel.build(loaded.scenario, loaded.digest, args.run_id)
-    try:
-        cells = parse_cells(args.cells, model.cells)
-    except Exception as exc:
-        raise UsageError(str(exc)) from None
+    # everything that can be refused is refused before the output is opened
+    run = plan(loaded, events=events, cells=args.cells, run_id=args.run_id)
+    own = run.own_events or 0
     began = time.perf_counter()
-    out: IO[str]
+    out: IO[bytes]
     try:
-        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+        out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
     except OSError as exc:
         msg = f"cannot write {args.output}: {exc.strerror}; give another --output"
         raise UsageError(msg) from None
@@ -93,41 +97,37 @@ def run_generate(args: argparse.Namespace) -> int:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=args.quiet or out is sys.stdout or not console.is_terminal,
+        disable=args.quiet or args.output == "-" or not console.is_terminal,
     )
     try:
-        streams = [chunks for _, chunks in cell_streams(model, cells, events, time_scale(loaded))]
-        share = sum(quotas(model, events)[c] for c in cells)
-        task = progress.add_task("events", total=share)
+        task = progress.add_task("events", total=own)
         progress.start()
-        batch: list[str] = []
-        for _, key, line in merged(streams):
-            batch.append(f"{key}\t{line}" if args.keys else line)
-            if len(batch) >= 8192:
-                text = "\n".join(batch) + "\n"
-                out.write(text)
-                written += len(batch)
-                size += len(text)
-                batch.clear()
-                progress.update(task, completed=written)
-        if batch:
-            text = "\n".join(batch) + "\n"
-            out.write(text)
+        for batch in RunStream(run).batches():
+            if args.keys:
+                text = "".join(
+                    [f"{k}\t{line}\n" for k, line in zip(batch.keys, batch.lines, strict=True)]
+                )
+            else:
+                text = "\n".join(batch.lines) + "\n"
+            data = text.encode()
+            out.write(data)
             written += len(batch)
-            size += len(text)
+            size += len(data)
+            progress.update(task, completed=written)
         out.flush()
     except BrokenPipeError:  # e.g. | head: the reader has what it wanted
         sys.stderr.close()
         return 0
     finally:
         progress.stop()
-        if out is not sys.stdout:
+        if args.output != "-":
             out.close()
     seconds = time.perf_counter() - began
     if not args.quiet:
+        cells = run.cells
         console.print(
             f"generated {written:,} events of {loaded.scenario.name} (cells "
-            f"{cells.start}-{cells.stop - 1} of {model.cells}, seed {loaded.scenario.seed}), "
+            f"{cells.start}-{cells.stop - 1} of {run.model.cells}, seed {loaded.scenario.seed}), "
             f"{size / 1e6:.1f} MB in {seconds:.1f} s ({written / max(seconds, 1e-9):,.0f} "
             "events/s)"
         )

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bankstream.events import CHANNELS, COUNTERPARTY_KINDS, MIX_TYPES
 from loadgen.calendar import HOUR, Clock, is_payday, pays_per_month
 from loadgen.model import (
     BILL,
@@ -22,7 +23,6 @@ from loadgen.model import (
     DEPOSIT,
     FEE,
     MERCHANT_RANKS,
-    MIX_TYPES,
     NO_RAIL,
     REFUND,
     SALARY,
@@ -34,8 +34,12 @@ from loadgen.model import (
 )
 from loadgen.population import CellState
 
-# counterparty kinds
-CP_NONE, CP_ACCOUNT, CP_MERCHANT, CP_EXTERNAL, CP_EMPLOYER, CP_CASH, CP_BILLER, CP_BANK = range(8)
+# counterparty kinds: 0 for none yet, else 1 + the position in the contract's vocabulary
+CP_KINDS = ("none", *COUNTERPARTY_KINDS)
+CP_NONE, CP_ACCOUNT, CP_MERCHANT, CP_EXTERNAL, CP_EMPLOYER, CP_CASH, CP_BILLER, CP_BANK = (
+    CP_KINDS.index(kind)
+    for kind in ("none", "account", "merchant", "external", "employer", "cash", "biller", "bank")
+)
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -101,6 +105,34 @@ def pick(cum: F64, rng: np.random.Generator, n: int) -> I64:
     return out
 
 
+def day_multipliers(model: EngineModel, segment: int, day: dt.date) -> tuple[float, ...]:
+    """Spike multipliers of one segment's mix types on one local day (paydays, month ends,
+    dates): the same for every cell, worked out once per model."""
+    cache: dict[tuple[int, dt.date], tuple[float, ...]] = model.cache.setdefault("spikes", {})
+    key = (segment, day)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    scenario = model.scenario
+    schedule = scenario.population.segments[segment].pay_schedule
+    row = np.ones(len(MIX_TYPES))
+    for spike in scenario.time.spikes:
+        if spike.kind == "payday":
+            applies = is_payday(schedule, day, model.clock.anchor)
+        elif spike.kind == "month_end":
+            applies = (day + dt.timedelta(days=1)).month != day.month
+        else:
+            applies = day == spike.date
+        if applies:
+            columns = [MIX_TYPES.index(t) for t in spike.types] if spike.types else slice(None)
+            row[columns] *= spike.multiplier
+    if len(cache) > 100_000:
+        cache.clear()
+    result = tuple(row.tolist())
+    cache[key] = result
+    return result
+
+
 class CellDraws:
     """The vectorised half of a cell's generator."""
 
@@ -121,7 +153,6 @@ class CellDraws:
             self.salary_amount[mask] = np.rint(state.income[mask] / per).astype(np.int64)
         types = scenario.transaction_types
         self.internal_share = types.transfer.internal_share if state.size > 1 else 0.0
-        self._spike_cache: dict[tuple[int, dt.date], tuple[float, ...]] = {}
         self.incoming_share = types.transfer.incoming_share
 
     def expected_per_hour(self) -> float:
@@ -130,36 +161,12 @@ class CellDraws:
     def _type_multipliers(self, segment: int, dates: list[dt.date]) -> F64:
         """(hours, 7) spike multipliers per hour and mix type for one segment."""
         days = list(dict.fromkeys(dates))  # a chunk spans a few days: one row per day
-        table = np.asarray([self._day_multipliers(segment, day) for day in days])
+        table = np.asarray([day_multipliers(self.model, segment, day) for day in days])
         index = {day: i for i, day in enumerate(days)}
         out: F64 = table[[index[day] for day in dates]]
         return out
 
-    def _day_multipliers(self, segment: int, day: dt.date) -> tuple[float, ...]:
-        key = (segment, day)
-        hit = self._spike_cache.get(key)
-        if hit is not None:
-            return hit
-        scenario = self.model.scenario
-        schedule = scenario.population.segments[segment].pay_schedule
-        row = np.ones(len(MIX_TYPES))
-        for spike in scenario.time.spikes:
-            if spike.kind == "payday":
-                applies = is_payday(schedule, day, self.clock.anchor)
-            elif spike.kind == "month_end":
-                applies = (day + dt.timedelta(days=1)).month != day.month
-            else:
-                applies = day == spike.date
-            if applies:
-                columns = [MIX_TYPES.index(t) for t in spike.types] if spike.types else slice(None)
-                row[columns] *= spike.multiplier
-        if len(self._spike_cache) > 100_000:
-            self._spike_cache.clear()
-        result = tuple(row.tolist())
-        self._spike_cache[key] = result
-        return result
-
-    def hours(self, rng: np.random.Generator, k0: int, k1: int, scale: float) -> Rows:
+    def hours(self, rng: np.random.Generator, k0: int, k1: int) -> Rows:
         """The everyday events of simulated slots [k0, k1), in no particular order."""
         base = self.clock.base_intensity(k0, k1)
         _, _, dates = self.clock.hours(k0, k1)
@@ -168,7 +175,7 @@ class CellDraws:
         for seg, (members, cum) in zip(self.model.segments, self.segments, strict=True):
             if len(members) == 0:
                 continue
-            per_slot = float(cum[-1]) / 24.0 * scale / self.clock.slots_per_hour
+            per_slot = float(cum[-1]) / 24.0 / self.clock.slots_per_hour
             intensity = per_slot * base[:, None] * seg.mix[None, :]
             intensity = intensity * self._type_multipliers(seg.index, dates)
             counts = rng.poisson(intensity).ravel()
@@ -271,7 +278,7 @@ class CellDraws:
                 rows.direction = np.ones(n, dtype=np.int64)
                 rows.amount = self.salary_amount[members]
                 rows.rail = np.full(n, NO_RAIL, dtype=np.int64)
-                rows.channel = np.full(n, 1, dtype=np.int64)  # web: a payroll credit
+                rows.channel = np.full(n, CHANNELS.index("web"), dtype=np.int64)  # a payroll credit
                 rows.cp_kind = np.full(n, CP_EMPLOYER, dtype=np.int64)
                 rows.cp_id = (self.state.customer[members] * 7919) % 200_003
                 parts.append(rows.take(rows.time >= self.clock.start))  # none before the run

@@ -1,31 +1,30 @@
-"""The engine: a cell's events, chunk by chunk, in simulated-time order; and whole runs of cells.
+"""The engine: a cell's events, chunk by chunk, in simulated-time order.
 
 A cell's stream depends only on the scenario, its seed and the cell number. ``--events N`` is
-split between cells in proportion to their customers, so any split of the cells between
-processes or hosts yields the same events.
+split between cells in proportion to their customers' expected activity, so any split of the cells
+between processes or hosts yields the same events. Whole runs of cells, merged in time order, are
+``loadgen.stream``'s.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from bankstream.errors import BankstreamError
-from loadgen.calendar import Clock
+from bankstream.events import balance_checksum, remark
 from loadgen.draw import CP_ACCOUNT, CellDraws, Rows
+from loadgen.errors import LoadgenError, LoadgenUsageError
 from loadgen.fraud import FraudPlanner
-from loadgen.ledger import Ledger, Stats
-from loadgen.model import EngineModel
+from loadgen.ledger import Ledger, Prepared, Stats
+from loadgen.model import CHUNK_EVENTS, EngineModel
 from loadgen.population import DRAW, FRAUD, cell_activity, cell_rng
 from loadgen.population import build_cell as _build_cell
-from scenarios import LoadedScenario
+from loadgen.simtime import span
 
-CHUNK_EVENTS = 2048  # aim for this many events per vectorised chunk
-MAX_SPAN = 24 * 62  # hours
 INJECT = 3  # random stream of the injected duplicates and delays
 
 
@@ -33,132 +32,212 @@ INJECT = 3  # random stream of the injected duplicates and delays
 class Chunk:
     keys: list[str]
     lines: list[str]
-    times: list[int]  # event time, epoch milliseconds
+    # when each event goes out in its cell's stream, epoch milliseconds: its event time, but for
+    # a delayed event the time of the event it goes out before (never decreasing in a cell)
+    times: list[int]
 
     def __len__(self) -> int:
         return len(self.lines)
 
 
 class CellStream:
-    """The events of one cell, in order, generated in chunks."""
+    """The events of one cell, in order. They depend only on the model (the scenario and its
+    seed), the cell and the quota: nothing about the run, and not how they are asked for.
 
-    def __init__(
-        self, model: EngineModel, cell: int, clock: Clock | None = None, scale: float = 1.0
-    ) -> None:
+    Rows are drawn a span of simulated slots at a time (vectorised, about CHUNK_EVENTS events);
+    the ledger turns them into events as far as they are asked for (``take(until)``), so a run
+    that merges many cells in time order holds rows, not event texts, for what lies ahead."""
+
+    def __init__(self, model: EngineModel, cell: int, quota: int | None = None) -> None:
         if not 0 <= cell < model.cells:
             msg = f"cell {cell} does not exist (this scenario has cells 0-{model.cells - 1})"
-            raise BankstreamError(msg)
+            raise LoadgenUsageError(msg)
         self.model = model
         self.cell = cell
-        self.clock = clock or Clock(model.scenario)
+        self.clock = clock = model.clock
         self.state = _build_cell(model, cell)
-        self.draws = CellDraws(model, self.state, self.clock)
-        self.fraud = FraudPlanner(model, self.draws, self.clock, scale)
+        self.draws = CellDraws(model, self.state, clock)
+        self.fraud = FraudPlanner(model, self.draws, clock)
         self.ledger = Ledger(model, self.state)
         seed = model.scenario.seed
         self.rng = cell_rng(seed, cell, DRAW)
         self.fraud_rng = cell_rng(seed, cell, FRAUD)
         self.inject_rng = cell_rng(seed, cell, INJECT)
-        self.scale = scale
-        per_slot = max(self.draws.expected_per_hour() * scale / self.clock.slots_per_hour, 1e-9)
-        max_span = MAX_SPAN * self.clock.slots_per_hour
-        self.span = int(min(max_span, max(1, math.ceil(CHUNK_EVENTS / per_slot))))
+        self.per_hour = self.draws.expected_per_hour()
+        self.left: float = quota if quota is not None else math.inf
         self.next_slot = 0
-        self.pending = Rows.empty()
-        self.held: list[tuple[int, str, str, int]] = []  # delayed events: (due index, ...)
+        self.pending = Rows.empty()  # rows drawn for later slots
+        self.prepared: Prepared | None = None  # the rows of the span drawn last
+        self.cursor = 0  # rows of ``prepared`` the ledger has taken
+        self.drawn_to = math.floor(clock.origin * 1000.0)  # every row before this is drawn
+        self.last_time = self.drawn_to
+        self.empty_spans = 0
+        self.empty_spans_since = 0
         delivery = model.scenario.delivery
         self.duplicates = delivery.duplicates
         self.out_of_order = delivery.out_of_order
+        self.injector = (
+            Injector(self.inject_rng, self.duplicates, self.out_of_order)
+            if self.duplicates or self.out_of_order
+            else None
+        )
 
     @property
     def stats(self) -> Stats:
         return self.ledger.stats
 
-    def chunks(self, quota: int | None = None) -> Iterator[Chunk]:
-        """Chunks of events until ``quota`` events (all of them, without a quota)."""
-        left = quota if quota is not None else math.inf
-        empty = 0
-        while left > 0:
-            k0 = self.next_slot
-            k1 = k0 + self.span
-            self.next_slot = k1
-            rows = self.draws.hours(self.rng, k0, k1, self.scale)
-            salaries = self.draws.salaries(self.rng, k0, k1)
-            # normal events: those emitted so far (credit legs included), and when the ones
-            # drawn now happen, for the fraud budget
-            stats = self.ledger.stats
-            normal_before = self.ledger.counter - sum(stats.fraud)
-            # (a transfer to another customer of the bank is two events: it counts twice)
-            legs = rows.time[(rows.cp_kind == CP_ACCOUNT) & (rows.direction < 0)]
-            normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time]))
-            planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
-            every = Rows.concat([self.pending, rows, salaries, planned])
-            end = self.clock.origin + k1 * self.clock.slot
-            due = every.time < end
-            self.pending = every.take(~due)
-            now = every.take(due)
-            now = now.take(np.argsort(now.time, kind="stable"))
-            hours, _, dates = self.clock.hours(k0, k1)
-            index = np.clip(
-                ((now.time - self.clock.origin) // self.clock.slot).astype(np.int64) - k0,
-                0,
-                k1 - k0 - 1,
-            )
-            days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=len(dates))
-            limit = int(min(left, 2**62))
-            keys, lines, times = self.ledger.apply(now, hours[index], days[index], limit)
-            if not lines:
-                empty += 1
-                if empty > 1000:
-                    msg = (
-                        f"{self.model.scenario.name}: cell {self.cell} produced no event in "
-                        f"{empty * self.span / self.clock.slots_per_hour:g} simulated hours; "
-                        "check the activity and mix"
-                    )
-                    raise BankstreamError(msg)
-                continue
-            empty = 0
-            left -= len(lines)
-            chunk = Chunk(keys, lines, times)
-            if self.duplicates or self.out_of_order:
-                chunk = self._inject(chunk)
-            yield chunk
-        if self.held:  # delayed events still held back go out at the end
-            held = sorted(self.held)
-            self.held = []
-            yield Chunk([h[1] for h in held], [h[2] for h in held], [h[3] for h in held])
+    @property
+    def done(self) -> bool:
+        """The quota is met (and nothing is held back any more)."""
+        return self.left <= 0 and not (self.injector and self.injector.held)
 
-    def _inject(self, chunk: Chunk) -> Chunk:
-        """Marked duplicates (sent again) and delayed events (sent after later ones)."""
-        n = len(chunk)
-        rng = self.inject_rng
-        dup = rng.random(n) < self.duplicates
-        late = rng.random(n) < self.out_of_order
-        delay = rng.integers(1, 20, n)
+    def checksum(self) -> str:
+        """The cell's balance checksum: every account with events, its balance and last seq."""
+        state = self.state
+        return balance_checksum(
+            (key, balance, seq)
+            for key, balance, seq in zip(state.key, state.balance, state.seq, strict=True)
+            if seq
+        )
+
+    def take(self, until: float) -> Chunk:
+        """The events before ``until`` (epoch ms) not taken yet, up to the quota."""
+        keys: list[str] = []
+        lines: list[str] = []
+        times: list[int] = []
+        while self.left > 0:
+            prepared = self.prepared
+            if prepared is None or self.cursor >= len(prepared):
+                if self.drawn_to >= until:
+                    break
+                self._draw()
+                continue
+            cursor = self.cursor
+            stop = int(np.searchsorted(prepared.time_ms, until, side="left"))
+            if stop <= cursor:
+                break
+            limit = int(min(self.left, 2**62))
+            made_keys, made_lines, made_times, done = self.ledger.run(prepared, cursor, stop, limit)
+            self.cursor = cursor + done
+            self.left -= len(made_lines)
+            keys += made_keys
+            lines += made_lines
+            times += made_times
+        chunk = Chunk(keys, lines, times)
+        if self.injector is not None:
+            chunk = self.injector.apply(chunk, last=self.left <= 0, at=self.last_time)
+        if chunk.times:
+            self.last_time = chunk.times[-1]
+        return chunk
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every event to the quota (for ever without one), a span of slots at a time."""
+        while not self.done:
+            if self.prepared is None or self.cursor >= len(self.prepared):
+                self._draw()
+            chunk = self.take(self.drawn_to)
+            if chunk.lines:
+                yield chunk
+
+    def _draw(self) -> None:
+        """Rows of the next span of slots, sorted by time, prepared for the ledger."""
+        clock = self.clock
+        k0 = self.next_slot
+        k1 = k0 + span(self.model, k0, self.per_hour, CHUNK_EVENTS)
+        self.next_slot = k1
+        rows = self.draws.hours(self.rng, k0, k1)
+        salaries = self.draws.salaries(self.rng, k0, k1)
+        # normal events: those emitted so far (credit legs included), and when the ones drawn
+        # now happen, for the fraud budget
+        stats = self.ledger.stats
+        normal_before = self.ledger.counter - sum(stats.fraud)
+        # (a transfer to another customer of the bank is two events: it counts twice)
+        legs = rows.time[(rows.cp_kind == CP_ACCOUNT) & (rows.direction < 0)]
+        normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time]))
+        planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
+        every = Rows.concat([self.pending, rows, salaries, planned])
+        end = clock.origin + k1 * clock.slot
+        due = every.time < end
+        self.pending = every.take(~due)
+        now = every.take(due)
+        now = now.take(np.argsort(now.time, kind="stable"))
+        hours, _, dates = clock.hours(k0, k1)
+        index = np.clip(
+            ((now.time - clock.origin) // clock.slot).astype(np.int64) - k0, 0, k1 - k0 - 1
+        )
+        days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=len(dates))
+        self.prepared = self.ledger.prepare(now, hours[index], days[index])
+        self.cursor = 0
+        self.drawn_to = math.floor(end * 1000.0)
+        if len(now):
+            self.empty_spans, self.empty_spans_since = 0, k1
+        else:
+            self.empty_spans += 1
+        if self.empty_spans > 1000:
+            msg = (
+                f"{self.model.scenario.name}: cell {self.cell} produced no event in "
+                f"{(k1 - self.empty_spans_since) / clock.slots_per_hour:g} simulated hours; "
+                "check the activity and mix"
+            )
+            raise LoadgenError(msg)
+
+
+class Injector:
+    """Marked duplicates (sent again) and delayed events (sent after later ones). Which events,
+    and how late, depends only on each event's place in its cell's stream (the draws come in
+    blocks of a fixed size), not on how the stream is asked for."""
+
+    BLOCK = 4096
+
+    def __init__(self, rng: np.random.Generator, duplicates: float, out_of_order: float) -> None:
+        self.rng = rng
+        self.duplicates = duplicates
+        self.out_of_order = out_of_order
+        self.position = 0  # events of the cell seen so far
+        self.draws: tuple[list[bool], list[bool], list[int]] = ([], [], [])
+        self.base = 0  # position of the first of ``draws``
+        self.held: list[tuple[int, int, str, str]] = []  # (due position, order, key, line)
+        self.order = 0
+
+    def _draw(self, position: int) -> tuple[bool, bool, int]:
+        offset = position - self.base
+        if offset >= len(self.draws[0]):
+            self.base += len(self.draws[0])
+            offset = position - self.base
+            rng, n = self.rng, self.BLOCK
+            self.draws = (
+                (rng.random(n) < self.duplicates).tolist(),
+                (rng.random(n) < self.out_of_order).tolist(),
+                rng.integers(1, 20, n).tolist(),
+            )
+        return self.draws[0][offset], self.draws[1][offset], self.draws[2][offset]
+
+    def apply(self, chunk: Chunk, last: bool, at: int) -> Chunk:
+        """``chunk`` with copies and delays; ``last``: the cell's stream ends here, so what is
+        still held goes out at its end (at ``at``, its last time, when the chunk is empty)."""
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
         held = self.held
-        for i in range(n):
-            while held and held[0][0] <= i:
-                _, k, line, t = heapq.heappop(held)
+        for key, line, t in zip(chunk.keys, chunk.lines, chunk.times, strict=True):
+            position = self.position
+            self.position += 1
+            while held and held[0][0] <= position:  # due: out before this event, at its time
+                _, _, k, late_line = heapq.heappop(held)
                 keys.append(k)
-                lines.append(line)
+                lines.append(late_line)
                 times.append(t)
-            key, line, t = chunk.keys[i], chunk.lines[i], chunk.times[i]
-            copy = line.replace('"duplicate":false', '"duplicate":true', 1) if dup[i] else None
-            if late[i]:
-                marked = line.replace('"delayed":false', '"delayed":true', 1)
-                heapq.heappush(held, (i + int(delay[i]), key, marked, t))
+            duplicate, late, delay = self._draw(position)
+            copy = remark(line, duplicate=True) if duplicate else None
+            if late:
+                self.order += 1
+                heapq.heappush(
+                    held, (position + delay, self.order, key, remark(line, delayed=True))
+                )
                 if copy is not None:  # the second copy follows the first, even when late
+                    self.order += 1
                     heapq.heappush(
-                        held,
-                        (
-                            i + int(delay[i]),
-                            key,
-                            copy.replace('"delayed":false', '"delayed":true', 1),
-                            t,
-                        ),
+                        held, (position + delay, self.order, key, remark(copy, delayed=True))
                     )
                 continue
             keys.append(key)
@@ -168,30 +247,14 @@ class CellStream:
                 keys.append(key)
                 lines.append(copy)
                 times.append(t)
-        # what is still held goes out at the start of the next chunk
-        self.held = [(0, k, line, t) for _, k, line, t in held]
-        heapq.heapify(self.held)
+        if last:
+            end = times[-1] if times else at
+            while held:
+                _, _, k, late_line = heapq.heappop(held)
+                keys.append(k)
+                lines.append(late_line)
+                times.append(end)
         return Chunk(keys, lines, times)
-
-
-def parse_cells(text: str | None, cells: int) -> range:
-    """``"a-b"`` (inclusive) or ``"a"`` -> the cells; all of them for None."""
-    if text is None:
-        return range(cells)
-    try:
-        low_text, _, high_text = text.partition("-")
-        low = int(low_text)
-        high = int(high_text) if high_text else low
-    except ValueError:
-        msg = f"--cells expects a-b (e.g. 0-127) or one cell, got {text!r}"
-        raise BankstreamError(msg) from None
-    if low > high:
-        msg = f"--cells {text}: the first cell is after the last (did you mean {high}-{low}?)"
-        raise BankstreamError(msg)
-    if low < 0 or high >= cells:
-        msg = f"--cells {text}: this scenario has cells 0-{cells - 1}"
-        raise BankstreamError(msg)
-    return range(low, high + 1)
 
 
 def quotas(model: EngineModel, events: int) -> list[int]:
@@ -204,73 +267,4 @@ def quotas(model: EngineModel, events: int) -> list[int]:
     order = sorted(range(model.cells), key=lambda c: (-(exact[c] - out[c]), c))
     for c in order[: events - sum(out)]:
         out[c] += 1
-    return out
-
-
-def time_scale(loaded: LoadedScenario) -> float:
-    """Activity multiplier so that an accelerated clock sees the load's rate (1 = natural pace)."""
-    scenario = loaded.scenario
-    if scenario.time.mode != "accelerated":
-        return 1.0
-    load = scenario.load
-    if isinstance(load.rate, float):
-        rate = load.rate
-    elif load.stages:
-        total = sum(s.duration for s in load.stages)
-        volume, previous = 0.0, 0.0
-        for stage in load.stages:  # a linear ramp runs at the mean of its two ends
-            mean = (previous + stage.rate) / 2 if stage.ramp == "linear" else stage.rate
-            volume += mean * stage.duration
-            previous = stage.rate
-        rate = volume / total
-    else:
-        return 1.0
-    natural = 0.0
-    pop = scenario.population
-    for seg in pop.segments:
-        natural += pop.customers * seg.share * seg.activity.mean_per_day / 86400.0
-    return rate / (scenario.time.acceleration * natural) if natural > 0 else 1.0
-
-
-def slots_per_hour(model: EngineModel, scale: float) -> int:
-    """Hours are cut into slots when a cell would draw far more than a chunk in one hour."""
-    pop = model.scenario.population
-    per_day = sum(s.share * s.activity.mean_per_day for s in pop.segments)
-    per_hour_of_a_cell = pop.customers / model.cells * per_day / 24.0 * scale
-    return int(min(3600, max(1, math.ceil(per_hour_of_a_cell / CHUNK_EVENTS))))
-
-
-def cell_streams(
-    model: EngineModel, cells: Iterable[int], events: int, scale: float = 1.0
-) -> Iterator[tuple[CellStream, Iterator[Chunk]]]:
-    share = quotas(model, events)
-    clock = Clock(model.scenario, slots_per_hour(model, scale))
-    for cell in cells:
-        stream = CellStream(model, cell, clock, scale)
-        yield stream, stream.chunks(share[cell])
-
-
-def merged(streams: list[Iterator[Chunk]]) -> Iterator[tuple[int, str, str]]:
-    """Events of several cells, merged by event time: (time ms, key, line)."""
-
-    def flatten(chunks: Iterator[Chunk]) -> Iterator[tuple[int, str, str]]:
-        for chunk in chunks:
-            yield from zip(chunk.times, chunk.keys, chunk.lines, strict=True)
-
-    return heapq.merge(*(flatten(s) for s in streams), key=lambda e: e[0])
-
-
-def lines_for_cells(ref: str, events: int, cells: str | None = None) -> list[str]:
-    """Every event line of ``cells`` when a run of ``events`` is split over all the cells:
-    what one process or host of a larger run sends (used by tests and workers)."""
-    from scenarios import load
-
-    loaded = load(ref, environ={})
-    model = EngineModel.build(loaded.scenario, loaded.digest)
-    out: list[str] = []
-    for _, chunks in cell_streams(
-        model, parse_cells(cells, model.cells), events, time_scale(loaded)
-    ):
-        for chunk in chunks:
-            out.extend(chunk.lines)
     return out

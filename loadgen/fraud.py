@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bankstream.errors import BankstreamError
+from bankstream.events import CHANNELS, TRANSFER_RAILS
 from loadgen.calendar import HOUR, Clock
 from loadgen.draw import CP_ACCOUNT, CP_CASH, CP_EXTERNAL, CP_MERCHANT, CellDraws, Rows
 from loadgen.model import (
@@ -36,8 +36,10 @@ from loadgen.model import (
 )
 from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, Structuring
 
-MOBILE, WEB, ATM, POS, BRANCH = range(5)
-PIX = 0
+MOBILE, WEB, ATM, POS, BRANCH = (
+    CHANNELS.index(c) for c in ("mobile", "web", "atm", "pos", "branch")
+)
+PIX = TRANSFER_RAILS.index("pix")
 # the most fraud instances a cell may have in flight at the start of its stream (their timing
 # is drawn up front): a dense accelerated stream past this is refused, not left to eat memory
 MAX_IN_FLIGHT = 50_000
@@ -76,12 +78,58 @@ def _ragged(
     return offsets, owner, key - owner
 
 
+def longest_instance(typology: object) -> float:
+    """The longest an instance lasts, seconds from its start to its last event."""
+    if isinstance(typology, AccountTakeover):
+        return typology.transfers.max * 600.0 + 3600.0
+    if isinstance(typology, CardTesting | Structuring):
+        return float(typology.window)
+    assert isinstance(typology, MuleRing)
+    return 4 * HOUR + float(typology.hold)
+
+
+def mean_size(typology: object, blocked_share: float) -> float:
+    """Expected number of events of one instance."""
+
+    def mean(r: Range) -> float:
+        return (r.min + r.max) / 2
+
+    if isinstance(typology, AccountTakeover):
+        inside = typology.mule_inside_share
+        return (
+            mean(typology.transfers) * (1 + inside * (1 - blocked_share))
+            + inside * typology.cash_out
+        )
+    if isinstance(typology, CardTesting):
+        return mean(typology.burst)
+    if isinstance(typology, Structuring):
+        return mean(typology.deposits)
+    assert isinstance(typology, MuleRing)
+    return mean(typology.fan_in) + mean(typology.fan_out)
+
+
+def in_flight(model: EngineModel, per_hour: float) -> float:
+    """About how many fraud instances a cell that makes ``per_hour`` normal events an hour has in
+    flight when its stream starts (their timing is drawn up front, see ``_preroll``)."""
+    anomalies = model.scenario.anomalies
+    total = anomalies.total_rate
+    if not anomalies.typologies or total <= 0:
+        return 0.0
+    factor = total / (1.0 - total) if total < 1 else 0.0
+    return sum(
+        t.rate
+        / total
+        * factor
+        * per_hour
+        * (longest_instance(t) / HOUR + 31)
+        / mean_size(t, anomalies.blocked_share)
+        for t in anomalies.typologies
+    )
+
+
 class FraudPlanner:
-    def __init__(
-        self, model: EngineModel, draws: CellDraws, clock: Clock, scale: float = 1.0
-    ) -> None:
+    def __init__(self, model: EngineModel, draws: CellDraws, clock: Clock) -> None:
         self.model = model
-        self.scale = scale
         self.draws = draws
         self.clock = clock
         anomalies = model.scenario.anomalies
@@ -93,7 +141,7 @@ class FraudPlanner:
         self.planned = [0.0] * len(self.typologies)  # instances planned x their mean size
         self.offset = [0.0] * len(self.typologies)  # the budget of the pre-roll
         self.started = False
-        self.mean_size = [self._mean_size(t) for t in self.typologies]
+        self.mean_size = [mean_size(t, self.blocked_share) for t in self.typologies]
         self.thresholds: list[float] = []
         self.instances = 0
         # instances of the pre-roll still to be made, by their first event from the start on:
@@ -211,7 +259,6 @@ class FraudPlanner:
         happen is drawn for all of them, and those with events from the start on wait in the
         backlog until the stream reaches the first of them."""
         clock = self.clock
-        step = clock.slots_per_hour  # budgeted hour by hour, however fine the slots
         # expected normal events per hour at mean activity: the rows drawn, plus the credit leg
         # of each transfer inside the bank
         per_hour = 0.0
@@ -219,39 +266,14 @@ class FraudPlanner:
             if len(cum):
                 legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
                 per_hour += float(cum[-1]) / 24.0 * (1.0 + legs)
-        per_hour *= self.scale
-        in_flight = sum(
-            self.share(i) * per_hour * (self._longest(t) / HOUR + 31) / self.mean_size[i]
-            for i, t in enumerate(self.typologies)
-        )
-        if in_flight > MAX_IN_FLIGHT:
-            factor = in_flight / MAX_IN_FLIGHT
-            msg = (
-                f"{self.model.scenario.name}: too dense for its fraud: each cell would start with "
-                f"about {in_flight:,.0f} fraud instances in flight (its customers act "
-                f"{self.scale:,.0f}x their own pace); raise time.acceleration at least "
-                f"{factor:.2g}-fold, lower the load's rate or the fraud rates, "
-                "or use time.mode: by_rate"
-            )
-            raise BankstreamError(msg)
         # the hour the run starts in counts up to the start (its slots begin on the hour)
         part = (clock.start - clock.origin) / HOUR
         firsts, typologies, indices = [], [], []
         for i, typology in enumerate(self.typologies):
-            longest = self._longest(typology)
+            longest = longest_instance(typology)
             # an instance budgeted in an hour may start up to the next day's small hours
             back = int(math.ceil((longest + 30 * HOUR) / HOUR)) + 1
-            hours = np.arange(-back, 1 if part > 0 else 0, dtype=np.int64)
-            length = np.ones(len(hours))
-            if part > 0:
-                length[-1] = part
-            begin = clock.origin + hours * HOUR
-            facts = [clock.local(int(h) * step) for h in hours.tolist()]
-            weights = np.array(
-                [clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts]
-            )
-            # the small hours an instance of each hour waits for: 01:00 that night
-            small = np.array([self._small_hours(hour, day, HOUR) for hour, _, day in facts])
+            begin, length, weights, small = self._preroll_hours(back, part)
             targets = self.share(i) * np.cumsum(per_hour * weights * length)
             # instance k is planned once the budget reaches (k + U) x the mean size, as in the
             # run (the budget per instance is its mean size)
@@ -259,7 +281,7 @@ class FraudPlanner:
             count = int(targets[-1] / mean) + 1
             u = rng.random(count)
             w = np.searchsorted(targets, mean * (np.arange(count) + u))
-            fired = int(np.count_nonzero(w < len(hours)))  # the first ones
+            fired = int(np.count_nonzero(w < len(begin)))  # the first ones
             w = w[:fired]
             self.planned[i] = mean * fired
             # the next instance keeps its place in the sequence: the run carries on from it
@@ -283,14 +305,34 @@ class FraudPlanner:
         self.backlog_typology = np.concatenate(typologies)[order]
         self.backlog_index = np.concatenate(indices)[order]
 
-    def _longest(self, typology: object) -> float:
-        """The longest an instance lasts, seconds from its start to its last event."""
-        if isinstance(typology, AccountTakeover):
-            return typology.transfers.max * 600.0 + 3600.0
-        if isinstance(typology, CardTesting | Structuring):
-            return float(typology.window)
-        assert isinstance(typology, MuleRing)
-        return 4 * HOUR + float(typology.hold)
+    def _preroll_hours(
+        self, back: int, part: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """The ``back`` hours before the start (and the part of the hour the run starts in):
+        when each begins, how much of it counts, its hour x weekday weight, and the small hours
+        an instance of it waits for (01:00 that night). The same for every cell: worked out
+        once per model."""
+        key = ("preroll", back)
+        hit = self.model.cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        clock = self.clock
+        step = clock.slots_per_hour  # budgeted hour by hour, however fine the slots
+        hours = np.arange(-back, 1 if part > 0 else 0, dtype=np.int64)
+        length = np.ones(len(hours))
+        if part > 0:
+            length[-1] = part
+        begin = (clock.origin + hours * HOUR).astype(np.float64)
+        facts = [clock.local(int(h) * step) for h in hours.tolist()]
+        weights = np.array(
+            [clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts], dtype=np.float64
+        )
+        small = np.array(
+            [self._small_hours(hour, day, HOUR) for hour, _, day in facts], dtype=np.float64
+        )
+        table = (begin, length, weights, small)
+        self.model.cache[key] = table
+        return table
 
     def _timing(self, rng: np.random.Generator, i: int, starts: NDArray[np.float64]) -> Timing:
         """When the events of instances of typology ``i`` starting at ``starts`` happen."""
@@ -339,25 +381,6 @@ class FraudPlanner:
         n = rng.integers(r.min, r.max + 1, k)
         offsets, owner, u = _ragged(rng, n)
         return Timing(offsets, starts[owner] + u * window, n.astype(np.float64))
-
-    def _mean_size(self, typology: object) -> float:
-        """Expected number of events of one instance."""
-
-        def mean(r: Range) -> float:
-            return (r.min + r.max) / 2
-
-        if isinstance(typology, AccountTakeover):
-            inside = typology.mule_inside_share
-            return (
-                mean(typology.transfers) * (1 + inside * (1 - self.blocked_share))
-                + inside * typology.cash_out
-            )
-        if isinstance(typology, CardTesting):
-            return mean(typology.burst)
-        if isinstance(typology, Structuring):
-            return mean(typology.deposits)
-        assert isinstance(typology, MuleRing)
-        return mean(typology.fan_in) + mean(typology.fan_out)
 
     def _start(self, rng: np.random.Generator, w0: int, w1: int) -> float:
         """When an instance budgeted in slots [w0, w1) starts: in that hour, like everyone

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from bankstream.events import CHANNELS, FRESH_END
 from loadgen.draw import (
     CP_ACCOUNT,
     CP_BANK,
@@ -22,6 +23,7 @@ from loadgen.draw import (
     CP_CASH,
     CP_EMPLOYER,
     CP_EXTERNAL,
+    CP_KINDS,
     CP_MERCHANT,
     Rows,
 )
@@ -46,7 +48,7 @@ BLOCKED = '"status":"declined","decline_reason":"blocked_fraud",'
 NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null,"ref_tx":'
 NO_MERCHANT = '"merchant_category":null,"mcc":null,'
 NORMAL = NO_FRAUD + "null"  # no fraud, no referenced transaction
-KIND = ["none", "account", "merchant", "external", "employer", "cash", "biller", "bank"]
+N_CHANNELS = len(CHANNELS)
 
 
 # A refundable purchase is kept as one int, not a container the garbage collector would track
@@ -76,6 +78,45 @@ def unpack(entry: int) -> tuple[int, int, int, int, int]:
     return entry >> ACCOUNT_BITS, entry & ((1 << ACCOUNT_BITS) - 1), amount, time_ms, cp_key
 
 
+def _counterparty(kind: int, ident: int | str) -> str:
+    """The counterparty fields of a counterparty (an account is given by its id)."""
+    if kind == CP_ACCOUNT:
+        who = q(str(ident))
+    elif kind == CP_MERCHANT:
+        category, rank = divmod(int(ident), MERCHANT_RANKS)
+        who = f'"M{category:02d}{rank:08d}"'
+    elif kind == CP_EXTERNAL:
+        who = f'"X{int(ident):08x}"'
+    elif kind == CP_EMPLOYER:
+        who = f'"E{int(ident):06d}"'
+    elif kind == CP_BILLER:
+        who = f'"B{int(ident):06d}"'
+    elif kind == CP_CASH:
+        who = '"cash"'
+    elif kind == CP_BANK:
+        who = '"bank"'
+    else:
+        who = "null"
+    return f'"counterparty":{who},"counterparty_kind":"{CP_KINDS[kind]}"'
+
+
+def _fragments(model: EngineModel) -> tuple[list[str], list[str]]:
+    """The merchant fields by category (index -1, not a card purchase, gives the empty ones) and
+    the type and channel fields by ``type code * CHANNELS + channel``: the same for every cell."""
+    hit = model.cache.get("fragments")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    category_frag = [f"{text}," for text in model.merchant_frag] + [NO_MERCHANT]
+    # type fields by code ((type * 8 + rail + 1) * 2 + credit), a list for fast lookups
+    type_frag = [""] * (len(TYPES) * 8 * 2)
+    for (t, rail, direction), text in model.type_frag.items():
+        type_frag[type_code(t, rail, direction)] = text
+    # the credit leg of a debit is + len(CHANNELS) (its type code is one more)
+    heads = [f'{text},"channel":{channel}' for text in type_frag for channel in model.channel_frag]
+    model.cache["fragments"] = (category_frag, heads)
+    return category_frag, heads
+
+
 def type_code(t: int, rail: int, direction: int) -> int:
     return (t * 8 + rail + 1) * 2 + (direction > 0)
 
@@ -97,12 +138,32 @@ class Stats:
         }
 
 
+@dataclass
+class Prepared:
+    """A chunk's rows with what the ledger needs of them worked out for all at once."""
+
+    rows: Rows
+    time_ms: NDArray[np.int64]
+    nkey: NDArray[np.int64]  # the night a capped debit counts in, or -1
+    dkey: NDArray[np.int64]  # the day a capped debit counts in, or -1
+    limited: NDArray[np.bool_]
+    special: NDArray[np.bool_]  # refunds, fraud, drains, new devices, blocked: see _special
+    internal: NDArray[np.bool_]  # a transfer to another account of the cell
+    refundable: NDArray[np.bool_]
+    head: NDArray[np.int64]  # type and channel fragment
+    category: NDArray[np.int64]  # merchant category, or -1
+    cp_key: NDArray[np.int64]  # kind << 40 | id
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+
 class Ledger:
     def __init__(self, model: EngineModel, state: CellState) -> None:
         self.model = model
         self.state = state
         # the fields every event of the run shares, and the markers the producer may rewrite
-        self.tail = f',{model.tail},"duplicate":false,"delayed":false,"produced_at":null}}'
+        self.tail = f",{model.tail},{FRESH_END}"
         self.prefix = f"{model.tag}-{state.cell:04x}-"
         self.counter = 0
         self.typologies = [t.kind for t in model.scenario.anomalies.typologies]
@@ -122,77 +183,106 @@ class Ledger:
         self.day_key = [-1] * size
         self.day_sum = [0] * size
         # merchant fields by category; index -1 (not a card purchase) gives the empty ones
-        self.category_frag = [f"{text}," for text in model.merchant_frag] + [NO_MERCHANT]
-        # type fields by code ((type * 8 + rail + 1) * 2 + credit), a list for fast lookups
-        type_frag = [""] * (len(TYPES) * 8 * 2)
-        for (t, rail, direction), text in model.type_frag.items():
-            type_frag[type_code(t, rail, direction)] = text
-        # type and channel fields together, by type code * 5 + channel; the credit leg of a
-        # debit is + 5 (its type code is one more)
-        self.heads = [
-            f'{text},"channel":{channel}' for text in type_frag for channel in model.channel_frag
-        ]
-        self.channel_frag = model.channel_frag
+        self.category_frag, self.heads = _fragments(model)
         self.instance_prefix = f"{model.tag}-F{state.cell:04x}-"
-        self.cp_cache: dict[int, str] = {}
+        # counterparty fields: accounts of this cell by index (made when first needed), the
+        # others shared by every cell of the model
+        self.account_cp: list[str | None] = [None] * state.size
+        self.cp_cache: dict[int, str] = model.cache.setdefault("counterparties", {})
 
     def counterparty(self, kind: int, ident: int) -> str:
         """The counterparty fields; all but one-off external ids are made once and kept."""
         if kind == CP_EXTERNAL:
             return f'"counterparty":"X{ident:08x}","counterparty_kind":"external"'
+        if kind == CP_ACCOUNT:
+            text = self.account_cp[ident]
+            if text is None:
+                text = self.account_cp[ident] = _counterparty(kind, self.state.key[ident])
+            return text
         key = kind << 40 | ident
         text = self.cp_cache.get(key)
         if text is None:
-            if len(self.cp_cache) > 200_000:
+            if len(self.cp_cache) > 1_000_000:
                 self.cp_cache.clear()
-            text = self.cp_cache[key] = self._counterparty(kind, ident)
+            text = self.cp_cache[key] = _counterparty(kind, ident)
         return text
 
-    def counterparties(self, rows: Rows) -> tuple[list[str], list[int]]:
-        """The counterparty fields of every row, and their keys (kind << 40 | id): one-off
-        external ids are formatted in one go (as hex text of the whole column), the others
-        come from the cache."""
+    def counterparties(self, kind: NDArray[np.int64], ident: NDArray[np.int64]) -> list[str]:
+        """The counterparty fields of rows of these kinds and ids: one-off external ids are
+        formatted in one go (as hex text of the whole column), the others come from caches."""
         cp_cache = self.cp_cache
-        packed = ((rows.cp_kind << 40) | rows.cp_id).tolist()
-        out: list[str | None] = [cp_cache.get(k) for k in packed]
-        external = rows.cp_kind == CP_EXTERNAL
+        out: list[str | None] = [cp_cache.get(k) for k in ((kind << 40) | ident).tolist()]
+        external = kind == CP_EXTERNAL
         if external.any():
-            text = (rows.cp_id & 0xFFFFFFFF).astype(">u4").tobytes().hex()
+            text = (ident & 0xFFFFFFFF).astype(">u4").tobytes().hex()
             for j in np.flatnonzero(external).tolist():
                 out[j] = (
                     f'"counterparty":"X{text[8 * j : 8 * j + 8]}","counterparty_kind":"external"'
                 )
+        accounts = np.flatnonzero(kind == CP_ACCOUNT)
+        if len(accounts):
+            account_cp, counterparty = self.account_cp, self.counterparty
+            for j, a in zip(accounts.tolist(), ident[accounts].tolist(), strict=True):
+                out[j] = account_cp[a] or counterparty(CP_ACCOUNT, a)
         if None in out:
-            for j, k in enumerate(packed):
+            for j, (k, i) in enumerate(zip(kind.tolist(), ident.tolist(), strict=True)):
                 if out[j] is None:
-                    out[j] = self.counterparty(k >> 40, k & 0xFFFFFFFFFF)
-        return out, packed  # type: ignore[return-value]
+                    out[j] = self.counterparty(k, i)
+        return out  # type: ignore[return-value]
 
-    def _counterparty(self, kind: int, ident: int) -> str:
-        if kind == CP_ACCOUNT:
-            who = q(self.state.key[ident])
-        elif kind == CP_MERCHANT:
-            category, rank = divmod(ident, MERCHANT_RANKS)
-            who = f'"M{category:02d}{rank:08d}"'
-        elif kind == CP_EXTERNAL:
-            who = f'"X{ident:08x}"'
-        elif kind == CP_EMPLOYER:
-            who = f'"E{ident:06d}"'
-        elif kind == CP_BILLER:
-            who = f'"B{ident:06d}"'
-        elif kind == CP_CASH:
-            who = '"cash"'
-        elif kind == CP_BANK:
-            who = '"bank"'
-        else:
-            who = "null"
-        return f'"counterparty":{who},"counterparty_kind":"{KIND[kind]}"'
+    def prepare(
+        self, rows: Rows, local_hour: NDArray[np.int64], day: NDArray[np.int64]
+    ) -> Prepared:
+        """What does not depend on the order of events, for all of ``rows`` (sorted by time) at
+        once; ``run`` then takes them in order, as many at a time as asked."""
+        typ, direction = rows.typ, rows.direction
+        debit = direction < 0
+        capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD))
+        night = self.model.scenario.limits.night
+        if night.start_hour > night.end_hour:  # e.g. 20h to 6h: across midnight
+            in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
+            night_of = np.where(local_hour >= night.start_hour, day, day - 1)
+        else:  # e.g. 0h to 6h: within one day
+            in_night = (local_hour >= night.start_hour) & (local_hour < night.end_hour)
+            night_of = day
+        nkey = np.where(capped & in_night & (self.night_max is not None), night_of, -1)
+        dkey = np.where(capped & (self.daily_max is not None), day, -1)
+        tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
+        prepared = Prepared(
+            rows=rows,
+            time_ms=(rows.time * 1000.0).astype(np.int64),
+            nkey=nkey,
+            dkey=dkey,
+            limited=(nkey >= 0) | (dkey >= 0),
+            special=(typ == REFUND)
+            | (rows.fraud > 0)
+            | (rows.drain > 0)
+            | rows.new_device
+            | rows.blocked,
+            internal=debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT),
+            refundable=((typ == CARD) | (typ == BILL)) & (rows.fraud == 0),
+            head=tcode * N_CHANNELS + rows.channel,
+            category=np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1),
+            cp_key=(rows.cp_kind << 40) | rows.cp_id,
+        )
+        pool = self.pool
+        if len(pool) > self.pool_cap and len(rows):
+            # forget purchases past the refund window; sweeping again only once the pool has
+            # doubled keeps the cost per event constant (refunds skip expired entries anyway)
+            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
+            pool[:] = [e for e in pool if time_of(e) >= oldest]
+            self.pool_cap = max(4096, 2 * len(pool))
+            if self.refunded:
+                kept = {unpack(e)[0] for e in pool}
+                self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
+        return prepared
 
-    def apply(
-        self, rows: Rows, local_hour: NDArray[np.int64], day: NDArray[np.int64], limit: int
-    ) -> tuple[list[str], list[str], list[int]]:
-        """Events for ``rows`` (sorted by time), at most ``limit`` of them."""
-        state, stats = self.state, self.stats
+    def run(
+        self, prepared: Prepared, i0: int, i1: int, limit: int
+    ) -> tuple[list[str], list[str], list[int], int]:
+        """Events for rows [i0, i1) of ``prepared``, in order, at most ``limit`` of them:
+        (keys, lines, times, rows looked at)."""
+        state, stats, rows = self.state, self.stats, prepared.rows
         balance, floor, seq, keys_of = state.balance, state.floor, state.seq, state.key
         who_of = state.who
         tail, prefix, counts, pool = self.tail, self.prefix, stats.counts, self.pool
@@ -208,51 +298,29 @@ class Ledger:
         times: list[int] = []
         out_key, out_line, out_time = keys.append, lines.append, times.append
 
-        # everything that does not depend on the order of events, computed for all rows at once
-        typ, direction = rows.typ, rows.direction
-        debit = direction < 0
-        capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD))
-        night = self.model.scenario.limits.night
-        if night.start_hour > night.end_hour:  # e.g. 20h to 6h: across midnight
-            in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
-            night_of = np.where(local_hour >= night.start_hour, day, day - 1)
-        else:  # e.g. 0h to 6h: within one day
-            in_night = (local_hour >= night.start_hour) & (local_hour < night.end_hour)
-            night_of = day
-        nkey = np.where(capped & in_night & (night_max is not None), night_of, -1)
-        dkey = np.where(capped & (daily_max is not None), day, -1)
-        nkey_l, dkey_l = nkey.tolist(), dkey.tolist()
-        limited_l = ((nkey >= 0) | (dkey >= 0)).tolist()
-        special_l = (
-            (typ == REFUND) | (rows.fraud > 0) | (rows.drain > 0) | rows.new_device | rows.blocked
-        ).tolist()
-        internal_l = (debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT)).tolist()
-        refundable_l = (((typ == CARD) | (typ == BILL)) & (rows.fraud == 0)).tolist()
-        tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
-        head_l = (tcode * 5 + rows.channel).tolist()
-        cat_l = np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1).tolist()
-        cp_l, cpk_l = self.counterparties(rows)
+        part = slice(i0, i1)
+        nkey_l, dkey_l = prepared.nkey[part].tolist(), prepared.dkey[part].tolist()
+        limited_l = prepared.limited[part].tolist()
+        special_l = prepared.special[part].tolist()
+        internal_l = prepared.internal[part].tolist()
+        refundable_l = prepared.refundable[part].tolist()
+        head_l = prepared.head[part].tolist()
+        cat_l = prepared.category[part].tolist()
+        cpk_l = prepared.cp_key[part].tolist()
+        cp_l = self.counterparties(rows.cp_kind[part], rows.cp_id[part])
         counterparty = self.counterparty
-        time_l = (rows.time * 1000.0).astype(np.int64).tolist()
-        acc_l, typ_l, dir_l = rows.acc.tolist(), typ.tolist(), direction.tolist()
-        amt_l, cpi_l = rows.amount.tolist(), rows.cp_id.tolist()
+        time_l = prepared.time_ms[part].tolist()
+        typ = rows.typ[part]
+        acc_l, typ_l, dir_l = rows.acc[part].tolist(), typ.tolist(), rows.direction[part].tolist()
+        amt_l, cpi_l = rows.amount[part].tolist(), rows.cp_id[part].tolist()
         heads, category_frag = self.heads, self.category_frag
         fraud_codes = rows.fraud
 
-        if len(pool) > self.pool_cap and len(rows):
-            # forget purchases past the refund window; sweeping again only once the pool has
-            # doubled keeps the cost per event constant (refunds skip expired entries anyway)
-            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
-            pool[:] = [e for e in pool if time_of(e) >= oldest]
-            self.pool_cap = max(4096, 2 * len(pool))
-            if self.refunded:
-                kept = {unpack(e)[0] for e in pool}
-                self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
         counter = self.counter
         end = counter + limit  # the counter of the last event allowed
         declined = [0] * len(TYPES)
         legs = money_in = money_out = skipped = 0
-        done = len(acc_l)  # rows looked at (the rest wait for a later call)
+        done = len(acc_l)  # rows looked at
         for i, a, amt, cpf, tms in zip(range(done), acc_l, amt_l, cp_l, time_l, strict=True):
             if counter >= end:
                 done = i
@@ -266,7 +334,7 @@ class Ledger:
             status = APPROVED
             fraud = NORMAL
             if special_l[i]:
-                found = self._special(rows, i, a, amt, tms)
+                found = self._special(rows, i0 + i, a, amt, tms)
                 if found is None:  # a refund with nothing left to refund
                     skipped += 1
                     continue
@@ -331,14 +399,14 @@ class Ledger:
                 legs += 1
                 leg_fraud = NO_FRAUD
                 if fraud is not NORMAL:
-                    f = int(fraud_codes[i])
+                    f = int(fraud_codes[i0 + i])
                     stats.fraud[f - 1] += 1
-                    leg_fraud = self.fraud_text(f, int(rows.instance[i]))
+                    leg_fraud = self.fraud_text(f, int(rows.instance[i0 + i]))
                 counter += 1
                 out_key(keys_of[b])
                 out_time(tms)
                 out_line(
-                    f'{{"tx_id":"{prefix}{counter!s}",{who_of[b]},{heads[head_l[i] + 5]},'
+                    f'{{"tx_id":"{prefix}{counter!s}",{who_of[b]},{heads[head_l[i] + N_CHANNELS]},'
                     f'"amount":{amt!s},"balance_before":{b_before!s},'
                     f'"balance_after":{b_before + amt!s},"status":"approved",'
                     f'"decline_reason":null,{counterparty(CP_ACCOUNT, a)},'
@@ -357,7 +425,7 @@ class Ledger:
             counts[2 * t + 1] += declined[t]
         stats.money_in += money_in
         stats.money_out += money_out
-        return keys, lines, times
+        return keys, lines, times, done
 
     def _special(
         self, rows: Rows, i: int, a: int, amt: int, tms: int

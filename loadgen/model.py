@@ -4,37 +4,51 @@ merchant tables and the pre-encoded JSON fragments events are assembled from."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
+from bankstream.events import CHANNELS, EVENT_VERSION, MIX_TYPES, RAILS, TRANSFER_RAILS, TX_TYPES
+from loadgen.calendar import Clock
 from scenarios.model import Amount, Scenario
-from scenarios.reference import CHANNELS
 
-# Transaction type codes. The first seven are drawn from a segment's mix, in this order.
-MIX_TYPES = ("deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "fee")
-TYPES = (*MIX_TYPES, "salary")
-DEPOSIT, WITHDRAWAL, TRANSFER, BILL, CARD, REFUND, FEE, SALARY = range(8)
-RAILS = ("pix", "ted", "doc")  # transfer rails, drawn by weight
-RAIL_NAMES = (*RAILS, "boleto", "card")
-NO_RAIL, BOLETO, CARD_RAIL = -1, 3, 4
-TYPOLOGIES = ("account_takeover", "card_testing", "structuring", "mule_ring")
+# Integer codes of the engine: positions in the contract's vocabularies. The first seven types
+# are drawn from a segment's mix, in this order.
+TYPES = TX_TYPES
+DEPOSIT, WITHDRAWAL, TRANSFER, BILL, CARD, REFUND, FEE, SALARY = (
+    TYPES.index(name)
+    for name in (
+        "deposit",
+        "withdrawal",
+        "transfer",
+        "bill_payment",
+        "card_purchase",
+        "refund",
+        "fee",
+        "salary",
+    )
+)
+assert TYPES[: len(MIX_TYPES)] == MIX_TYPES
+RAIL_NAMES = RAILS  # transfer rails (drawn by weight) first, then boleto and card
+assert RAIL_NAMES[: len(TRANSFER_RAILS)] == TRANSFER_RAILS
+NO_RAIL, BOLETO, CARD_RAIL = -1, RAILS.index("boleto"), RAILS.index("card")
 DEFAULT_CELLS = 256
 CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
 MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank
-SCHEMA_VERSION = 1
 TABLE_TYPES = (DEPOSIT, WITHDRAWAL, BILL, FEE)  # the types with an amount of their own
+CHUNK_EVENTS = 2048  # a cell's events are made this many at a time (about)
 T = TypeVar("T")
 
 
 def q(value: str | None) -> str:
-    """A value as JSON text (orjson: exact escaping)."""
-    return orjson.dumps(value).decode()
+    """A value as JSON text, ASCII only (anything else as a \\uXXXX escape): event text stays
+    one byte per character, for speed and memory, and decodes to the same value."""
+    return json.dumps(value, ensure_ascii=True)
 
 
 def lookup(mapping: Mapping[Any, T], names: Iterable[str], default: T) -> list[T]:
@@ -132,7 +146,19 @@ class EngineModel:
     type_frag: dict[tuple[int, int, int], str] = field(default_factory=dict)
     channel_frag: list[str] = field(default_factory=list)
     tail: str = ""
+    slots_per_hour: int = 1
     _activity: list[float] | None = None
+    _clock: Clock | None = None
+    # what every cell would otherwise work out again: tables of the fraud pre-roll, counterparty
+    # texts that are not accounts of a cell (merchants, billers, employers)
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def clock(self) -> Clock:
+        """Simulated time, shared by every cell: its slots depend on the scenario alone."""
+        if self._clock is None:
+            self._clock = Clock(self.scenario, self.slots_per_hour)
+        return self._clock
 
     def cell_activity(self, of: Callable[[EngineModel, int], float]) -> list[float]:
         """Expected events per day of every cell (``of(model, cell)``), worked out once."""
@@ -158,6 +184,10 @@ class EngineModel:
         cells = max(1, min(DEFAULT_CELLS, scenario.population.customers // CUSTOMERS_PER_CELL))
         model = cls(scenario, run_id or f"gen-{tag}", cells, tag)
         pop = scenario.population
+        # hours are cut into slots when a cell would make far more than a chunk in one hour
+        per_day = sum(s.share * s.activity.mean_per_day for s in pop.segments)
+        per_hour_of_a_cell = pop.customers / cells * per_day / 24.0
+        model.slots_per_hour = int(min(3600, max(1, math.ceil(per_hour_of_a_cell / CHUNK_EVENTS))))
         types = scenario.transaction_types
         for i, seg in enumerate(pop.segments):
             mix = np.array(lookup(seg.mix, MIX_TYPES, 0.0))
@@ -180,10 +210,10 @@ class EngineModel:
             BILL: AmountModel.of(types.bill_payment.amount),
             FEE: AmountModel.of(types.fee.amount),
         }
-        model.rails = cumulative(lookup(types.transfer.rails, RAILS, 0.0))
+        model.rails = cumulative(lookup(types.transfer.rails, TRANSFER_RAILS, 0.0))
         model.rail_amounts = [
             AmountModel.of(a)
-            for a in lookup(types.transfer.rail_amounts, RAILS, types.transfer.amount)
+            for a in lookup(types.transfer.rail_amounts, TRANSFER_RAILS, types.transfer.amount)
         ]
         merchants = scenario.merchants
         model.categories = list(merchants.categories)
@@ -226,7 +256,7 @@ class EngineModel:
                     )
         model.channel_frag = [q(c) for c in CHANNELS]
         model.tail = (
-            f'"currency":{q(scenario.currency)},"schema":{SCHEMA_VERSION},'
+            f'"currency":{q(scenario.currency)},"event_version":{EVENT_VERSION},'
             f'"run_id":{q(model.run_id)},"scenario":{q(scenario.name)}'
         )
         return model

@@ -11,9 +11,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bankstream.events import TYPOLOGIES as TYPOLOGIES  # the contract names them
 from scenarios.types import PositiveDuration, PositiveMoney, Share
-
-TYPOLOGIES = ("account_takeover", "card_testing", "structuring", "mule_ring")
 
 
 class _Strict(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bankstream.commands import add_overrides, command_group
+from bankstream.commands import add_overrides, command_group, summary
 from scenarios.errors import ScenarioError
 from scenarios.loader import ENV_OVERRIDES, bundled_names, dump_yaml, load, validate_files
 from scenarios.model import Scenario
@@ -20,7 +20,7 @@ def register(commands: Any) -> None:
     add = command_group(
         commands,
         "scenarios",
-        "list, show, validate scenario files; print their JSON Schema",
+        summary("scenarios"),
         "Scenarios describe a bank (customers, merchants, transaction mix, time, fraud) and a "
         "load test (rate, delivery, sink, pass/fail thresholds). Bundled ones are used by name; "
         "your own by path.",

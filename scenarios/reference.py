@@ -3,16 +3,14 @@ codes, and the names of channels, transaction types and rails."""
 
 from __future__ import annotations
 
-from typing import Literal
+# The names of channels, transaction types and rails belong to the event contract; a scenario
+# weighs them by these names.
+from bankstream.events import CHANNELS as CHANNELS
+from bankstream.events import Channel as Channel
+from bankstream.events import MixType as MixType
+from bankstream.events import TransferRail
 
-Channel = Literal["mobile", "web", "atm", "pos", "branch"]
-CHANNELS: tuple[Channel, ...] = ("mobile", "web", "atm", "pos", "branch")
-
-# Transaction types drawn from a segment's mix (``salary`` follows the pay schedule instead).
-MixType = Literal[
-    "deposit", "withdrawal", "transfer", "bill_payment", "card_purchase", "refund", "fee"
-]
-Rail = Literal["pix", "ted", "doc"]
+Rail = TransferRail  # the rails whose weights a scenario gives
 
 # Brazilian states -> macro-region (IBGE).
 REGIONS: dict[str, str] = {

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bankstream.commands import command_group, settings_from
+from bankstream.commands import command_group, settings_from, summary
 from bankstream.errors import UsageError
 from bankstream.stack import check, lifecycle
 from bankstream.stack.lifecycle import ServiceState
@@ -19,7 +19,7 @@ def register(commands: Any) -> None:
     add = command_group(
         commands,
         "stack",
-        "run the local stack (Kafka, a MongoDB-wire server, Prometheus) without Docker",
+        summary("stack"),
         "The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
         "(mongo-java-server, or a real mongod found on PATH) and Prometheus, on 127.0.0.1. "
         "A service whose setting is given (BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, "

@@ -9,12 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from loadgen.events import EVENT_SCHEMA
-from tests.conftest import ROOT, run_cli
+from bankstream.events import EVENT_SCHEMA
+from tests.conftest import ROOT, invoke
 
 
 def test_events_follow_the_contract_in_time_order():
-    done = run_cli("generate", "seed-demo", "--events", "300", "--quiet")
+    done = invoke("generate", "seed-demo", "--events", "300", "--quiet")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     events = [json.loads(line) for line in done.stdout.splitlines()]
@@ -47,32 +47,33 @@ def test_schema_in_docs_is_current():
     assert committed == json.loads(json.dumps(EVENT_SCHEMA))
 
 
+@pytest.mark.slow
 def test_same_command_same_bytes_and_cells_split(tmp_path: Path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for out in (a, b):
-        done = run_cli("generate", "retail-day", "--events", "5000", "-o", str(out))
+        done = invoke("generate", "retail-day", "--events", "5000", "-o", str(out))
         assert done.returncode == 0
         assert done.stdout == ""
         assert "generated 5,000 events of retail-day" in done.stderr
     assert a.read_bytes() == b.read_bytes()
     halves = [
-        run_cli("generate", "retail-day", "--events", "5000", "--cells", cells, "-q").stdout
+        invoke("generate", "retail-day", "--events", "5000", "--cells", cells, "-q").stdout
         for cells in ("0-127", "128-255")
     ]
     assert Counter("".join(halves).splitlines()) == Counter(a.read_text().splitlines())
-    other = run_cli("generate", "retail-day", "--events", "5000", "--seed", "5", "-q").stdout
+    other = invoke("generate", "retail-day", "--events", "5000", "--seed", "5", "-q").stdout
     assert other != a.read_text()
 
 
 def test_keys_prefix_lines_with_the_account():
-    done = run_cli("generate", "retail-day", "--events", "200", "--keys", "-q")
+    done = invoke("generate", "retail-day", "--events", "200", "--keys", "-q")
     for line in done.stdout.splitlines():
         key, _, event = line.partition("\t")
         assert json.loads(event)["account"] == key
 
 
 def test_injected_duplicates_and_delays_are_marked():
-    done = run_cli(
+    done = invoke(
         "generate",
         "retail-day",
         "--events",
@@ -110,9 +111,12 @@ def test_injected_duplicates_and_delays_are_marked():
         ),
         (
             ["retail-day", "--seed", "-1", "--events", "5"],
-            "bankstream: error: --seed must be 0 or more, got -1",
+            "bankstream: error: --seed must be between 0 and 2^63 - 1, got -1",
         ),
-        (["payday-rush"], "bankstream: error: payday-rush has no load.events: give --events N"),
+        (
+            ["max-throughput", "--set", "load.events=null", "--set", "load.duration=1m"],
+            "bankstream: error: max-throughput sends as fast as it can for 1m: give --events N",
+        ),
         (
             ["retail-dya", "--events", "5"],
             "retail-dya: no such scenario or file; did you mean 'retail-day'? (bundled: "
@@ -126,7 +130,7 @@ def test_injected_duplicates_and_delays_are_marked():
     ],
 )
 def test_bad_flags(args: list[str], expected: str):
-    done = run_cli("generate", *args)
+    done = invoke("generate", *args)
     assert done.returncode == 2
     assert done.stderr.strip() == expected
     assert done.stdout == ""
@@ -140,22 +144,39 @@ def test_events_doc_names_every_field_and_its_example_is_valid():
     assert list(jsonschema.Draft202012Validator(EVENT_SCHEMA).iter_errors(example)) == []
 
 
-def test_a_stream_too_dense_for_its_fraud_is_refused_in_one_line():
-    """At a tenth of real time and 10,000 events a second, fraud-ring's customers would act
-    200,000x their pace and each cell would start with ~225,000 fraud instances in flight."""
-    done = run_cli(
+def test_a_load_too_dense_for_its_population_is_refused_before_the_output_is_touched(
+    tmp_path: Path,
+):
+    """retail-day at 5,000 events/s with simulated time at the wall clock's pace would need
+    every customer to act thousands of times their own pace: exit 2, one line naming the
+    acceleration and the population that would fit, and an existing output file untouched."""
+    out = tmp_path / "events.jsonl"
+    out.write_text("keep me\n")
+    done = invoke(
         "generate",
-        "fraud-ring",
+        "retail-day",
         "--events",
         "1000",
-        "-q",
+        "-o",
+        str(out),
         "--set",
         "time.mode=accelerated",
         "--set",
-        "time.acceleration=0.1",
+        "time.acceleration=1",
     )
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "too dense for its fraud" in lines[0] and "raise time.acceleration" in lines[0]
+    assert len(lines) == 1, lines
+    assert "time.acceleration to at least" in lines[0]
+    assert "population.customers to at least" in lines[0]
+    assert out.read_text() == "keep me\n"
+
+
+def test_cells_out_of_range_are_refused_before_the_output_is_touched(tmp_path: Path):
+    out = tmp_path / "events.jsonl"
+    out.write_text("keep me\n")
+    done = invoke("generate", "seed-demo", "--events", "10", "--cells", "0-3", "-o", str(out))
+    assert done.returncode == 2
+    assert done.stderr.strip() == "bankstream: error: --cells 0-3: this scenario has cells 0-0"
+    assert out.read_text() == "keep me\n"

@@ -11,7 +11,7 @@ import yaml
 
 from scenarios import Scenario, bundled_names, dump_yaml, load
 from scenarios.cli import scenario_schema
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke
 
 BUNDLED = ["fraud-ring", "max-throughput", "payday-rush", "retail-day", "seed-demo", "soak"]
 
@@ -25,7 +25,7 @@ def test_bundled_scenario_validates_and_show_resolves_it(name: str, tmp_path: Pa
     loaded = load(name, environ={})
     assert loaded.scenario.name == name
     assert loaded.scenario.first_line
-    done = run_cli("scenarios", "show", name, env={"BANKSTREAM_SCENARIO_SET": ""})
+    done = invoke("scenarios", "show", name, env={"BANKSTREAM_SCENARIO_SET": ""})
     assert done.returncode == 0, done.stderr
     assert f"# digest: sha256:{loaded.digest}" in done.stdout
     # what show prints is itself a valid scenario, equal to the one it came from
@@ -38,22 +38,22 @@ def test_bundled_scenario_validates_and_show_resolves_it(name: str, tmp_path: Pa
 
 def test_validate_accepts_every_bundled_file():
     files = [str(ROOT / "scenarios" / "bundled" / f"{n}.yaml") for n in BUNDLED]
-    done = run_cli("scenarios", "validate", *files)
+    done = invoke("scenarios", "validate", *files)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(": ok (") == len(BUNDLED)
 
 
 def test_list_names_each_with_one_line():
-    done = run_cli("scenarios", "list", "--json")
+    done = invoke("scenarios", "list", "--json")
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["name"] for r in rows] == BUNDLED
     assert all(r["description"] and "\n" not in r["description"] for r in rows)
-    text = run_cli("scenarios", "list").stdout
+    text = invoke("scenarios", "list").stdout
     assert all(name in text for name in BUNDLED)
 
 
 def test_schema_is_current_and_accepts_the_bundled_files():
-    done = run_cli("scenarios", "schema")
+    done = invoke("scenarios", "schema")
     schema = json.loads(done.stdout)
     committed = json.loads((ROOT / "docs" / "scenario.schema.json").read_text())
     assert schema == committed == scenario_schema(), "run: bankstream scenarios schema > docs/..."

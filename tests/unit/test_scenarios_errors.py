@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scenarios import ScenarioError, load
-from tests.conftest import run_cli
+from tests.conftest import invoke
 
 GOOD = """\
 name: mine
@@ -22,14 +22,14 @@ load:
 def validate(tmp_path: Path, text: str, name: str = "s.yaml") -> tuple[int, list[str]]:
     path = tmp_path / name
     path.write_text(text)
-    done = run_cli("scenarios", "validate", str(path))
+    done = invoke("scenarios", "validate", str(path))
     return done.returncode, done.stderr.strip().splitlines()
 
 
 def test_a_good_file(tmp_path: Path):
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
-    done = run_cli("scenarios", "validate", str(path))
+    done = invoke("scenarios", "validate", str(path))
     assert done.returncode == 0
     assert done.stdout.strip() == f"{path}: ok (mine)"
 
@@ -175,7 +175,7 @@ def test_several_files_all_reported(tmp_path: Path):
     (tmp_path / "a.yaml").write_text(GOOD.replace("rate: 5", "rate: -1"))
     (tmp_path / "b.yaml").write_text(GOOD)
     (tmp_path / "c.yaml").write_text("")
-    done = run_cli(
+    done = invoke(
         "scenarios",
         "validate",
         *(str(tmp_path / n) for n in ("a.yaml", "b.yaml", "c.yaml", "d.yaml")),
@@ -193,7 +193,7 @@ def test_several_files_all_reported(tmp_path: Path):
 def test_extends_cycle(tmp_path: Path):
     (tmp_path / "a.yaml").write_text("name: a\nextends: b\n")
     (tmp_path / "b.yaml").write_text("name: b\nextends: a.yaml\n")
-    done = run_cli("scenarios", "validate", str(tmp_path / "a.yaml"))
+    done = invoke("scenarios", "validate", str(tmp_path / "a.yaml"))
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"{tmp_path / 'b.yaml'}:2: extends: extends cycle: {tmp_path / 'a.yaml'} -> "
@@ -223,7 +223,7 @@ def test_problem_in_a_parent_points_at_the_parent(tmp_path: Path):
 
 
 def test_unknown_scenario_name():
-    done = run_cli("scenarios", "show", "retail-dya")
+    done = invoke("scenarios", "show", "retail-dya")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "retail-dya: no such scenario or file; did you mean 'retail-day'? (bundled: fraud-ring, "
@@ -232,7 +232,7 @@ def test_unknown_scenario_name():
 
 
 def test_bad_overrides_all_reported():
-    done = run_cli(
+    done = invoke(
         "scenarios",
         "show",
         "retail-day",
@@ -255,14 +255,14 @@ def test_bad_overrides_all_reported():
 
 
 def test_override_problem_blamed_on_the_override():
-    done = run_cli(
+    done = invoke(
         "scenarios", "show", "retail-day", env={"BANKSTREAM_SCENARIO_SET": "load.events=2000"}
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "BANKSTREAM_SCENARIO_SET: load: warmup (5 s) must be shorter than the run (0.4 s)"
     )
-    done = run_cli(
+    done = invoke(
         "scenarios",
         "show",
         "retail-day",

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, get_args
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -194,6 +195,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_any_valid_scenario_round_trips_through_yaml(doc: dict[str, Any]):
