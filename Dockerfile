@@ -1,11 +1,21 @@
 # One image for every bankstream app service (the `bankstream` CLI); docker-compose.yml runs it.
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+# The ledger's C loop is compiled in a build stage; the final image has no compiler.
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bankstream ./bankstream
-RUN pip install .
+COPY scenarios ./scenarios
+COPY loadgen ./loadgen
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 RUN useradd --create-home bankstream
 USER bankstream
+WORKDIR /home/bankstream
 ENTRYPOINT ["bankstream"]
 CMD ["--help"]

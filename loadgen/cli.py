@@ -103,13 +103,11 @@ def run_generate(args: argparse.Namespace) -> int:
         task = progress.add_task("events", total=own)
         progress.start()
         for batch in RunStream(run).batches():
+            data = batch.data
             if args.keys:
-                text = "".join(
+                data = "".join(
                     [f"{k}\t{line}\n" for k, line in zip(batch.keys, batch.lines, strict=True)]
-                )
-            else:
-                text = "\n".join(batch.lines) + "\n"
-            data = text.encode()
+                ).encode()
             out.write(data)
             written += len(batch)
             size += len(data)

@@ -11,33 +11,22 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from bankstream.events import balance_checksum, remark
+from loadgen.chunk import Chunk
 from loadgen.draw import CP_ACCOUNT, CellDraws, Rows
 from loadgen.errors import LoadgenError, LoadgenUsageError
 from loadgen.fraud import FraudPlanner
-from loadgen.ledger import Ledger, Prepared, Stats
+from loadgen.ledger import Prepared, Stats
 from loadgen.model import CHUNK_EVENTS, EngineModel
+from loadgen.native import ledger
 from loadgen.population import DRAW, FRAUD, cell_activity, cell_rng
 from loadgen.population import build_cell as _build_cell
 from loadgen.simtime import span
 
 INJECT = 3  # random stream of the injected duplicates and delays
-
-
-@dataclass
-class Chunk:
-    keys: list[str]
-    lines: list[str]
-    # when each event goes out in its cell's stream, epoch milliseconds: its event time, but for
-    # a delayed event the time of the event it goes out before (never decreasing in a cell)
-    times: list[int]
-
-    def __len__(self) -> int:
-        return len(self.lines)
 
 
 class CellStream:
@@ -58,7 +47,7 @@ class CellStream:
         self.state = _build_cell(model, cell)
         self.draws = CellDraws(model, self.state, clock)
         self.fraud = FraudPlanner(model, self.draws, clock)
-        self.ledger = Ledger(model, self.state)
+        self.ledger = ledger(model, self.state)
         seed = model.scenario.seed
         self.rng = cell_rng(seed, cell, DRAW)
         self.fraud_rng = cell_rng(seed, cell, FRAUD)
@@ -102,9 +91,7 @@ class CellStream:
 
     def take(self, until: float) -> Chunk:
         """The events before ``until`` (epoch ms) not taken yet, up to the quota."""
-        keys: list[str] = []
-        lines: list[str] = []
-        times: list[int] = []
+        parts: list[Chunk] = []
         while self.left > 0:
             prepared = self.prepared
             if prepared is None or self.cursor >= len(prepared):
@@ -117,17 +104,15 @@ class CellStream:
             if stop <= cursor:
                 break
             limit = int(min(self.left, 2**62))
-            made_keys, made_lines, made_times, done = self.ledger.run(prepared, cursor, stop, limit)
+            made, done = self.ledger.run(prepared, cursor, stop, limit)
             self.cursor = cursor + done
-            self.left -= len(made_lines)
-            keys += made_keys
-            lines += made_lines
-            times += made_times
-        chunk = Chunk(keys, lines, times)
+            self.left -= len(made)
+            parts.append(made)
+        chunk = Chunk.join(parts)
         if self.injector is not None:
             chunk = self.injector.apply(chunk, last=self.left <= 0, at=self.last_time)
-        if chunk.times:
-            self.last_time = chunk.times[-1]
+        if len(chunk):
+            self.last_time = int(chunk.times[-1])
         return chunk
 
     def chunks(self) -> Iterator[Chunk]:
@@ -136,7 +121,7 @@ class CellStream:
             if self.prepared is None or self.cursor >= len(self.prepared):
                 self._draw()
             chunk = self.take(self.drawn_to)
-            if chunk.lines:
+            if len(chunk):
                 yield chunk
 
     def _draw(self) -> None:
@@ -219,7 +204,7 @@ class Injector:
         lines: list[str] = []
         times: list[int] = []
         held = self.held
-        for key, line, t in zip(chunk.keys, chunk.lines, chunk.times, strict=True):
+        for key, line, t in zip(chunk.keys, chunk.lines, chunk.times.tolist(), strict=True):
             position = self.position
             self.position += 1
             while held and held[0][0] <= position:  # due: out before this event, at its time
@@ -254,7 +239,7 @@ class Injector:
                 keys.append(k)
                 lines.append(late_line)
                 times.append(end)
-        return Chunk(keys, lines, times)
+        return Chunk.of_lines(keys, lines, times)
 
 
 def quotas(model: EngineModel, events: int) -> list[int]:

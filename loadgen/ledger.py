@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.events import CHANNELS, FRESH_END
+from loadgen.chunk import Chunk
 from loadgen.draw import (
     CP_ACCOUNT,
     CP_BANK,
@@ -265,27 +266,54 @@ class Ledger:
             category=np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1),
             cp_key=(rows.cp_kind << 40) | rows.cp_id,
         )
-        pool = self.pool
-        if len(pool) > self.pool_cap and len(rows):
+        if self.pool_size > self.pool_cap and len(rows):
             # forget purchases past the refund window; sweeping again only once the pool has
             # doubled keeps the cost per event constant (refunds skip expired entries anyway)
-            oldest = float(rows.time[0]) * 1000.0 - self.max_age * 1000.0
-            pool[:] = [e for e in pool if time_of(e) >= oldest]
-            self.pool_cap = max(4096, 2 * len(pool))
-            if self.refunded:
-                kept = {unpack(e)[0] for e in pool}
-                self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
+            kept = self.sweep(float(rows.time[0]) * 1000.0 - self.max_age * 1000.0)
+            self.pool_cap = max(4096, 2 * kept)
         return prepared
 
-    def run(
-        self, prepared: Prepared, i0: int, i1: int, limit: int
-    ) -> tuple[list[str], list[str], list[int], int]:
-        """Events for rows [i0, i1) of ``prepared``, in order, at most ``limit`` of them:
-        (keys, lines, times, rows looked at)."""
+    @property
+    def pool_size(self) -> int:
+        return len(self.pool)
+
+    def sweep(self, oldest: float) -> int:
+        """Forget purchases made before ``oldest`` (epoch ms); how many are left."""
+        pool = self.pool
+        pool[:] = [e for e in pool if time_of(e) >= oldest]
+        if self.refunded:
+            kept = {unpack(e)[0] for e in pool}
+            self.refunded = {c: r for c, r in self.refunded.items() if c in kept}
+        return len(pool)
+
+    def count(
+        self,
+        looked_at: list[int],
+        declined: list[int],
+        legs: int,
+        skipped: int,
+        money_in: int,
+        money_out: int,
+    ) -> None:
+        """Events by type and status: every row looked at gave one event (two for an approved
+        transfer inside the bank), but for refunds with nothing left to refund."""
+        stats = self.stats
+        looked_at[REFUND] -= skipped
+        stats.skipped_refunds += skipped
+        looked_at[TRANSFER] += legs
+        for t, n in enumerate(looked_at):
+            stats.counts[2 * t] += n - declined[t]
+            stats.counts[2 * t + 1] += declined[t]
+        stats.money_in += money_in
+        stats.money_out += money_out
+
+    def run(self, prepared: Prepared, i0: int, i1: int, limit: int) -> tuple[Chunk, int]:
+        """Events for rows [i0, i1) of ``prepared``, in order, at most ``limit`` of them, and
+        how many rows were looked at."""
         state, stats, rows = self.state, self.stats, prepared.rows
         balance, floor, seq, keys_of = state.balance, state.floor, state.seq, state.key
         who_of = state.who
-        tail, prefix, counts, pool = self.tail, self.prefix, stats.counts, self.pool
+        tail, prefix, pool = self.tail, self.prefix, self.pool
         night_max, daily_max = self.night_max, self.daily_max
         night_key, night_sum, day_key, day_sum = (
             self.night_key,
@@ -398,8 +426,8 @@ class Ledger:
                 sb = seq[b] = seq[b] + 1
                 legs += 1
                 leg_fraud = NO_FRAUD
-                if fraud is not NORMAL:
-                    f = int(fraud_codes[i0 + i])
+                f = int(fraud_codes[i0 + i])
+                if f > 0:
                     stats.fraud[f - 1] += 1
                     leg_fraud = self.fraud_text(f, int(rows.instance[i0 + i]))
                 counter += 1
@@ -414,18 +442,9 @@ class Ledger:
                     f'"event_time":{tms!s},{leg_fraud}"{prefix}{counter - 1!s}"{tail}'
                 )
         self.counter = counter
-        # events by type and status: every row looked at gave one event (two for an approved
-        # transfer inside the bank), but for refunds with nothing left to refund
         looked_at = np.bincount(typ[:done], minlength=len(TYPES)).tolist()
-        looked_at[REFUND] -= skipped
-        stats.skipped_refunds += skipped
-        looked_at[TRANSFER] += legs
-        for t, n in enumerate(looked_at):
-            counts[2 * t] += n - declined[t]
-            counts[2 * t + 1] += declined[t]
-        stats.money_in += money_in
-        stats.money_out += money_out
-        return keys, lines, times, done
+        self.count(looked_at, declined, legs, skipped, money_in, money_out)
+        return Chunk.of_lines(keys, lines, times), done
 
     def _special(
         self, rows: Rows, i: int, a: int, amt: int, tms: int

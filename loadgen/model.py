@@ -147,6 +147,7 @@ class EngineModel:
     channel_frag: list[str] = field(default_factory=list)
     tail: str = ""
     slots_per_hour: int = 1
+    native: bool = True  # the ledger's C loop when built (False: the Python reference)
     _activity: list[float] | None = None
     _clock: Clock | None = None
     # what every cell would otherwise work out again: tables of the fraud pre-roll, counterparty

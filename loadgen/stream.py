@@ -26,10 +26,12 @@ from numpy.typing import NDArray
 from bankstream.events import TX_TYPES, TYPOLOGIES
 from loadgen.assign import parse_cells
 from loadgen.calendar import HOUR
-from loadgen.engine import CellStream, Chunk, quotas
+from loadgen.chunk import Chunk
+from loadgen.engine import CellStream, quotas
 from loadgen.errors import LoadgenUsageError
 from loadgen.fraud import MAX_IN_FLIGHT, in_flight
 from loadgen.model import EngineModel
+from loadgen.native import gather
 from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
 from loadgen.simtime import check_fit, intensity
@@ -145,15 +147,26 @@ def _window(model: EngineModel, per_hour: float, since: int, size: int) -> int:
 
 @dataclass
 class Batch:
-    """Events in run order: their Kafka keys, JSON texts and times (epoch ms)."""
+    """Events in run order: their Kafka keys, their JSON texts as JSON lines (each followed by a
+    newline) in one buffer, and their times (epoch ms)."""
 
     keys: list[str]
-    lines: list[str]
+    data: bytes  # event i is data[offsets[i] : offsets[i + 1] - 1]
+    offsets: NDArray[np.int64]
     times: NDArray[np.int64]
     first: int  # how many events of this stream came before the batch
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.keys)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.data.decode("ascii").split("\n")[:-1]
+
+    def values(self) -> list[bytes]:
+        """Each event's JSON text (a Kafka message value)."""
+        data, at = self.data, self.offsets.tolist()
+        return [data[at[i] : at[i + 1] - 1] for i in range(len(self.keys))]
 
 
 class RunStream:
@@ -189,22 +202,22 @@ class RunStream:
             active = [stream for stream in active if not stream.done]
 
     def _merge(self, chunks: list[Chunk], count: int) -> Batch:
-        """One window's events of every cell (in cell order), merged by time."""
-        filled = [chunk for chunk in chunks if chunk.lines]
-        if len(filled) == 1:
-            only = filled[0]
-            batch = Batch(only.keys, only.lines, np.asarray(only.times, dtype=np.int64), self.sent)
-        else:
-            times = np.fromiter(
-                chain.from_iterable(chunk.times for chunk in filled), dtype=np.int64, count=count
-            )
+        """One window's events of every cell (in cell order), merged by time into JSON lines."""
+        filled = [chunk for chunk in chunks if len(chunk)]
+        sizes = [len(chunk) for chunk in filled]
+        times = np.concatenate([chunk.times for chunk in filled])
+        part = np.repeat(np.arange(len(filled), dtype=np.int64), sizes)
+        start = np.concatenate([chunk.offsets[:-1] for chunk in filled])
+        length = np.concatenate([np.diff(chunk.offsets) for chunk in filled])
+        keys = list(chain.from_iterable(chunk.keys for chunk in filled))
+        if len(filled) > 1:
             order = np.argsort(times, kind="stable")  # ties: cell order, then position
-            index = order.tolist()
-            keys = list(chain.from_iterable(chunk.keys for chunk in filled))
-            lines = list(chain.from_iterable(chunk.lines for chunk in filled))
-            batch = Batch(
-                [keys[j] for j in index], [lines[j] for j in index], times[order], self.sent
-            )
+            times, part, start, length = times[order], part[order], start[order], length[order]
+            keys = [keys[j] for j in order.tolist()]
+        data = gather(tuple(chunk.data for chunk in filled), part, start, length)
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(length + 1, out=offsets[1:])
+        batch = Batch(keys, data, offsets, times, self.sent)
         self.sent += len(batch)
         return batch
 

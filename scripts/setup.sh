@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything bankstream needs on a fresh Debian machine; idempotent (a second run is quick).
-#   system packages: Java 17+, Maven, Prometheus (Debian's packages)
+#   system packages: a C compiler, Java 17+, Maven, Prometheus (Debian's packages)
 #   Python: a virtualenv in .venv with bankstream and its dev tools
 #   the local stack's jars: Kafka and mongo-java-server from Maven Central (bankstream stack install)
 set -euo pipefail
@@ -12,6 +12,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)  # the ledger's C loop
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
@@ -27,8 +28,9 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 stamp="$VENV/.bankstream-installed"
-# reinstall when the project's metadata or its set of packages changes (editable installs map them)
-want=$( (cat pyproject.toml; ls -d ./*/__init__.py) | sha256sum | cut -d' ' -f1)
+# reinstall when the project's metadata, its set of packages or its C source changes (editable
+# installs map the packages; the C extension is compiled in place)
+want=$( (cat pyproject.toml; ls -d ./*/__init__.py; cat loadgen/*.c) | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing bankstream into $VENV"
   "$VENV/bin/pip" install -q --upgrade pip

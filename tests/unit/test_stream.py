@@ -29,9 +29,7 @@ CELLS = {"payday-rush": "0-7"}
 
 def stream_bytes(name: str, events: int, cells: str | None = None, size: int = 32_768) -> bytes:
     run = plan(load(name, environ={}), events=events, cells=cells)
-    return b"".join(
-        ("\n".join(batch.lines) + "\n").encode() for batch in RunStream(run).batches(size)
-    )
+    return b"".join(batch.data for batch in RunStream(run).batches(size))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,155 @@
+"""The ledger with its event loop in C (``loadgen/_ledger.c``, built by ``pip install``).
+
+Same decisions, balances and bytes as :class:`loadgen.ledger.Ledger`, whose ``run`` stays the
+reference: tests make the same events with both and compare them byte for byte. Without the
+compiled module (a checkout nobody installed), the reference runs instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loadgen.chunk import Chunk
+from loadgen.ledger import N_CHANNELS, Ledger, Prepared
+from loadgen.model import EngineModel
+from loadgen.population import CellState
+
+try:
+    from loadgen import _ledger
+except ImportError:  # pragma: no cover - only without a compiler at install time
+    _ledger = None  # type: ignore[assignment]
+    logging.getLogger(__name__).info(
+        "the ledger's C loop is not built (pip install -e .): using the Python reference"
+    )
+
+AVAILABLE = _ledger is not None
+
+
+class NativeLedger(Ledger):
+    """A ledger whose accounts' balances and sequence numbers are int64 arrays updated in place
+    by the C loop (the cell's state points at the same arrays)."""
+
+    def __init__(self, model: EngineModel, state: CellState) -> None:
+        super().__init__(model, state)
+        size = state.size
+        balance = np.array(state.balance, dtype=np.int64)
+        seq = np.array(state.seq, dtype=np.int64)
+        floor = np.frombuffer(state.floor, dtype=np.int64).copy()
+        # from now on the state's balances and sequence numbers are these arrays
+        state.balance = balance  # type: ignore[assignment]
+        state.seq = seq  # type: ignore[assignment]
+        self.arrays = (
+            balance,
+            floor,
+            seq,
+            np.full(size, -1, dtype=np.int64),  # night of the running night total
+            np.zeros(size, dtype=np.int64),
+            np.full(size, -1, dtype=np.int64),  # day of the running daily total
+            np.zeros(size, dtype=np.int64),
+        )
+        scenario = model.scenario
+        night, daily = self.night_max, self.daily_max
+        self.native = _ledger.Ledger(
+            state.who,
+            state.key,
+            self.heads,
+            self.category_frag,
+            self.typologies,
+            self.prefix,
+            self.instance_prefix,
+            self.tail,
+            N_CHANNELS,
+            float(scenario.transaction_types.refund.partial_share),
+            float(self.max_age) * 1000.0,
+            None if night is None else int(night),
+            None if daily is None else int(daily),
+            self.arrays,
+        )
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.native.pool_size)
+
+    def sweep(self, oldest: float) -> int:
+        return int(self.native.sweep(oldest))
+
+    def run(self, prepared: Prepared, i0: int, i1: int, limit: int) -> tuple[Chunk, int]:
+        rows = prepared.rows
+        columns = (
+            rows.acc,
+            rows.typ,
+            rows.direction,
+            rows.amount,
+            rows.cp_kind,
+            rows.cp_id,
+            rows.u,
+            rows.fraud,
+            rows.instance,
+            rows.drain,
+            rows.new_device,
+            rows.blocked,
+            prepared.time_ms,
+            prepared.nkey,
+            prepared.dkey,
+            prepared.limited,
+            prepared.special,
+            prepared.internal,
+            prepared.refundable,
+            prepared.head,
+            prepared.category,
+        )
+        (
+            data,
+            offsets,
+            times,
+            accounts,
+            done,
+            legs,
+            skipped,
+            money_in,
+            money_out,
+            count,
+            declined,
+            looked_at,
+            fraud,
+        ) = self.native.run(columns, i0, i1, limit)
+        keys_of = self.state.key
+        keys = [keys_of[a] for a in np.frombuffer(accounts, dtype=np.int64).tolist()]
+        self.counter = int(self.native.counter)
+        self.count(list(looked_at), list(declined), legs, skipped, money_in, money_out)
+        for i, n in enumerate(fraud):
+            self.stats.fraud[i] += n
+        chunk = Chunk(
+            keys,
+            data,
+            np.frombuffer(offsets, dtype=np.int64),
+            np.frombuffer(times, dtype=np.int64),
+        )
+        return chunk, done
+
+
+def gather(
+    parts: tuple[bytes, ...],
+    part: NDArray[np.int64],
+    start: NDArray[np.int64],
+    length: NDArray[np.int64],
+) -> bytes:
+    """Events [start, start + length) of parts[part], in this order, each followed by a
+    newline: JSON lines, in one copy when the C module is built."""
+    if AVAILABLE:
+        data: bytes = _ledger.gather(parts, part, start, length)
+        return data
+    return b"".join(
+        parts[p][a : a + n] + b"\n"
+        for p, a, n in zip(part.tolist(), start.tolist(), length.tolist(), strict=True)
+    )
+
+
+def ledger(model: EngineModel, state: CellState) -> Ledger:
+    """The model's ledger for a cell: the C loop unless the model asks for the reference."""
+    if model.native and AVAILABLE:
+        return NativeLedger(model, state)
+    return Ledger(model, state)

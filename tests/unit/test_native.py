@@ -1,0 +1,81 @@
+"""The ledger's C loop makes exactly what its Python reference makes: the same bytes, keys,
+times, statistics and balances, on every kind of stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loadgen import native
+from loadgen.engine import CellStream, quotas
+from loadgen.model import EngineModel
+from scenarios import load
+
+CASES = [
+    ("retail-day", 400_000, []),
+    ("fraud-ring", 600_000, []),
+    ("seed-demo", 3_000, []),
+    # limits that bind: night and daily caps
+    ("retail-day", 300_000, ["limits.night.max_total=20", "limits.daily_outgoing=300"]),
+    # delivery markers
+    ("fraud-ring", 200_000, ["delivery.out_of_order=0.1", "delivery.duplicates=0.05"]),
+    # many partial refunds, a short refund window (the pool is swept)
+    (
+        "retail-day",
+        600_000,
+        ["transaction_types.refund.partial_share=0.9", "transaction_types.refund.max_age=2h"],
+    ),
+    # takeovers with nothing to drain, a small bank (transfers inside it often)
+    (
+        "fraud-ring",
+        60_000,
+        [
+            "anomalies.typologies.0.drain_share=0",
+            "anomalies.overlap.amount=0",
+            "population.customers=300",
+        ],
+    ),
+]
+
+
+def test_the_c_loop_is_built():
+    """`pip install -e .` (make setup) compiles it; without it everything runs, slower."""
+    assert native.AVAILABLE
+
+
+def cells_of(name: str, events: int, overrides: list[str], use_native: bool) -> list[object]:
+    loaded = load(name, overrides=overrides, environ={})
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    model.native = use_native
+    share = quotas(model, events)
+    out: list[object] = []
+    for cell in range(0, model.cells, max(1, model.cells // 12)):
+        stream = CellStream(model, cell, share[cell])
+        assert isinstance(stream.ledger, native.NativeLedger) == use_native
+        for chunk in stream.chunks():
+            out += [chunk.data, chunk.offsets.tolist(), chunk.keys, chunk.times.tolist()]
+        stats = stream.stats
+        out += [stats.counts, stats.money_in, stats.money_out, stats.fraud, stream.checksum()]
+        out += [[int(b) for b in stream.state.balance], [int(s) for s in stream.state.seq]]
+    return out
+
+
+@pytest.mark.skipif(not native.AVAILABLE, reason="the C loop is not built")
+@pytest.mark.parametrize(("name", "events", "overrides"), CASES)
+def test_c_and_python_make_the_same_events(name: str, events: int, overrides: list[str]):
+    fast = cells_of(name, events, overrides, True)
+    reference = cells_of(name, events, overrides, False)
+    assert len(fast) == len(reference)
+    for i, (a, b) in enumerate(zip(fast, reference, strict=True)):
+        assert a == b, f"item {i} differs"
+
+
+def test_gather_orders_events_into_json_lines():
+    parts = (b'{"a":1}{"b":22}', b'{"c":333}')
+    part = np.array([1, 0, 0], dtype=np.int64)
+    start = np.array([0, 7, 0], dtype=np.int64)
+    length = np.array([9, 8, 7], dtype=np.int64)
+    assert native.gather(parts, part, start, length) == b'{"c":333}\n{"b":22}\n{"a":1}\n'
+    if native.AVAILABLE:
+        with pytest.raises(IndexError):
+            native.gather(parts, part, start, length + 5)
