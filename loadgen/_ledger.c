@@ -193,7 +193,8 @@ static inline void put_hex(Out *o, uint64_t v, int width) {
 /* ------------------------------------------------------------------ the ledger */
 
 typedef struct {
-    int64_t counter, account, amount, time, cp_key, refunded;
+    int64_t counter, time, left, cp_key; /* left: what may still be refunded */
+    int32_t account;
 } Purchase;
 
 typedef struct {
@@ -209,6 +210,7 @@ typedef struct {
     Purchase *pool;
     Py_ssize_t pool_len, pool_cap;
     PyObject *state[7]; /* balance, floor, seq, night_key, night_sum, day_key, day_sum */
+    PyObject *key_list; /* the accounts' ids (str): the events' Kafka keys */
 } Ledger;
 
 static void Ledger_dealloc(Ledger *self) {
@@ -222,6 +224,7 @@ static void Ledger_dealloc(Ledger *self) {
     PyMem_Free(self->tail);
     PyMem_Free(self->pool);
     for (int i = 0; i < 7; i++) Py_XDECREF(self->state[i]);
+    Py_XDECREF(self->key_list);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -257,6 +260,12 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
                           &prefix, &instance_prefix, &tail, &n_channels, &partial_share,
                           &max_age_ms, &night_max, &daily_max, &state))
         return -1;
+    if (!PyList_Check(keys)) {
+        PyErr_SetString(PyExc_TypeError, "keys: a list of str");
+        return -1;
+    }
+    self->key_list = keys;
+    Py_INCREF(keys);
     if (table_from(&self->who, who) < 0 || table_from(&self->keys, keys) < 0 ||
         table_from(&self->heads, heads) < 0 || table_from(&self->categories, categories) < 0 ||
         table_from(&self->typologies, typologies) < 0)
@@ -430,7 +439,8 @@ static PyObject *int64_bytes(const int64_t *values, Py_ssize_t n) {
 }
 
 /* run(columns (21 arrays), i0, i1, limit) -> (lines bytes, offsets bytes, times bytes,
- *   accounts bytes, done, legs, skipped, money_in, money_out, declined (8), fraud (k)) */
+ *   keys list, done, legs, skipped, money_in, money_out, events, declined (8), looked at (8),
+ *   fraud (k)) */
 static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     PyObject *columns;
     Py_ssize_t i0, i1;
@@ -518,7 +528,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 }
                 Purchase *p = &self->pool[j];
                 a = p->account;
-                int64_t left = p->amount - p->refunded;
+                int64_t left = p->left;
                 double u = uu[g];
                 if (fmod(u * 7.0, 1.0) < self->partial_share && left > 1) {
                     amt = (int64_t)((double)left * fmod(u * 13.0, 1.0));
@@ -530,10 +540,10 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 pool_cp = p->cp_key;
                 has_ref = 1;
                 from_pool = 1;
-                if (p->refunded + amt >= p->amount)
+                if (amt >= left)
                     pool_remove(self, j);
                 else
-                    p->refunded += amt;
+                    p->left -= amt;
             }
             double d = drain[g];
             if (d > 0.0 && dir[g] < 0) {
@@ -648,7 +658,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
 
         if (status != APPROVED) continue;
         if (refundable_col[g]) {
-            Purchase p = {counter, a, amt, tms, (cp_kind[g] << 40) | cp_id[g], 0};
+            Purchase p = {counter, tms, amt, (cp_kind[g] << 40) | cp_id[g], (int32_t)a};
             if (pool_push(self, p) < 0) goto done;
         } else if (internal) {
             /* the other leg: the same money arrives in the counterparty's account */
@@ -712,9 +722,22 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     }
     for (Py_ssize_t k = 0; k < self->typologies.n; k++)
         PyTuple_SET_ITEM(fraud_t, k, PyLong_FromLongLong(fraud_counts[k]));
+    PyObject *keys_out = PyList_New(n_lines);
+    if (keys_out == NULL) {
+        Py_DECREF(declined_t);
+        Py_DECREF(looked_t);
+        Py_DECREF(fraud_t);
+        goto done;
+    }
+    Py_ssize_t n_keys = PyList_GET_SIZE(self->key_list);
+    for (Py_ssize_t k = 0; k < n_lines; k++) {
+        PyObject *key = accounts[k] < n_keys ? PyList_GET_ITEM(self->key_list, accounts[k]) : Py_None;
+        Py_INCREF(key);
+        PyList_SET_ITEM(keys_out, k, key);
+    }
     result = Py_BuildValue("(NNNNnLLLLLNNN)", out_close(&out),
                            int64_bytes(offsets, n_lines + 1), int64_bytes(times, n_lines),
-                           int64_bytes(accounts, n_lines), done_rows, (long long)legs,
+                           keys_out, done_rows, (long long)legs,
                            (long long)skipped, (long long)money_in, (long long)money_out,
                            (long long)n_lines, declined_t, looked_t, fraud_t);
 done:
@@ -748,24 +771,31 @@ static PyObject *Ledger_get_pool_size(Ledger *self, void *closure) {
     return PyLong_FromSsize_t(self->pool_len);
 }
 
-/* gather(parts, part, start, length) -> bytes: the events [start, start + length) of parts[part],
- * in the order given (int64 arrays), each followed by a newline: JSON lines in one copy. */
+/* gather(parts, part, start, length, send_ms, newline) -> (bytes, offsets): the events [start, start +
+ * length) of parts[part], in the order given (int64 arrays), back to back, each followed by a
+ * newline when `newline` (JSON lines). With `send_ms` (an int64 array, or None), each event's
+ * final `null}` (its send_time) becomes the number: one copy for the order and the send time.
+ * `offsets` (int64, n + 1) says where each event starts in it. */
 static PyObject *gather(PyObject *module, PyObject *args) {
-    PyObject *parts, *part_obj, *start_obj, *length_obj;
-    if (!PyArg_ParseTuple(args, "O!OOO", &PyTuple_Type, &parts, &part_obj, &start_obj,
-                          &length_obj))
+    PyObject *parts, *part_obj, *start_obj, *length_obj, *send_obj;
+    int newline;
+    if (!PyArg_ParseTuple(args, "O!OOOOp", &PyTuple_Type, &parts, &part_obj, &start_obj,
+                          &length_obj, &send_obj, &newline))
         return NULL;
-    Py_buffer part = {0}, start = {0}, length = {0};
+    Py_buffer part = {0}, start = {0}, length = {0}, send = {0};
     PyObject *result = NULL;
     if (PyObject_GetBuffer(part_obj, &part, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (PyObject_GetBuffer(start_obj, &start, PyBUF_C_CONTIGUOUS) < 0) goto done;
     if (PyObject_GetBuffer(length_obj, &length, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (send_obj != Py_None && PyObject_GetBuffer(send_obj, &send, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
     Py_ssize_t n = part.len / 8;
-    if (part.itemsize != 8 || start.len != part.len || length.len != part.len) {
-        PyErr_SetString(PyExc_ValueError, "gather: three int64 arrays of one length");
+    if (part.itemsize != 8 || start.len != part.len || length.len != part.len ||
+        (send.buf && send.len != part.len)) {
+        PyErr_SetString(PyExc_ValueError, "gather: int64 arrays of one length");
         goto done;
     }
-    const int64_t *p = part.buf, *a = start.buf, *l = length.buf;
+    const int64_t *p = part.buf, *a = start.buf, *l = length.buf, *ms = send.buf;
     Py_ssize_t n_parts = PyTuple_GET_SIZE(parts), total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (p[i] < 0 || p[i] >= n_parts) {
@@ -773,24 +803,49 @@ static PyObject *gather(PyObject *module, PyObject *args) {
             goto done;
         }
         PyObject *b = PyTuple_GET_ITEM(parts, p[i]);
-        if (!PyBytes_Check(b) || a[i] < 0 || l[i] < 0 || a[i] + l[i] > PyBytes_GET_SIZE(b)) {
+        if (!PyBytes_Check(b) || a[i] < 0 || l[i] < 5 || a[i] + l[i] > PyBytes_GET_SIZE(b)) {
             PyErr_SetString(PyExc_IndexError, "gather: an event outside its part");
             goto done;
         }
-        total += l[i] + 1;
+        if (ms && memcmp(PyBytes_AS_STRING(b) + a[i] + l[i] - 5, "null}", 5) != 0) {
+            PyErr_SetString(PyExc_ValueError, "gather: an event's send time is already set");
+            goto done;
+        }
+        total += l[i] + newline + (ms ? 16 : 0);
     }
-    result = PyBytes_FromStringAndSize(NULL, total);
-    if (result == NULL) goto done;
-    char *out = PyBytes_AS_STRING(result);
+    Out out = {NULL, NULL, 0, 0};
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (offsets == NULL) goto done;
+    int64_t *at = (int64_t *)PyBytes_AS_STRING(offsets);
+    if (out_open(&out, total) < 0) {
+        Py_DECREF(offsets);
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
-        memcpy(out, PyBytes_AS_STRING(PyTuple_GET_ITEM(parts, p[i])) + a[i], l[i]);
-        out += l[i];
-        *out++ = '\n';
+        at[i] = out.len;
+        const char *event = PyBytes_AS_STRING(PyTuple_GET_ITEM(parts, p[i])) + a[i];
+        if (ms) {
+            PUT(&out, event, l[i] - 5);
+            put_i64(&out, ms[i]);
+            out.data[out.len++] = '}';
+        } else {
+            PUT(&out, event, l[i]);
+        }
+        if (newline) out.data[out.len++] = '\n';
     }
+    at[n] = out.len;
+    PyObject *data = out_close(&out);
+    if (data == NULL) {
+        Py_XDECREF(out.bytes);
+        Py_DECREF(offsets);
+        goto done;
+    }
+    result = Py_BuildValue("(NN)", data, offsets);
 done:
     PyBuffer_Release(&part);
     if (start.buf) PyBuffer_Release(&start);
     if (length.buf) PyBuffer_Release(&length);
+    if (send.buf) PyBuffer_Release(&send);
     return result;
 }
 

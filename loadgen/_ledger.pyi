@@ -30,7 +30,7 @@ class Ledger:
         bytes,
         bytes,
         bytes,
-        bytes,
+        list[str],
         int,
         int,
         int,
@@ -43,4 +43,12 @@ class Ledger:
     ]: ...
     def sweep(self, oldest: float, /) -> int: ...
 
-def gather(parts: tuple[bytes, ...], part: Any, start: Any, length: Any, /) -> bytes: ...
+def gather(
+    parts: tuple[bytes, ...],
+    part: Any,
+    start: Any,
+    length: Any,
+    send_ms: Any | None,
+    newline: bool,
+    /,
+) -> tuple[bytes, bytes]: ...

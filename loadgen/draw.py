@@ -58,7 +58,7 @@ class Rows:
     channel: I64
     cp_kind: I64
     cp_id: I64  # account index, merchant id, external id, ...
-    u: F64  # a uniform draw the ledger may use (refund choice)
+    u: F64  # a uniform draw: a refund's choice, or whether the refund pool samples a purchase
     fraud: I64  # 0 = none, else 1 + typology index
     instance: I64
     drain: F64  # > 0: amount = this share of what the account can spend

@@ -50,6 +50,7 @@ NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null,"ref_tx":'
 NO_MERCHANT = '"merchant_category":null,"mcc":null,'
 NORMAL = NO_FRAUD + "null"  # no fraud, no referenced transaction
 N_CHANNELS = len(CHANNELS)
+POOL_TARGET = 4096  # refundable purchases a cell keeps (a sample of its refund window)
 
 
 # A refundable purchase is kept as one int, not a container the garbage collector would track
@@ -174,6 +175,12 @@ class Ledger:
         self.pool_cap = 4096  # the pool is swept of expired purchases when it grows past this
         scenario = model.scenario
         self.max_age = scenario.transaction_types.refund.max_age
+        # A refund picks one of the purchases of the refund window at random; the pool keeps a
+        # random sample of them (each approved purchase with this probability, by the row's own
+        # uniform draw), so that a dense cell's window does not grow its memory without bound:
+        # about POOL_TARGET purchases a cell, at most all of them.
+        purchases = float(state.activity.sum()) * self.max_age / 86_400.0 * 0.5
+        self.sample = min(1.0, POOL_TARGET / purchases) if purchases > 0 else 1.0
         self.partial_share = scenario.transaction_types.refund.partial_share
         night = scenario.limits.night
         self.night_max = night.max_total if night.enabled else None
@@ -261,7 +268,7 @@ class Ledger:
             | rows.new_device
             | rows.blocked,
             internal=debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT),
-            refundable=((typ == CARD) | (typ == BILL)) & (rows.fraud == 0),
+            refundable=((typ == CARD) | (typ == BILL)) & (rows.fraud == 0) & (rows.u < self.sample),
             head=tcode * N_CHANNELS + rows.channel,
             category=np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1),
             cp_key=(rows.cp_kind << 40) | rows.cp_id,

@@ -45,9 +45,16 @@ CHUNK_EVENTS = 2048  # a cell's events are made this many at a time (about)
 T = TypeVar("T")
 
 
+_PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
+
+
 def q(value: str | None) -> str:
     """A value as JSON text, ASCII only (anything else as a \\uXXXX escape): event text stays
     one byte per character, for speed and memory, and decodes to the same value."""
+    if value is None:
+        return "null"
+    if _PLAIN.issuperset(value):  # nothing to escape
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=True)
 
 

@@ -68,6 +68,8 @@ class NativeLedger(Ledger):
             None if daily is None else int(daily),
             self.arrays,
         )
+        # the C loop keeps its own copy of the accounts' texts: the list is not needed again
+        state.who = []
 
     @property
     def pool_size(self) -> int:
@@ -105,7 +107,7 @@ class NativeLedger(Ledger):
             data,
             offsets,
             times,
-            accounts,
+            keys,
             done,
             legs,
             skipped,
@@ -116,8 +118,6 @@ class NativeLedger(Ledger):
             looked_at,
             fraud,
         ) = self.native.run(columns, i0, i1, limit)
-        keys_of = self.state.key
-        keys = [keys_of[a] for a in np.frombuffer(accounts, dtype=np.int64).tolist()]
         self.counter = int(self.native.counter)
         self.count(list(looked_at), list(declined), legs, skipped, money_in, money_out)
         for i, n in enumerate(fraud):
@@ -136,16 +136,31 @@ def gather(
     part: NDArray[np.int64],
     start: NDArray[np.int64],
     length: NDArray[np.int64],
-) -> bytes:
-    """Events [start, start + length) of parts[part], in this order, each followed by a
-    newline: JSON lines, in one copy when the C module is built."""
+    send_ms: NDArray[np.int64] | None = None,
+    newline: bool = True,
+) -> tuple[bytes, NDArray[np.int64]]:
+    """Events [start, start + length) of parts[part], in this order, back to back (each followed
+    by a newline: JSON lines), their send times filled in when given, and where each starts
+    (n + 1 offsets): one copy when the C module is built."""
+    part, start, length = (np.ascontiguousarray(x, dtype=np.int64) for x in (part, start, length))
+    if send_ms is not None:
+        send_ms = np.ascontiguousarray(send_ms, dtype=np.int64)
     if AVAILABLE:
-        data: bytes = _ledger.gather(parts, part, start, length)
-        return data
-    return b"".join(
-        parts[p][a : a + n] + b"\n"
+        data, at = _ledger.gather(parts, part, start, length, send_ms, newline)
+        return data, np.frombuffer(at, dtype=np.int64)
+    end = b"\n" if newline else b""
+    events = [
+        parts[p][a : a + n]
         for p, a, n in zip(part.tolist(), start.tolist(), length.tolist(), strict=True)
-    )
+    ]
+    if send_ms is not None:
+        if any(not e.endswith(b"null}") for e in events):
+            msg = "gather: an event's send time is already set"
+            raise ValueError(msg)
+        events = [e[:-5] + b"%d}" % ms for e, ms in zip(events, send_ms.tolist(), strict=True)]
+    offsets = np.zeros(len(events) + 1, dtype=np.int64)
+    np.cumsum([len(e) + len(end) for e in events], out=offsets[1:])
+    return b"".join(e + end for e in events), offsets
 
 
 def ledger(model: EngineModel, state: CellState) -> Ledger:

@@ -120,13 +120,16 @@ def draw_customers(model: EngineModel, cell: int) -> Customers:
 
 
 def cell_activity(model: EngineModel, cell: int) -> float:
-    """Expected events per day of a cell's customers (cheap: no accounts are built)."""
-    return float(draw_customers(model, cell).activity.sum())
+    """Expected events per day of a cell's customers (cheap: no accounts are built). The
+    customers drawn are kept for ``build_cell``, which would draw them again."""
+    customers = draw_customers(model, cell)
+    model.cache[("customers", cell)] = customers
+    return float(customers.activity.sum())
 
 
 def build_cell(model: EngineModel, cell: int) -> CellState:
     pop = model.scenario.population
-    first = draw_customers(model, cell)
+    first = model.cache.pop(("customers", cell), None) or draw_customers(model, cell)
     rng, g, segment, city, names = first.rng, first.g, first.segment, first.city, first.names
     n_accounts, activity, income = first.n_accounts, first.activity, first.income
     n = len(g)

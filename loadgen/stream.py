@@ -103,6 +103,9 @@ def plan(
         raise LoadgenUsageError(msg)
     check_fit(model, schedule)
     activity = model.cell_activity(cell_activity)
+    for cell in range(model.cells):  # customers drawn for the activity, kept for building
+        if cell not in chosen:
+            model.cache.pop(("customers", cell), None)
     total = sum(activity)
     share = sum(activity[c] for c in chosen) / total if total > 0 else 0.0
     _check_fraud_density(model, activity)
@@ -147,26 +150,37 @@ def _window(model: EngineModel, per_hour: float, since: int, size: int) -> int:
 
 @dataclass
 class Batch:
-    """Events in run order: their Kafka keys, their JSON texts as JSON lines (each followed by a
-    newline) in one buffer, and their times (epoch ms)."""
+    """Events in run order: their Kafka keys and times (epoch ms), and where their JSON texts are
+    (the cells' buffers, untouched until asked for: ``data`` gathers them as JSON lines,
+    ``render`` with their send times)."""
 
     keys: list[str]
-    data: bytes  # event i is data[offsets[i] : offsets[i + 1] - 1]
-    offsets: NDArray[np.int64]
     times: NDArray[np.int64]
     first: int  # how many events of this stream came before the batch
+    parts: tuple[bytes, ...]
+    part: NDArray[np.int64]  # event i is parts[part[i]][start[i] : start[i] + length[i]]
+    start: NDArray[np.int64]
+    length: NDArray[np.int64]
+    _data: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
+    def data(self) -> bytes:
+        """The events as JSON lines (each followed by a newline)."""
+        if self._data is None:
+            self._data = gather(self.parts, self.part, self.start, self.length)[0]
+        return self._data
+
+    def render(self, send_ms: NDArray[np.int64] | None) -> tuple[bytes, NDArray[np.int64]]:
+        """The events back to back, their send times filled in, and where each starts (n + 1
+        offsets): one copy, for the producer to hand out as message values."""
+        return gather(self.parts, self.part, self.start, self.length, send_ms, newline=False)
+
+    @property
     def lines(self) -> list[str]:
         return self.data.decode("ascii").split("\n")[:-1]
-
-    def values(self) -> list[bytes]:
-        """Each event's JSON text (a Kafka message value)."""
-        data, at = self.data, self.offsets.tolist()
-        return [data[at[i] : at[i + 1] - 1] for i in range(len(self.keys))]
 
 
 class RunStream:
@@ -202,7 +216,8 @@ class RunStream:
             active = [stream for stream in active if not stream.done]
 
     def _merge(self, chunks: list[Chunk], count: int) -> Batch:
-        """One window's events of every cell (in cell order), merged by time into JSON lines."""
+        """One window's events of every cell (in cell order), in order of time: where each is,
+        not a copy of it."""
         filled = [chunk for chunk in chunks if len(chunk)]
         sizes = [len(chunk) for chunk in filled]
         times = np.concatenate([chunk.times for chunk in filled])
@@ -214,11 +229,9 @@ class RunStream:
             order = np.argsort(times, kind="stable")  # ties: cell order, then position
             times, part, start, length = times[order], part[order], start[order], length[order]
             keys = [keys[j] for j in order.tolist()]
-        data = gather(tuple(chunk.data for chunk in filled), part, start, length)
-        offsets = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(length + 1, out=offsets[1:])
-        batch = Batch(keys, data, offsets, times, self.sent)
-        self.sent += len(batch)
+        parts = tuple(chunk.data for chunk in filled)
+        batch = Batch(keys, times, self.sent, parts, part, start, length)
+        self.sent += count
         return batch
 
     def summary(self) -> dict[str, Any]:

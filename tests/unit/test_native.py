@@ -75,7 +75,18 @@ def test_gather_orders_events_into_json_lines():
     part = np.array([1, 0, 0], dtype=np.int64)
     start = np.array([0, 7, 0], dtype=np.int64)
     length = np.array([9, 8, 7], dtype=np.int64)
-    assert native.gather(parts, part, start, length) == b'{"c":333}\n{"b":22}\n{"a":1}\n'
+    data, offsets = native.gather(parts, part, start, length)
+    assert data == b'{"c":333}\n{"b":22}\n{"a":1}\n'
+    assert offsets.tolist() == [0, 10, 19, 27]
+    sent = np.array([5, -1, 1_764_449_231_512], dtype=np.int64)
+    events = (b'{"c":3,"send_time":null}{"b":2,"send_time":null}',)
+    both = native.gather(
+        events, np.zeros(2, np.int64), np.array([0, 24]), np.array([24, 24]), sent[:2], False
+    )
+    assert both[0] == b'{"c":3,"send_time":5}{"b":2,"send_time":-1}'
+    assert both[1].tolist() == [0, 21, 43]
+    with pytest.raises(ValueError, match="already set"):
+        native.gather((both[0],), np.zeros(1, np.int64), np.zeros(1, np.int64), [21], sent[:1])
     if native.AVAILABLE:
         with pytest.raises(IndexError):
             native.gather(parts, part, start, length + 5)
