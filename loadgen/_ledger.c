@@ -440,7 +440,7 @@ static PyObject *int64_bytes(const int64_t *values, Py_ssize_t n) {
 
 /* run(columns (21 arrays), i0, i1, limit) -> (lines bytes, offsets bytes, times bytes,
  *   keys list, done, legs, skipped, money_in, money_out, events, declined (8), looked at (8),
- *   fraud (k)) */
+ *   fraud (k), each event's type code (bytes)) */
 static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     PyObject *columns;
     Py_ssize_t i0, i1;
@@ -455,6 +455,8 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     PyObject *result = NULL;
     Out out = {NULL, NULL, 0, 0};
     int64_t *offsets = NULL, *times = NULL, *accounts = NULL;
+    PyObject *types_bytes = NULL;
+    char *types = NULL;
     for (int c = 0; c < N_COLUMNS; c++)
         if (column(&col[c], PyTuple_GET_ITEM(columns, c), COLUMN_SIZES[c], i1, COLUMN_NAMES[c],
                    0) < 0)
@@ -488,6 +490,9 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    types_bytes = PyBytes_FromStringAndSize(NULL, most + 1);
+    if (types_bytes == NULL) goto done;
+    types = PyBytes_AS_STRING(types_bytes);
     Py_ssize_t n_lines = 0;
     int64_t counter = self->counter;
     int64_t end = counter + limit;
@@ -612,6 +617,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         offsets[n_lines] = out.len;
         times[n_lines] = tms;
         accounts[n_lines] = a;
+        types[n_lines] = (char)t;
         n_lines++;
         PUTS(&out, "{\"tx_id\":\"");
         PUT(&out, self->prefix, self->prefix_len);
@@ -672,6 +678,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
             offsets[n_lines] = out.len;
             times[n_lines] = tms;
             accounts[n_lines] = b;
+            types[n_lines] = (char)TYPE_TRANSFER;
             n_lines++;
             PUTS(&out, "{\"tx_id\":\"");
             PUT(&out, self->prefix, self->prefix_len);
@@ -735,17 +742,26 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         Py_INCREF(key);
         PyList_SET_ITEM(keys_out, k, key);
     }
-    result = Py_BuildValue("(NNNNnLLLLLNNN)", out_close(&out),
+    if (_PyBytes_Resize(&types_bytes, n_lines) < 0) {
+        Py_DECREF(keys_out);
+        Py_DECREF(declined_t);
+        Py_DECREF(looked_t);
+        Py_DECREF(fraud_t);
+        goto done;
+    }
+    result = Py_BuildValue("(NNNNnLLLLLNNNN)", out_close(&out),
                            int64_bytes(offsets, n_lines + 1), int64_bytes(times, n_lines),
                            keys_out, done_rows, (long long)legs,
                            (long long)skipped, (long long)money_in, (long long)money_out,
-                           (long long)n_lines, declined_t, looked_t, fraud_t);
+                           (long long)n_lines, declined_t, looked_t, fraud_t, types_bytes);
+    types_bytes = NULL;
 done:
     for (int c = 0; c < N_COLUMNS; c++)
         if (col[c].held) PyBuffer_Release(&col[c].view);
     for (int c = 0; c < 7; c++)
         if (st[c].held) PyBuffer_Release(&st[c].view);
     Py_XDECREF(out.bytes);
+    Py_XDECREF(types_bytes);
     PyMem_Free(offsets);
     PyMem_Free(times);
     PyMem_Free(accounts);

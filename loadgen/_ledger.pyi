@@ -40,6 +40,7 @@ class Ledger:
         tuple[int, ...],
         tuple[int, ...],
         tuple[int, ...],
+        bytes,
     ]: ...
     def sweep(self, oldest: float, /) -> int: ...
 

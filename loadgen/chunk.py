@@ -19,6 +19,7 @@ class Chunk:
     data: bytes
     offsets: NDArray[np.int64]  # n + 1: event i is data[offsets[i]:offsets[i + 1]]
     times: NDArray[np.int64]
+    types: NDArray[np.uint8]  # the events' type codes (positions in the contract's TX_TYPES)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -30,10 +31,18 @@ class Chunk:
         return [text[at[i] : at[i + 1]] for i in range(len(self.keys))]
 
     @classmethod
-    def of_lines(cls, keys: list[str], lines: list[str], times: list[int]) -> Chunk:
+    def of_lines(
+        cls, keys: list[str], lines: list[str], times: list[int], types: list[int]
+    ) -> Chunk:
         offsets = np.zeros(len(lines) + 1, dtype=np.int64)
         np.cumsum([len(line) for line in lines], out=offsets[1:])
-        return cls(keys, "".join(lines).encode("ascii"), offsets, np.asarray(times, np.int64))
+        return cls(
+            keys,
+            "".join(lines).encode("ascii"),
+            offsets,
+            np.asarray(times, dtype=np.int64),
+            np.asarray(types, dtype=np.uint8),
+        )
 
     @classmethod
     def join(cls, parts: list[Chunk]) -> Chunk:
@@ -51,7 +60,10 @@ class Chunk:
                 + [np.array([sum(len(p.data) for p in parts)], dtype=np.int64)]
             ),
             np.concatenate([p.times for p in parts]),
+            np.concatenate([p.types for p in parts]),
         )
 
 
-EMPTY = Chunk([], b"", np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+EMPTY = Chunk(
+    [], b"", np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+)

@@ -181,7 +181,8 @@ class Injector:
         self.position = 0  # events of the cell seen so far
         self.draws: tuple[list[bool], list[bool], list[int]] = ([], [], [])
         self.base = 0  # position of the first of ``draws``
-        self.held: list[tuple[int, int, str, str]] = []  # (due position, order, key, line)
+        # (due position, order, key, line, type code)
+        self.held: list[tuple[int, int, str, str, int]] = []
         self.order = 0
 
     def _draw(self, position: int) -> tuple[bool, bool, int]:
@@ -203,43 +204,48 @@ class Injector:
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
+        types: list[int] = []
         held = self.held
-        for key, line, t in zip(chunk.keys, chunk.lines, chunk.times.tolist(), strict=True):
+        for key, line, t, kind in zip(
+            chunk.keys, chunk.lines, chunk.times.tolist(), chunk.types.tolist(), strict=True
+        ):
             position = self.position
             self.position += 1
             while held and held[0][0] <= position:  # due: out before this event, at its time
-                _, _, k, late_line = heapq.heappop(held)
+                _, _, k, late_line, late_kind = heapq.heappop(held)
                 keys.append(k)
                 lines.append(late_line)
                 times.append(t)
+                types.append(late_kind)
             duplicate, late, delay = self._draw(position)
             copy = remark(line, duplicate=True) if duplicate else None
             if late:
                 self.order += 1
-                heapq.heappush(
-                    held, (position + delay, self.order, key, remark(line, delayed=True))
-                )
+                marked = remark(line, delayed=True)
+                heapq.heappush(held, (position + delay, self.order, key, marked, kind))
                 if copy is not None:  # the second copy follows the first, even when late
                     self.order += 1
-                    heapq.heappush(
-                        held, (position + delay, self.order, key, remark(copy, delayed=True))
-                    )
+                    marked = remark(copy, delayed=True)
+                    heapq.heappush(held, (position + delay, self.order, key, marked, kind))
                 continue
             keys.append(key)
             lines.append(line)
             times.append(t)
+            types.append(kind)
             if copy is not None:
                 keys.append(key)
                 lines.append(copy)
                 times.append(t)
+                types.append(kind)
         if last:
             end = times[-1] if times else at
             while held:
-                _, _, k, late_line = heapq.heappop(held)
+                _, _, k, late_line, late_kind = heapq.heappop(held)
                 keys.append(k)
                 lines.append(late_line)
                 times.append(end)
-        return Chunk.of_lines(keys, lines, times)
+                types.append(late_kind)
+        return Chunk.of_lines(keys, lines, times, types)
 
 
 def quotas(model: EngineModel, events: int) -> list[int]:

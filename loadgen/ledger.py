@@ -331,7 +331,9 @@ class Ledger:
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
+        types: list[int] = []
         out_key, out_line, out_time = keys.append, lines.append, times.append
+        out_type = types.append
 
         part = slice(i0, i1)
         nkey_l, dkey_l = prepared.nkey[part].tolist(), prepared.dkey[part].tolist()
@@ -416,6 +418,7 @@ class Ledger:
             counter += 1
             out_key(keys_of[a])
             out_time(tms)
+            out_type(typ_l[i])
             out_line(
                 f'{{"tx_id":"{prefix}{counter!s}",{who},{heads[head_l[i]]},"amount":{amt!s},'
                 f'"balance_before":{before!s},"balance_after":{after!s},{status}{cpf},'
@@ -440,6 +443,7 @@ class Ledger:
                 counter += 1
                 out_key(keys_of[b])
                 out_time(tms)
+                out_type(TRANSFER)
                 out_line(
                     f'{{"tx_id":"{prefix}{counter!s}",{who_of[b]},{heads[head_l[i] + N_CHANNELS]},'
                     f'"amount":{amt!s},"balance_before":{b_before!s},'
@@ -451,7 +455,7 @@ class Ledger:
         self.counter = counter
         looked_at = np.bincount(typ[:done], minlength=len(TYPES)).tolist()
         self.count(looked_at, declined, legs, skipped, money_in, money_out)
-        return Chunk.of_lines(keys, lines, times), done
+        return Chunk.of_lines(keys, lines, times, types), done
 
     def _special(
         self, rows: Rows, i: int, a: int, amt: int, tms: int

@@ -117,6 +117,7 @@ class NativeLedger(Ledger):
             declined,
             looked_at,
             fraud,
+            types,
         ) = self.native.run(columns, i0, i1, limit)
         self.counter = int(self.native.counter)
         self.count(list(looked_at), list(declined), legs, skipped, money_in, money_out)
@@ -127,6 +128,7 @@ class NativeLedger(Ledger):
             data,
             np.frombuffer(offsets, dtype=np.int64),
             np.frombuffer(times, dtype=np.int64),
+            np.frombuffer(types, dtype=np.uint8),
         )
         return chunk, done
 

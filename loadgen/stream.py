@@ -156,6 +156,7 @@ class Batch:
 
     keys: list[str]
     times: NDArray[np.int64]
+    types: NDArray[np.uint8]  # type codes (positions in the contract's TX_TYPES)
     first: int  # how many events of this stream came before the batch
     parts: tuple[bytes, ...]
     part: NDArray[np.int64]  # event i is parts[part[i]][start[i] : start[i] + length[i]]
@@ -221,16 +222,18 @@ class RunStream:
         filled = [chunk for chunk in chunks if len(chunk)]
         sizes = [len(chunk) for chunk in filled]
         times = np.concatenate([chunk.times for chunk in filled])
+        types = np.concatenate([chunk.types for chunk in filled])
         part = np.repeat(np.arange(len(filled), dtype=np.int64), sizes)
         start = np.concatenate([chunk.offsets[:-1] for chunk in filled])
         length = np.concatenate([np.diff(chunk.offsets) for chunk in filled])
         keys = list(chain.from_iterable(chunk.keys for chunk in filled))
         if len(filled) > 1:
             order = np.argsort(times, kind="stable")  # ties: cell order, then position
-            times, part, start, length = times[order], part[order], start[order], length[order]
+            times, types = times[order], types[order]
+            part, start, length = part[order], start[order], length[order]
             keys = [keys[j] for j in order.tolist()]
         parts = tuple(chunk.data for chunk in filled)
-        batch = Batch(keys, times, self.sent, parts, part, start, length)
+        batch = Batch(keys, times, types, self.sent, parts, part, start, length)
         self.sent += count
         return batch
 

@@ -54,6 +54,7 @@ def cells_of(name: str, events: int, overrides: list[str], use_native: bool) -> 
         assert isinstance(stream.ledger, native.NativeLedger) == use_native
         for chunk in stream.chunks():
             out += [chunk.data, chunk.offsets.tolist(), chunk.keys, chunk.times.tolist()]
+            out += [chunk.types.tolist()]
         stats = stream.stats
         out += [stats.counts, stats.money_in, stats.money_out, stats.fraud, stream.checksum()]
         out += [[int(b) for b in stream.state.balance], [int(s) for s in stream.state.seq]]

@@ -220,3 +220,16 @@ def test_schedules_call_for_events_at_the_rate_asked():
     assert abs(per_second[539] - 5_062) <= 2  # 20,000 -> 5,000 over 120 s: 5,062.5 in the last
     assert schedule.scaled(0.5).total == schedule.total // 2
     assert HOUR == 3600
+
+
+def test_batches_carry_each_events_key_time_and_type():
+    run = plan(load("fraud-ring", overrides=["delivery.duplicates=0.05"], environ={}), events=5000)
+    for batch in RunStream(run).batches(1000):
+        events = [orjson.loads(line) for line in batch.lines]
+        assert batch.keys == [e["account"] for e in events]
+        assert [contract.TX_TYPES[t] for t in batch.types] == [e["type"] for e in events]
+        assert np.all(np.diff(batch.times) >= 0)
+        data, offsets = batch.render(None)
+        assert [data[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)] == [
+            line.encode() for line in batch.lines
+        ]
