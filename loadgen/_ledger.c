@@ -865,8 +865,67 @@ done:
     return result;
 }
 
+/* values(parts, part, start, length, send_ms) -> list of bytes: each event as its own bytes
+ * object (a Kafka message value), its final `null}` replaced by its send time: one copy. */
+static PyObject *values(PyObject *module, PyObject *args) {
+    PyObject *parts, *part_obj, *start_obj, *length_obj, *send_obj;
+    if (!PyArg_ParseTuple(args, "O!OOOO", &PyTuple_Type, &parts, &part_obj, &start_obj,
+                          &length_obj, &send_obj))
+        return NULL;
+    Py_buffer part = {0}, start = {0}, length = {0}, send = {0};
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(part_obj, &part, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(start_obj, &start, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (PyObject_GetBuffer(length_obj, &length, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (PyObject_GetBuffer(send_obj, &send, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    Py_ssize_t n = part.len / 8;
+    if (part.itemsize != 8 || start.len != part.len || length.len != part.len ||
+        send.len != part.len) {
+        PyErr_SetString(PyExc_ValueError, "values: int64 arrays of one length");
+        goto done;
+    }
+    const int64_t *p = part.buf, *a = start.buf, *l = length.buf, *ms = send.buf;
+    Py_ssize_t n_parts = PyTuple_GET_SIZE(parts);
+    result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = p[i] >= 0 && p[i] < n_parts ? PyTuple_GET_ITEM(parts, p[i]) : NULL;
+        if (b == NULL || !PyBytes_Check(b) || a[i] < 0 || l[i] < 5 ||
+            a[i] + l[i] > PyBytes_GET_SIZE(b)) {
+            PyErr_SetString(PyExc_IndexError, "values: an event outside its part");
+            Py_CLEAR(result);
+            goto done;
+        }
+        const char *event = PyBytes_AS_STRING(b) + a[i];
+        if (memcmp(event + l[i] - 5, "null}", 5) != 0) {
+            PyErr_SetString(PyExc_ValueError, "values: an event's send time is already set");
+            Py_CLEAR(result);
+            goto done;
+        }
+        char tail[24];
+        Out t = {NULL, tail, 0, sizeof(tail)};
+        put_i64(&t, ms[i]);
+        t.data[t.len++] = '}';
+        PyObject *value = PyBytes_FromStringAndSize(NULL, l[i] - 5 + t.len);
+        if (value == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        memcpy(PyBytes_AS_STRING(value), event, l[i] - 5);
+        memcpy(PyBytes_AS_STRING(value) + l[i] - 5, tail, t.len);
+        PyList_SET_ITEM(result, i, value);
+    }
+done:
+    PyBuffer_Release(&part);
+    if (start.buf) PyBuffer_Release(&start);
+    if (length.buf) PyBuffer_Release(&length);
+    if (send.buf) PyBuffer_Release(&send);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"gather", gather, METH_VARARGS, "events of several buffers, in a given order, as lines"},
+    {"values", values, METH_VARARGS, "events as bytes objects, their send times filled in"},
     {NULL, NULL, 0, NULL}};
 
 static PyMethodDef Ledger_methods[] = {

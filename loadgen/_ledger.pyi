@@ -53,3 +53,6 @@ def gather(
     newline: bool,
     /,
 ) -> tuple[bytes, bytes]: ...
+def values(
+    parts: tuple[bytes, ...], part: Any, start: Any, length: Any, send_ms: Any, /
+) -> list[bytes]: ...

@@ -165,6 +165,25 @@ def gather(
     return b"".join(e + end for e in events), offsets
 
 
+def values(
+    parts: tuple[bytes, ...],
+    part: NDArray[np.int64],
+    start: NDArray[np.int64],
+    length: NDArray[np.int64],
+    send_ms: NDArray[np.int64],
+) -> list[bytes]:
+    """Each event [start, start + length) of parts[part] as its own bytes (a message value),
+    its send time filled in: one copy when the C module is built."""
+    part, start, length, send_ms = (
+        np.ascontiguousarray(x, dtype=np.int64) for x in (part, start, length, send_ms)
+    )
+    if AVAILABLE:
+        return _ledger.values(parts, part, start, length, send_ms)
+    data, offsets = gather(parts, part, start, length, send_ms, newline=False)
+    at = offsets.tolist()
+    return [data[at[i] : at[i + 1]] for i in range(len(at) - 1)]
+
+
 def ledger(model: EngineModel, state: CellState) -> Ledger:
     """The model's ledger for a cell: the C loop unless the model asks for the reference."""
     if model.native and AVAILABLE:

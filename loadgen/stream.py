@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -31,7 +31,7 @@ from loadgen.engine import CellStream, quotas
 from loadgen.errors import LoadgenUsageError
 from loadgen.fraud import MAX_IN_FLIGHT, in_flight
 from loadgen.model import EngineModel
-from loadgen.native import gather
+from loadgen.native import gather, values
 from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
 from loadgen.simtime import check_fit, intensity
@@ -179,6 +179,14 @@ class Batch:
         offsets): one copy, for the producer to hand out as message values."""
         return gather(self.parts, self.part, self.start, self.length, send_ms, newline=False)
 
+    def values(
+        self, send_ms: NDArray[np.int64], first: int = 0, stop: int | None = None
+    ) -> list[bytes]:
+        """Events [first, stop) as message values, their send times (epoch ms, one each) filled
+        in."""
+        part = slice(first, stop)
+        return values(self.parts, self.part[part], self.start[part], self.length[part], send_ms)
+
     @property
     def lines(self) -> list[str]:
         return self.data.decode("ascii").split("\n")[:-1]
@@ -192,28 +200,35 @@ class RunStream:
         self.cells: dict[int, CellStream] = {}
         self.sent = 0  # events handed out so far
 
-    def batches(self, size: int = BATCH) -> Iterator[Batch]:
-        """Batches of about ``size`` events: every cell is taken up to the same simulated time,
-        window after window, and each window's events are merged by (time, cell, position)."""
-        plan = self.plan
-        model = plan.model
-        share = plan.quotas
-        for number in plan.cells:
+    def build(self) -> None:
+        """Build every cell now (``batches`` builds those not built yet)."""
+        share = self.plan.quotas
+        for number in self.plan.cells:
             if number not in self.cells:
                 quota = None if share is None else share[number]
-                self.cells[number] = CellStream(model, number, quota)
+                self.cells[number] = CellStream(self.plan.model, number, quota)
+
+    def batches(self, size: int | Callable[[], int] = BATCH) -> Iterator[Batch]:
+        """Batches of about ``size`` events (or as many as ``size()`` says, asked before each
+        batch): every cell is taken up to the same simulated time, window after window, and each
+        window's events are merged by (time, cell, position). The events do not depend on the
+        sizes."""
+        plan = self.plan
+        model = plan.model
+        self.build()
         active = [self.cells[number] for number in plan.cells]
         activity = model.cell_activity(cell_activity)
         per_hour = sum(activity[c] for c in plan.cells) * 1.1 / 24  # credit legs: about 10%
         until = math.floor(model.clock.origin * 1000.0)
         correction = 1.0  # what the last windows held, against what was expected of them
         while active:
-            until = _window(model, per_hour * correction, until, size)
+            want = max(1, size() if callable(size) else size)
+            until = _window(model, per_hour * correction, until, want)
             chunks = [stream.take(until) for stream in active]
             count = sum(len(chunk) for chunk in chunks)
             if count:
                 yield self._merge(chunks, count)
-            correction = min(8.0, max(0.125, correction * (0.6 + 0.4 * count / size)))
+            correction = min(8.0, max(0.125, correction * (0.6 + 0.4 * count / want)))
             active = [stream for stream in active if not stream.done]
 
     def _merge(self, chunks: list[Chunk], count: int) -> Batch:

@@ -1,0 +1,384 @@
+"""A producer run: its processes, their start and stop, live progress, the manifest.
+
+The coordinator checks everything before a process starts (the plan, the topic, the metrics
+port), splits this host's cells between N processes by expected activity (each also takes that
+share of the rate), starts them together once every cell is built, shows their progress, and on
+SIGINT or SIGTERM (or when a process fails) asks them to stop: each sends the batch in hand,
+flushes for at most ``flush_timeout`` seconds and reports. Then the manifest is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bankstream import kafka
+from bankstream.errors import EXIT_FAILURE
+from bankstream.settings import Settings
+from loadgen import manifest as manifests
+from loadgen.assign import split
+from loadgen.errors import LoadgenError, LoadgenUsageError
+from loadgen.pacing import Schedule
+from loadgen.population import cell_activity
+from loadgen.producer import producer_config
+from loadgen.stream import Plan
+from loadgen.worker import WorkerSpec, main
+
+log = logging.getLogger(__name__)
+EXIT_STOPPED = 130
+
+
+@dataclass(frozen=True)
+class Options:
+    processes: int
+    topic: str
+    run_id: str
+    shard: tuple[int, int] | None
+    metrics_port: int  # 0: no /metrics
+    results: Path
+    flush_timeout: float = 30.0
+    output: str = "live"  # live, json or quiet
+    verbose: int = 0
+    write_runs: bool = True  # the manifest to MongoDB too
+
+
+@dataclass
+class Result:
+    manifest: dict[str, Any]
+    path: Path
+    exit_code: int
+    problems: list[str]
+
+
+def default_run_id(scenario: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{scenario}-{stamp}-{uuid.uuid4().hex[:4]}"
+
+
+def ensure_topic(settings: Settings, name: str, partitions: int, replication: int) -> str:
+    """Create the topic when missing; an existing one with fewer partitions than the scenario
+    asks for is refused (its events would spread differently). Returns what was done."""
+    admin = kafka.admin_client(settings)
+    kafka.wait_for_metadata(settings, settings.connect_timeout)
+    metadata = admin.list_topics(name, timeout=settings.connect_timeout)
+    topic = metadata.topics.get(name)
+    if topic is not None and topic.error is None:
+        have = len(topic.partitions)
+        if have < partitions:
+            msg = (
+                f"topic {name} has {have} partitions, the scenario asks for {partitions}: give "
+                f"another --topic, delete it, or --set delivery.partitions={have}"
+            )
+            raise LoadgenUsageError(msg)
+        return f"topic {name} exists ({have} partitions)"
+    try:
+        kafka.create_topic(admin, name, partitions, replication)
+    except Exception as exc:  # e.g. a replication factor above the brokers there are
+        msg = f"cannot create topic {name}: {settings.scrub(str(exc))}"
+        raise LoadgenError(msg) from None
+    return f"topic {name} created ({partitions} partitions, replication {replication})"
+
+
+def serve_metrics(port: int, directory: str) -> Callable[[], None]:
+    """One /metrics for every process of the run; returns how to stop serving it."""
+    from prometheus_client import start_http_server
+
+    from loadgen.metrics import registry
+
+    try:
+        server, thread = start_http_server(port, addr="0.0.0.0", registry=registry(directory))
+    except OSError as exc:
+        msg = (
+            f"cannot serve /metrics on port {port} ({exc.strerror}): "
+            "give another --metrics-port (0: none)"
+        )
+        raise LoadgenUsageError(msg) from None
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(2)
+
+    return stop
+
+
+class Coordinator:
+    def __init__(self, settings: Settings, run: Plan, schedule: Schedule, options: Options) -> None:
+        self.settings = settings
+        self.run = run
+        self.schedule = schedule
+        self.options = options
+        self.console = Console(stderr=True, highlight=False)
+        self.problems: list[str] = []
+        self.signalled: str | None = None
+
+    def start(self) -> Result:
+        options, run, settings = self.options, self.run, self.settings
+        scenario = run.loaded.scenario
+        delivery = scenario.delivery
+        note = ensure_topic(
+            settings, options.topic, delivery.partitions, delivery.replication_factor
+        )
+        self._say(note)
+        activity = run.model.cell_activity(cell_activity)
+        parts = [r for r in split(run.cells, activity, options.processes) if len(r)]
+        config = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            **producer_config(settings.kafka_config, delivery),
+        }
+        metrics_dir = tempfile.mkdtemp(prefix="bankstream-metrics-")
+        stop_serving = (
+            serve_metrics(options.metrics_port, metrics_dir) if options.metrics_port else None
+        )
+        context = multiprocessing.get_context("spawn")
+        stop, start_at, reports = context.Event(), context.Value("d", 0.0), context.Queue()
+        specs = [
+            WorkerSpec(
+                index=i,
+                loaded=run.loaded,
+                events=run.events,
+                cells=cells,
+                run_id=options.run_id,
+                schedule=self.schedule,
+                topic=options.topic,
+                kafka=config,
+                metrics_dir=metrics_dir if options.metrics_port else None,
+                duration=self.schedule.length if not self.schedule.paced else None,
+                flush_timeout=options.flush_timeout,
+                verbose=options.verbose,
+            )
+            for i, cells in enumerate(parts)
+        ]
+        processes = [
+            context.Process(target=main, args=(spec, stop, start_at, reports), daemon=True)
+            for spec in specs
+        ]
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        finals: dict[int, dict[str, Any]] = {}
+        try:
+            for process in processes:
+                process.start()
+            self._say(
+                f"building {len(run.cells)} cells in {len(processes)} processes "
+                f"({run.own_events or 'unbounded'} events) ..."
+            )
+            finals = self._watch(processes, stop, start_at, reports)
+        finally:
+            stop.set()
+            for process in processes:
+                process.join(options.flush_timeout + 10)
+                if process.is_alive():
+                    process.kill()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if stop_serving:
+                stop_serving()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        return self._finish(finals, len(processes))
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.signalled:  # a second one: stop waiting for the flush
+            raise KeyboardInterrupt
+        self.signalled = name
+        self._say(f"{name}: stopping: sending what is in hand, then flushing ...")
+
+    def _say(self, text: str) -> None:
+        if self.options.output == "live":
+            self.console.print(text)
+        elif self.options.output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    def _watch(
+        self, processes: list[Any], stop: Any, start_at: Any, reports: Any
+    ) -> dict[int, dict[str, Any]]:
+        n = len(processes)
+        ready: set[int] = set()
+        finals: dict[int, dict[str, Any]] = {}
+        latest: dict[int, dict[str, Any]] = {}
+        live = None
+        if self.options.output == "live" and self.console.is_terminal:
+            live = Live(console=self.console, refresh_per_second=4, transient=False)
+            live.start()
+        last_print = 0.0
+        try:
+            while len(finals) < n:
+                if self.signalled and not stop.is_set():
+                    stop.set()
+                try:
+                    report = reports.get(timeout=0.25)
+                except Exception:  # queue.Empty: look at the processes
+                    report = None
+                if report is not None:
+                    kind, worker = report["kind"], report["worker"]
+                    if kind == "ready":
+                        ready.add(worker)
+                        if len(ready) == n and not start_at.value:
+                            start_at.value = time.time() + 0.2
+                            self._say(f"run {self.options.run_id}: producing")
+                    elif kind == "progress":
+                        latest[worker] = report
+                    elif kind == "final":
+                        finals[worker] = report
+                    elif kind == "error":
+                        self.problems.append(report["message"])
+                        finals[worker] = report
+                        stop.set()
+                for i, process in enumerate(processes):
+                    if i not in finals and not process.is_alive() and process.exitcode is not None:
+                        self.problems.append(
+                            f"producer process {i} died (exit code {process.exitcode})"
+                        )
+                        finals[i] = {"kind": "error", "worker": i}
+                        stop.set()
+                now = time.monotonic()
+                if now - last_print >= (1.0 if self.options.output == "json" else 0.25):
+                    last_print = now
+                    self._show(latest, start_at.value, live)
+        finally:
+            if live is not None:
+                live.stop()
+        return finals
+
+    def _aggregate(self, latest: dict[int, dict[str, Any]], started: float) -> dict[str, Any]:
+        elapsed = max(0.0, time.time() - started) if started else 0.0
+
+        def total(key: str) -> float:
+            return float(sum(r.get(key, 0) or 0 for r in latest.values()))
+
+        lat = [float(r["latency_p99"]) for r in latest.values() if r.get("latency_p99") is not None]
+        lag = max((float(r.get("lag", 0.0)) for r in latest.values()), default=0.0)
+        duration = self.schedule.duration
+        paced = self.schedule.paced
+        return {
+            "elapsed": round(elapsed, 1),
+            "remaining": round(max(0.0, duration - elapsed), 1) if duration else None,
+            "target_rate": round(self.schedule.rate_at(elapsed), 1) if paced else None,
+            "rate": round(total("rate"), 1),
+            "produced": int(total("produced")),
+            "acked": int(total("acked")),
+            "failed": int(total("failed")),
+            "queue": int(total("queue")),
+            "schedule_lag": round(lag, 3),
+            "stall": round(total("stall"), 1),
+            "latency_p99": round(max(lat), 4) if lat else None,
+        }
+
+    def _show(self, latest: dict[int, dict[str, Any]], started: float, live: Live | None) -> None:
+        if not latest:
+            return
+        figures = self._aggregate(latest, started)
+        if self.options.output == "json":
+            print(json.dumps(figures), flush=True)
+            return
+        if live is None:
+            return
+        table = Table(show_header=False, box=None, pad_edge=False)
+        remaining = figures["remaining"]
+        table.add_row(
+            "elapsed",
+            f"{figures['elapsed']:.0f} s"
+            + (f" (remaining {remaining:.0f} s)" if remaining else ""),
+        )
+        target = figures["target_rate"]
+        table.add_row(
+            "rate",
+            f"{figures['rate']:,.0f}/s" + (f" (target {target:,.0f}/s)" if target else " (max)"),
+        )
+        table.add_row(
+            "events",
+            f"{figures['acked']:,} acked of {figures['produced']:,} produced, "
+            f"{figures['failed']:,} failed, {figures['queue']:,} in the clients' queues",
+        )
+        p99 = figures["latency_p99"]
+        table.add_row(
+            "latency",
+            f"delivery p99 {p99 * 1000:,.0f} ms" if p99 is not None else "-",
+        )
+        table.add_row(
+            "schedule lag",
+            f"{figures['schedule_lag'] * 1000:,.0f} ms, stalled {figures['stall']:.1f} s",
+        )
+        live.update(table)
+
+    def _finish(self, finals: dict[int, dict[str, Any]], processes: int) -> Result:
+        options, run = self.options, self.run
+        good = [f for f in finals.values() if f.get("kind") == "final"]
+        ended = (
+            "failed"
+            if self.problems
+            else "stopped"
+            if self.signalled or any(f.get("ended") == "stopped" for f in good)
+            else "complete"
+        )
+        record = manifests.build(
+            run.loaded,
+            run_id=options.run_id,
+            topic=options.topic,
+            schedule=self.schedule,
+            events=run.events,
+            cells=run.cells,
+            shard=options.shard,
+            processes=processes,
+            finals=good,
+            ended=ended,
+            environment=manifests.environment(self.settings.kafka_bootstrap),
+        )
+        if self.problems:
+            record["problems"] = self.problems
+        path = manifests.write(record, options.results, options.shard)
+        if options.write_runs:
+            self._store(record)
+        counts = record["events"]
+        if self.problems or counts["failed"] or counts["unsent"] or counts["purged"]:
+            code = EXIT_FAILURE
+        elif ended == "stopped":
+            code = EXIT_STOPPED
+        else:
+            code = 0
+        return Result(record, path, code, list(self.problems))
+
+    def _store(self, record: dict[str, Any]) -> None:
+        """The manifest in MongoDB's runs collection too (a warning when it cannot be)."""
+        from bankstream import mongo
+
+        collection = self.run.loaded.scenario.sink.collections.runs
+        document = {**record, "_id": self._document_id(record)}
+        try:
+            with mongo.client(self.settings) as client:
+                db = client[self.settings.mongo_database]
+                db[collection].replace_one({"_id": document["_id"]}, document, upsert=True)
+        except Exception as exc:
+            reason = self.settings.scrub(str(exc).split(", Timeout:")[0])
+            print(
+                f"bankstream: warning: could not store the manifest in MongoDB "
+                f"({self.settings.mongo_uri_redacted}: {reason}); it is in results/",
+                file=sys.stderr,
+            )
+
+    def _document_id(self, record: dict[str, Any]) -> str:
+        shard = self.options.shard
+        run_id = str(record["run_id"])
+        return run_id if shard is None else f"{run_id}/shard-{shard[0]}-of-{shard[1]}"
+
+
+def default_processes() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,325 @@
+"""One producer process: its cells' events, sent on its share of the schedule.
+
+Open-model pacing: event i goes out when the schedule calls for it (``loadgen.pacing``); its
+intended send time is written into the event (``send_time``) and is the Kafka message's
+timestamp. A process that falls behind sends what is due as fast as it can and says how far
+behind it is; it never moves the schedule, so a stall shows as latency, not as a slower load.
+
+The coordinator owns the run: it tells the process when to start and when to stop (the process
+ignores SIGINT and SIGTERM itself), and reads its reports from a queue. On stop, the batch in
+hand is sent at once (a batch holds about a second of the schedule), then the client is flushed
+for at most ``flush_timeout`` seconds: the events made are the events handed to Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bankstream import logs
+from bankstream.errors import BankstreamError
+from bankstream.events import TX_TYPES
+from bankstream.histogram import LogHistogram
+from loadgen.pacing import Schedule
+from loadgen.stream import BATCH, Batch, RunStream, plan
+from scenarios import LoadedScenario
+
+GROUP = 2000  # events handed to the client between two polls, at most
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one producer process does (sent to it when it starts)."""
+
+    index: int
+    loaded: LoadedScenario
+    events: int | None  # the whole run's events (None: until stopped, for rate: max)
+    cells: range
+    run_id: str
+    schedule: Schedule  # the whole run's
+    topic: str
+    kafka: dict[str, Any]  # librdkafka settings, bootstrap included
+    metrics_dir: str | None
+    duration: float | None  # stop after this long (rate: max with a duration)
+    flush_timeout: float
+    verbose: int = 0
+    report_every: float = 0.5
+
+
+class Context:
+    """What a worker has in hand: its spec, the signals from the coordinator, its reports
+    (locust's Environment spirit: no module globals)."""
+
+    def __init__(self, spec: WorkerSpec, stop: Any, start_at: Any, reports: Any) -> None:
+        self.spec = spec
+        self.stop = stop  # multiprocessing Event: stop producing
+        self.start_at = start_at  # multiprocessing Value('d'): epoch seconds to start at; 0 = wait
+        self.reports = reports  # multiprocessing Queue of dicts
+
+    def report(self, kind: str, **fields: Any) -> None:
+        self.reports.put({"kind": kind, "worker": self.spec.index, **fields})
+
+
+def main(spec: WorkerSpec, stop: Any, start_at: Any, reports: Any) -> None:
+    """The process's entry point (multiprocessing, spawn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logs.configure(spec.verbose)
+    context = Context(spec, stop, start_at, reports)
+    try:
+        Worker(context).run()
+    except BankstreamError as exc:
+        context.report("error", message=exc.message, exit_code=exc.exit_code)
+    except Exception as exc:  # one line for a person, the details in the log
+        log.debug("worker %d failed:\n%s", spec.index, traceback.format_exc())
+        context.report(
+            "error", message=f"producer process {spec.index} failed: {exc!r}", exit_code=1
+        )
+
+
+class Worker:
+    def __init__(self, context: Context) -> None:
+        from confluent_kafka import Producer
+
+        from loadgen.producer import Sender
+
+        self.context = context
+        spec = self.spec = context.spec
+        self.metrics = None
+        if spec.metrics_dir:
+            from loadgen import metrics
+
+            metrics.use_directory(spec.metrics_dir)
+            self.metrics = metrics.Metrics(spec.run_id, spec.loaded.scenario.name)
+        self.plan = plan(
+            spec.loaded,
+            events=spec.events,
+            cells=spec.cells,
+            run_id=spec.run_id,
+            schedule=spec.schedule,
+        )
+        self.own = self.plan.own_schedule
+        self.stream = RunStream(self.plan)
+        config = {**spec.kafka, "error_cb": self._kafka_error}
+        config["logger"] = logging.getLogger(logs.LIBRDKAFKA_LOGGER)
+        self.sender = Sender(Producer(config), spec.topic)
+        self.latency = LogHistogram()  # intended send -> acknowledged
+        self.lag = LogHistogram()  # intended send -> handed to the client
+        self.kafka_errors: dict[str, int] = {}
+        self.stages = spec.schedule.stages
+        self.stage_counts = [0] * max(1, len(self.stages))
+        self.first_time: int | None = None
+        self.last_time: int | None = None
+        self.unsent = 0
+        self.exhausted = False  # the stream has no batch left
+        self.now_lag = 0.0
+        self.t0 = 0.0
+        self._last_time = 0.0
+        self._last_acked = 0
+        self._last_bytes = 0
+        self._last_produced = np.zeros(len(TX_TYPES), np.int64)
+        self._failed = [0] * len(TX_TYPES)
+        self._stall = 0.0
+
+    def _kafka_error(self, err: Any) -> None:
+        name = err.name() if hasattr(err, "name") else str(err)
+        self.kafka_errors[name] = self.kafka_errors.get(name, 0) + 1
+        log.info("Kafka: %s", err)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> None:
+        spec, context = self.spec, self.context
+        self.stream.build()  # every cell, and the first batch, before "ready": no pause at start
+        self.batches = iter(self.stream.batches(self._batch_size))
+        self.upcoming: Batch | None = next(self.batches, None)
+        context.report(
+            "ready", events=self.plan.own_events, cells=[spec.cells.start, spec.cells.stop]
+        )
+        if self.metrics:
+            self.metrics.workers.inc()
+        while not context.start_at.value and not context.stop.is_set():
+            time.sleep(0.01)
+        self.t0 = context.start_at.value or time.time()
+        time.sleep(max(0.0, self.t0 - time.time()))
+        self._last_time = time.monotonic()
+        deadline = None  # once stopping: when to give up handing events over
+        ended = "complete"
+        while self.upcoming is not None:
+            batch, self.upcoming = self.upcoming, None
+            if self.first_time is None and len(batch):
+                self.first_time = int(batch.times[0])
+            self.last_time = int(batch.times[-1])
+            deadline = self._send(batch, deadline)
+            if deadline is not None:
+                ended = "stopped"
+                break
+            if spec.duration is not None and time.time() - self.t0 >= spec.duration:
+                break
+            if self.upcoming is None and not self.exhausted:
+                self.upcoming = next(self.batches, None)
+        if deadline is None and context.stop.is_set():
+            ended = "stopped"
+        flush_for = (
+            spec.flush_timeout if deadline is None else max(0.5, deadline - time.monotonic())
+        )
+        left = self.sender.flush(flush_for)
+        self.sender.poll(0)
+        self._tick(force=True)
+        if self.metrics:
+            self.metrics.workers.dec()
+        context.report("final", ended=ended, purged=left, **self._final())
+
+    def _batch_size(self) -> int:
+        """About a second of this process's schedule (so that a stop sends at most that much
+        at once), at most BATCH."""
+        if not self.own.paced:
+            return BATCH
+        rate = self.own.rate_at(max(0.0, time.time() - self.t0)) or self.own.peak_rate
+        return int(min(BATCH, max(1, math.ceil(rate))))
+
+    def _send(self, batch: Batch, deadline: float | None) -> float | None:
+        """Send ``batch`` on schedule (all at once when stopping); returns the stop deadline
+        once a stop was asked for."""
+        n = len(batch)
+        paced = self.own.paced
+        keys, types = batch.keys, batch.types.tolist()
+        if paced:
+            due = self.t0 + self.own.send_times(batch.first, n)  # epoch seconds
+            stamps_ms = np.floor(due * 1000.0).astype(np.int64)
+            values = batch.values(stamps_ms)
+            stamps = stamps_ms.tolist()
+        i = 0
+        sender = self.sender
+        while i < n:
+            if deadline is None and self.context.stop.is_set():
+                deadline = time.monotonic() + self.spec.flush_timeout
+            now = time.time()
+            if paced and deadline is None:
+                ready = int(np.searchsorted(due, now, side="right"))
+                if ready <= i:  # early: make the next batch, or serve delivery reports
+                    idle = float(due[i]) - now
+                    if self.upcoming is None and idle > 0.002 and not self.exhausted:
+                        self.upcoming = next(self.batches, None)
+                        self.exhausted = self.upcoming is None
+                    else:
+                        sender.poll(min(max(0.0, idle), 0.005))
+                    self._tick()
+                    continue
+                j = min(ready, i + GROUP)
+            else:
+                j = min(n, i + GROUP)
+            if paced:
+                group_values, group_stamps = values[i:j], stamps[i:j]
+                late = np.maximum(0.0, now - due[i:j])
+                self.now_lag = float(late[0])
+            else:
+                now_ms = int(now * 1000)
+                group_stamps = [now_ms] * (j - i)
+                group_values = batch.values(np.full(j - i, now_ms, np.int64), i, j)
+                late = np.zeros(j - i)
+                self.now_lag = 0.0
+            sent = sender.send(keys[i:j], group_values, group_stamps, types[i:j], deadline)
+            self.lag.add(late[:sent])
+            self._count_stage(now, sent)
+            if sent < j - i:  # stopping, and the client had no room before the deadline
+                self.unsent += n - (i + sent)
+                return deadline
+            sender.poll(0)
+            i = j
+            self._tick()
+        return deadline
+
+    def _count_stage(self, now: float, count: int) -> None:
+        elapsed = now - self.t0
+        index = 0
+        for k, stage in enumerate(self.stages):
+            if elapsed >= stage.start:
+                index = k
+        self.stage_counts[index] += count
+
+    # ------------------------------------------------------------------ reports and metrics
+
+    def _tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_time < self.spec.report_every:
+            return
+        sender = self.sender
+        latencies, acked_by_type = sender.take_acks()
+        self.latency.add(latencies)
+        acked = sender.acked
+        produced = sender.produced.copy()
+        elapsed = max(now - self._last_time, 1e-6)
+        achieved = (acked - self._last_acked) / elapsed
+        failed = [o.failed for o in sender.outcomes]
+        stall = sender.stall
+        metrics = self.metrics
+        if metrics:
+            for t, n in enumerate((produced - self._last_produced).tolist()):
+                if n:
+                    metrics.produced[t].inc(n)
+            for t, n in enumerate(acked_by_type):
+                if n:
+                    metrics.acked[t].inc(n)
+            for t, (now_failed, before) in enumerate(zip(failed, self._failed, strict=True)):
+                if now_failed > before:
+                    metrics.failed[t].inc(now_failed - before)
+            metrics.observe_latencies(latencies)
+            metrics.bytes.inc(sender.bytes - self._last_bytes)
+            metrics.queue.set(len(sender.producer))
+            metrics.lag.set(self.now_lag)
+            if stall > self._stall:
+                metrics.stall.inc(stall - self._stall)
+            metrics.achieved.set(achieved)
+            metrics.target.set(self.own.rate_at(max(0.0, time.time() - self.t0)))
+        self._failed = failed
+        self._stall = stall
+        self._last_time, self._last_acked = now, acked
+        self._last_produced, self._last_bytes = produced, sender.bytes
+        self.context.report(
+            "progress",
+            produced=int(produced.sum()),
+            acked=acked,
+            failed=sum(failed),
+            bytes=sender.bytes,
+            queue=len(sender.producer),
+            lag=self.now_lag,
+            stall=stall,
+            rate=achieved,
+            latency_p99=self.latency.percentile(0.99),
+        )
+
+    def _final(self) -> dict[str, Any]:
+        sender = self.sender
+        errors: dict[str, int] = {}
+        for outcome in sender.outcomes:
+            for name, n in outcome.errors.items():
+                errors[name] = errors.get(name, 0) + n
+        return {
+            "cells": [self.spec.cells.start, self.spec.cells.stop],
+            "produced_by_type": sender.produced.tolist(),
+            "acked_by_type": [o.acked for o in sender.outcomes],
+            "failed_by_type": [o.failed for o in sender.outcomes],
+            "failed_errors": errors,
+            "kafka_errors": self.kafka_errors,
+            "unsent": self.unsent,
+            "bytes": sender.bytes,
+            "stall_seconds": sender.stall,
+            "latency": self.latency.to_dict(),
+            "schedule_lag": self.lag.to_dict(),
+            "stage_counts": self.stage_counts,
+            "first_event_time": self.first_time,
+            "last_event_time": self.last_time,
+            "events_made": self.stream.sent,
+            "started": self.t0,
+            "finished": time.time(),
+            "stream": self.stream.summary(),
+        }
