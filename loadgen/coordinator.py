@@ -53,6 +53,7 @@ class Options:
     metrics_port: int  # 0: no /metrics
     results: Path
     flush_timeout: float = 30.0
+    metrics_linger: float = 3.0  # keep serving /metrics after the end, for a last scrape
     output: str = "live"  # live, json or quiet
     verbose: int = 0
     write_runs: bool = True  # the manifest to MongoDB too
@@ -189,10 +190,15 @@ class Coordinator:
                     process.kill()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        try:
+            return self._finish(finals, len(processes))
+        finally:
             if stop_serving:
+                if options.metrics_linger > 0:
+                    self._say(f"done: serving /metrics for {options.metrics_linger:g} s more")
+                    time.sleep(options.metrics_linger)
                 stop_serving()
             shutil.rmtree(metrics_dir, ignore_errors=True)
-        return self._finish(finals, len(processes))
 
     def _on_signal(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name

@@ -48,6 +48,17 @@ T = TypeVar("T")
 _PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
 
 
+def events_digest(scenario: Scenario) -> str:
+    """A digest of what decides a scenario's events (its bank, time, fraud, seed, name and the
+    delivery markers), not of how they are sent (load, time mode, topic, sink, thresholds):
+    transaction ids derive from it, so `generate` and `produce` at any rate share them."""
+    data = scenario.model_dump(mode="json", exclude={"load", "sink", "thresholds", "description"})
+    data["time"] = {k: v for k, v in data["time"].items() if k not in ("mode", "acceleration")}
+    delivery = data["delivery"]
+    data["delivery"] = {k: delivery[k] for k in ("duplicates", "out_of_order")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def q(value: str | None) -> str:
     """A value as JSON text, ASCII only (anything else as a \\uXXXX escape): event text stays
     one byte per character, for speed and memory, and decodes to the same value."""
@@ -188,7 +199,7 @@ class EngineModel:
 
     @classmethod
     def build(cls, scenario: Scenario, digest: str, run_id: str | None = None) -> EngineModel:
-        tag = hashlib.sha256(f"{digest}:{scenario.seed}".encode()).hexdigest()[:8]
+        tag = hashlib.sha256(f"{events_digest(scenario)}:{scenario.seed}".encode()).hexdigest()[:8]
         cells = max(1, min(DEFAULT_CELLS, scenario.population.customers // CUSTOMERS_PER_CELL))
         model = cls(scenario, run_id or f"gen-{tag}", cells, tag)
         pop = scenario.population

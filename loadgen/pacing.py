@@ -163,7 +163,12 @@ def parse_stages(text: str) -> list[dict[str, object]]:
                 "(e.g. 2m:20000:linear,5m:20000)"
             )
             raise ValueError(msg)
-        stage: dict[str, object] = {"duration": fields[0], "rate": fields[1]}
+        try:
+            rate = float(fields[1])
+        except ValueError:
+            msg = f"--stages: the rate in {part.strip()!r} is not a number of events per second"
+            raise ValueError(msg) from None
+        stage: dict[str, object] = {"duration": fields[0], "rate": rate}
         if len(fields) == 3:
             stage["ramp"] = fields[2]
         stages.append(stage)

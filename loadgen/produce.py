@@ -15,7 +15,7 @@ from loadgen.coordinator import Coordinator, Options, default_processes, default
 from loadgen.pacing import Schedule, parse_stages
 from loadgen.population import cell_activity
 from loadgen.stream import plan
-from scenarios import load
+from scenarios import LoadedScenario, load
 from scenarios.types import format_duration, parse_duration
 
 EPILOG = """\
@@ -71,6 +71,14 @@ def register(commands: Any) -> None:
         help="port of /metrics (default: BANKSTREAM_LOADGEN_METRICS_PORT, 9101; 0: none)",
     )
     p.add_argument(
+        "--metrics-linger",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="keep serving /metrics this long after the end, for Prometheus's last scrape "
+        "(default: 3)",
+    )
+    p.add_argument(
         "--results",
         type=Path,
         default=Path("results"),
@@ -92,10 +100,10 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run_produce)
 
 
-def load_overrides(args: argparse.Namespace) -> list[str]:
-    """The flags that shape the load, as scenario overrides (validated by the scenario model
-    after our own one-line checks)."""
-    out: list[str] = []
+def load_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The flags that shape the load, as scenario overrides naming their flag (validated by the
+    scenario model after our own one-line checks)."""
+    out: list[tuple[str, str]] = []
     if args.rate is not None:
         if args.rate != "max":
             try:
@@ -107,27 +115,55 @@ def load_overrides(args: argparse.Namespace) -> list[str]:
                     f"--rate must be a positive number of events per second or max, got {args.rate}"
                 )
                 raise UsageError(msg)
-        out += [f"load.rate={args.rate}", "load.stages=null"]
+        out += [(f"load.rate={args.rate}", "--rate"), ("load.stages=null", "--rate")]
     if args.stages is not None:
         try:
             stages = parse_stages(args.stages)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        out += ["load.rate=null", "load.duration=null", "load.events=null"]
-        out.append(f"load.stages={json.dumps(stages)}")
+        out += [(f"load.{key}=null", "--stages") for key in ("rate", "duration", "events")] + [
+            (f"load.stages={json.dumps(stages)}", "--stages")
+        ]
     if args.duration is not None:
         try:
             parse_duration(args.duration)
         except ValueError as exc:
             msg = f"--duration: {exc}"
             raise UsageError(msg) from None
-        out += [f"load.duration={args.duration}", "load.events=null"]
+        out += [
+            (f"load.duration={args.duration}", "--duration"),
+            ("load.events=null", "--duration"),
+        ]
     if args.events is not None:
         if not args.events.isdigit() or int(args.events) <= 0:
             msg = f"--events must be a positive whole number, got {args.events}"
             raise UsageError(msg)
-        out += [f"load.events={args.events}", "load.duration=null"]
+        out += [(f"load.events={args.events}", "--events"), ("load.duration=null", "--events")]
     return out
+
+
+def fit_warmup(loaded: LoadedScenario, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """When the flags make the run no longer than the scenario's warmup, the warmup becomes a
+    tenth of the run (the results still exclude a start, and the flags still work)."""
+    load_ = loaded.scenario.load
+    rate: float | None = None
+    if args.rate is not None and args.rate != "max":
+        rate = float(args.rate)
+    elif args.rate is None and isinstance(load_.rate, float):
+        rate = load_.rate
+    if args.stages is not None:
+        seconds = sum(parse_duration(str(s["duration"])) for s in parse_stages(args.stages))
+    elif args.duration is not None:
+        seconds = parse_duration(args.duration)
+    elif args.events is not None:
+        seconds = int(args.events) / rate if rate else math.inf
+    elif args.rate is not None and rate:
+        seconds = load_.events / rate if load_.events else load_.duration or math.inf
+    else:
+        seconds = math.inf
+    if load_.warmup < seconds:
+        return []
+    return [(f"load.warmup={format_duration(seconds / 10)}", "--warmup fitted to the run")]
 
 
 def run_produce(args: argparse.Namespace) -> int:
@@ -144,14 +180,17 @@ def run_produce(args: argparse.Namespace) -> int:
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)
-    overrides = [*args.overrides, *load_overrides(args)]
+    overrides = list(args.overrides)
+    flags = load_overrides(args)
     if args.seed is not None:
         if not 0 <= args.seed < 2**63:
             msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
             raise UsageError(msg)
         overrides.append(f"seed={args.seed}")
     settings = settings_from(args)
-    loaded = load(args.scenario, overrides=overrides)
+    if flags:
+        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
+    loaded = load(args.scenario, overrides=overrides, flags=flags)
     scenario = loaded.scenario
     schedule = Schedule.of_load(scenario.load)
     run_id = args.run_id or default_run_id(scenario.name)
@@ -175,6 +214,7 @@ def run_produce(args: argparse.Namespace) -> int:
         ),
         results=args.results,
         flush_timeout=args.flush_timeout,
+        metrics_linger=max(0.0, args.metrics_linger),
         output="quiet" if args.quiet else "json" if args.json else "live",
         verbose=args.verbose,
     )

@@ -342,9 +342,14 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def load(
-    ref: str, overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None
+    ref: str,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    flags: Sequence[tuple[str, str]] = (),
 ) -> LoadedScenario:
-    """The validated scenario ``ref`` (bundled name or path) with its overrides applied."""
+    """The validated scenario ``ref`` (bundled name or path) with its overrides applied: the
+    environment's, then ``--set``'s, then ``flags``' (assignments a command made of its own
+    flags: (assignment, the flag to blame for a problem))."""
     path = find_scenario(ref)
     if path is None:
         close = difflib.get_close_matches(ref, bundled_names(), n=1, cutoff=0.6)
@@ -378,6 +383,7 @@ def load(
     data.pop("extends", None)
     assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
     assignments += [(a, "--set") for a in overrides]
+    assignments += list(flags)
     for text, source in assignments:
         try:
             key_path, value = parse_assignment(text, source)

@@ -24,3 +24,18 @@ def test_the_guide_has_an_example_of_every_section():
 def test_each_example_validates(block: str):
     for doc in yaml.safe_load_all(block):
         Scenario.model_validate({**BASE, **doc})
+
+
+def test_the_indexed_job_sends_one_shard_per_pod():
+    import yaml
+
+    job = yaml.safe_load((ROOT / "deploy" / "k8s" / "producer-job.yaml").read_text())
+    spec = job["spec"]
+    assert job["kind"] == "Job" and spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["SHARDS"]) == spec["completions"] == spec["parallelism"]
+    command = " ".join(container["args"])
+    assert '--shard "${JOB_COMPLETION_INDEX}/${SHARDS}"' in command
+    assert '--run-id "${RUN_ID}"' in command
+    assert command.startswith("exec bankstream produce ")

@@ -180,3 +180,33 @@ def test_cells_out_of_range_are_refused_before_the_output_is_touched(tmp_path: P
     assert done.returncode == 2
     assert done.stderr.strip() == "bankstream: error: --cells 0-3: this scenario has cells 0-0"
     assert out.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["retail-dya"], "retail-dya: no such scenario or file; did you mean 'retail-day'?"),
+        (["retail-day", "--rate", "-5"], "--rate must be a positive number of events per second"),
+        (["retail-day", "--rate", "fast"], "--rate must be a positive number of events per second"),
+        (["retail-day", "--shard", "3/2", "--run-id", "x"], "--shard expects I/N with 0 <= I < N"),
+        (["retail-day", "--shard", "0/2"], "--shard needs --run-id"),
+        (["retail-day", "--cells", "9-3"], "--cells 9-3: the first cell is after the last"),
+        (["retail-day", "--cells", "0-999"], "--cells 0-999: this scenario has cells 0-255"),
+        (["retail-day", "--events", "0"], "--events must be a positive whole number"),
+        (["retail-day", "--duration", "soon"], "--duration: expected a duration such as 30s"),
+        (["retail-day", "--stages", "2m"], "--stages: '2m' is not DURATION:RATE[:linear]"),
+        (["retail-day", "--processes", "0"], "--processes must be between 1 and 256"),
+        (["retail-day", "--rate", "5", "--stages", "1m:5"], "not allowed with argument"),
+        (
+            ["retail-day", "--set", "time.mode=accelerated"],
+            "raise time.acceleration to at least",
+        ),
+    ],
+)
+def test_produce_refuses_bad_input_before_anything_starts(args: list[str], expected: str):
+    """One line, exit 2, and no Kafka needed: nothing is contacted before the input is sound."""
+    done = invoke("produce", *args, env={"BANKSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
