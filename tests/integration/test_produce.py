@@ -80,7 +80,7 @@ def read_topic(settings: Settings, topic: str) -> list[tuple[int, dict[str, Any]
         deadline = time.monotonic() + 60
         while len(out) < total and time.monotonic() < deadline:
             out.extend(
-                (message.partition(), orjson.loads(message.value()))
+                (message.partition() or 0, orjson.loads(message.value()))
                 for message in consumer.consume(5000, timeout=2)
                 if message.error() is None
             )
