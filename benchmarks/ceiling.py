@@ -103,7 +103,7 @@ def run(
         began = time.time()
         for worker in workers:
             worker.join()
-        seconds = max(list(ends)) - began
+        seconds = max(ends[i] for i in range(processes)) - began
         if any(worker.exitcode for worker in workers):
             msg = "ceiling: a sending process failed"
             raise RuntimeError(msg)
