@@ -233,6 +233,7 @@ _ENUMS: tuple[tuple[str, frozenset[Any]], ...] = (
     ("decline_reason", frozenset((*DECLINE_REASONS, None))),
     ("typology", frozenset((*TYPOLOGIES, None))),
 )
+_KEYS = FIELDS.keys()
 # JSON numbers a 64-bit signed integer holds (MongoDB's long)
 _LONG = 2**63
 
@@ -245,7 +246,7 @@ def problem(event: Mapping[str, Any]) -> str | None:
     version = event.get("event_version")
     if version != EVENT_VERSION or type(version) is not int:
         return f"event_version {version!r} (this bankstream reads {EVENT_VERSION})"
-    if len(event) != len(FIELDS):
+    if event.keys() != _KEYS:
         missing = [k for k in FIELD_NAMES if k not in event]
         if missing:
             return f"missing {', '.join(missing)}"

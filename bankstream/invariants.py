@@ -32,10 +32,16 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
 
     stream = [e for e in events if not e["duplicate"]]
     if any(e["delayed"] for e in stream):
-        # delayed events back where they were made (a cell's transaction ids end in a
-        # counter); the others keep the order they came in, so a swap among them still shows
-        late = sorted((e for e in stream if e["delayed"]), key=_made)
-        stream = list(heapq.merge((e for e in stream if not e["delayed"]), late, key=_made))
+        # delayed events back where they were made, cell by cell (a cell's transaction ids end
+        # in a counter; accounts, refunds and transfers stay within a cell); the others keep
+        # the order they came in, so a swap among them still shows
+        cells: dict[str, list[Event]] = {}
+        for e in stream:
+            cells.setdefault(_made(e)[0], []).append(e)
+        stream = []
+        for cell in cells.values():
+            late = sorted((e for e in cell if e["delayed"]), key=_made)
+            stream += heapq.merge((e for e in cell if not e["delayed"]), late, key=_made)
     for e in stream:
         tx, account, amount = e["tx_id"], e["account"], e["amount"]
         if tx in seen:

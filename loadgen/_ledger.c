@@ -260,6 +260,10 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
                           &prefix, &instance_prefix, &tail, &n_channels, &partial_share,
                           &max_age_ms, &night_max, &daily_max, &state))
         return -1;
+    if (self->key_list != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Ledger is already initialised");
+        return -1;
+    }
     if (!PyList_Check(keys)) {
         PyErr_SetString(PyExc_TypeError, "keys: a list of str");
         return -1;
@@ -450,6 +454,14 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         PyErr_Format(PyExc_TypeError, "run: expected %d columns", N_COLUMNS);
         return NULL;
     }
+    if (self->key_list == NULL || self->state[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "run: the Ledger is not initialised");
+        return NULL;
+    }
+    if (i0 < 0 || i1 < i0) {
+        PyErr_SetString(PyExc_IndexError, "run: rows [i0, i1) out of order");
+        return NULL;
+    }
     Column col[N_COLUMNS] = {{{0}}};
     Column st[7] = {{{0}}};
     PyObject *result = NULL;
@@ -503,6 +515,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     Py_ssize_t done_rows = rows;
     Py_ssize_t n_categories = self->categories.n;
     Py_ssize_t max_line = self->max_line;
+    Py_ssize_t n_accounts = self->keys.n, n_heads = self->heads.n;
 
     for (Py_ssize_t g = i0; g < i1; g++) {
         if (counter >= end) {
@@ -513,6 +526,12 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         int64_t t = typ[g];
         if (t >= 0 && t < N_TYPES) looked_at[t]++;
         int64_t a = acc[g], amt = amount[g], tms = time_ms[g];
+        if (a < 0 || a >= n_accounts || head[g] < 0 || head[g] + self->n_channels >= n_heads ||
+            category[g] >= n_categories || fraud[g] < 0 || fraud[g] > self->typologies.n ||
+            (cp_kind[g] == CP_ACCOUNT && (cp_id[g] < 0 || cp_id[g] >= n_accounts))) {
+            PyErr_Format(PyExc_IndexError, "run: row %zd refers to no account, type or table", g);
+            goto done;
+        }
         int internal = internal_col[g];
         int external_instead = 0;
         if (internal && counter + 1 == end) {
@@ -566,11 +585,12 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 status_len = sizeof(BLOCKED) - 1;
             }
         }
-        int64_t before = balance[a], after;
+        int64_t before = balance[a], after, low;
+        if (__builtin_sub_overflow(before, amt, &low)) low = INT64_MIN;
         if (dir[g] < 0) {
             if (status != APPROVED) {
                 /* blocked */
-            } else if (before - amt < floor_[a]) {
+            } else if (low < floor_[a]) {
                 status = INSUFFICIENT;
                 status_len = sizeof(INSUFFICIENT) - 1;
             } else if (limited[g]) {
@@ -580,7 +600,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                         night_key[a] = nk;
                         night_sum[a] = 0;
                     }
-                    if (night_sum[a] + amt > self->night_max) {
+                    if (night_sum[a] > self->night_max - amt) {
                         status = LIMIT;
                         status_len = sizeof(LIMIT) - 1;
                     }
@@ -590,7 +610,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                         day_key[a] = dk;
                         day_sum[a] = 0;
                     }
-                    if (day_sum[a] + amt > self->daily_max) {
+                    if (day_sum[a] > self->daily_max - amt) {
                         status = LIMIT;
                         status_len = sizeof(LIMIT) - 1;
                     }
@@ -601,15 +621,16 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 }
             }
             if (status == APPROVED) {
-                after = balance[a] = before - amt;
-                if (!internal) money_out += amt;
+                after = balance[a] = low;
+                if (!internal && __builtin_add_overflow(money_out, amt, &money_out)) goto overflow;
             } else {
                 after = before;
                 if (t >= 0 && t < N_TYPES) declined[t]++;
             }
         } else {
-            after = balance[a] = before + amt;
-            money_in += amt;
+            if (__builtin_add_overflow(before, amt, &after)) goto overflow;
+            balance[a] = after;
+            if (__builtin_add_overflow(money_in, amt, &money_in)) goto overflow;
         }
         int64_t s = ++seq[a];
         counter++;
@@ -669,8 +690,9 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         } else if (internal) {
             /* the other leg: the same money arrives in the counterparty's account */
             int64_t b = cp_id[g];
-            int64_t b_before = balance[b];
-            balance[b] = b_before + amt;
+            int64_t b_before = balance[b], b_after;
+            if (__builtin_add_overflow(b_before, amt, &b_after)) goto overflow;
+            balance[b] = b_after;
             int64_t sb = ++seq[b];
             legs++;
             if (is_fraud && f >= 1 && f <= MAX_TYPOLOGIES) fraud_counts[f - 1]++;
@@ -692,7 +714,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
             PUTS(&out, ",\"balance_before\":");
             put_i64(&out, b_before);
             PUTS(&out, ",\"balance_after\":");
-            put_i64(&out, b_before + amt);
+            put_i64(&out, b_after);
             PUTS(&out, ",\"status\":\"approved\",\"decline_reason\":null,");
             put_counterparty(&out, self, CP_ACCOUNT, a);
             PUTS(&out, ",\"merchant_category\":null,\"mcc\":null,\"seq\":");
@@ -755,6 +777,11 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                            (long long)skipped, (long long)money_in, (long long)money_out,
                            (long long)n_lines, declined_t, looked_t, fraud_t, types_bytes);
     types_bytes = NULL;
+    goto done;
+overflow:
+    PyErr_SetString(PyExc_OverflowError,
+                    "an account's balance, or the money in or out of the bank, passed the 64-bit "
+                    "range of cents: lower the scenario's amounts or the run's length");
 done:
     for (int c = 0; c < N_COLUMNS; c++)
         if (col[c].held) PyBuffer_Release(&col[c].view);
@@ -819,7 +846,8 @@ static PyObject *gather(PyObject *module, PyObject *args) {
             goto done;
         }
         PyObject *b = PyTuple_GET_ITEM(parts, p[i]);
-        if (!PyBytes_Check(b) || a[i] < 0 || l[i] < 5 || a[i] + l[i] > PyBytes_GET_SIZE(b)) {
+        if (!PyBytes_Check(b) || a[i] < 0 || l[i] < 5 || a[i] > PyBytes_GET_SIZE(b) ||
+            l[i] > PyBytes_GET_SIZE(b) - a[i]) {
             PyErr_SetString(PyExc_IndexError, "gather: an event outside its part");
             goto done;
         }
@@ -827,7 +855,10 @@ static PyObject *gather(PyObject *module, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "gather: an event's send time is already set");
             goto done;
         }
-        total += l[i] + newline + (ms ? 16 : 0);
+        if (__builtin_add_overflow(total, l[i] + newline + (ms ? 16 : 0), &total)) {
+            PyErr_SetString(PyExc_OverflowError, "gather: more than fits in memory");
+            goto done;
+        }
     }
     Out out = {NULL, NULL, 0, 0};
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(int64_t));
@@ -891,7 +922,7 @@ static PyObject *values(PyObject *module, PyObject *args) {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *b = p[i] >= 0 && p[i] < n_parts ? PyTuple_GET_ITEM(parts, p[i]) : NULL;
         if (b == NULL || !PyBytes_Check(b) || a[i] < 0 || l[i] < 5 ||
-            a[i] + l[i] > PyBytes_GET_SIZE(b)) {
+            a[i] > PyBytes_GET_SIZE(b) || l[i] > PyBytes_GET_SIZE(b) - a[i]) {
             PyErr_SetString(PyExc_IndexError, "values: an event outside its part");
             Py_CLEAR(result);
             goto done;

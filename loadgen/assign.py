@@ -16,13 +16,12 @@ def parse_cells(text: str | None, cells: int) -> range:
     """``"a-b"`` (inclusive) or ``"a"`` -> the cells; all of them for None."""
     if text is None:
         return range(cells)
-    try:
-        low_text, _, high_text = text.partition("-")
-        low = int(low_text)
-        high = int(high_text) if high_text else low
-    except ValueError:
+    low_text, dash, high_text = text.strip().partition("-")
+    if not low_text.isdigit() or (dash and not high_text.isdigit()) or len(text) > 40:
         msg = f"--cells expects A-B (e.g. 0-127) or one cell, got {text[:40]!r}"
-        raise LoadgenUsageError(msg) from None
+        raise LoadgenUsageError(msg)
+    low = int(low_text)
+    high = int(high_text) if dash else low
     if low > high:
         msg = f"--cells {text}: the first cell is after the last (did you mean {high}-{low}?)"
         raise LoadgenUsageError(msg)

@@ -139,6 +139,8 @@ class Coordinator:
         self._say(note)
         activity = run.model.cell_activity(cell_activity)
         parts = [r for r in split(run.cells, activity, options.processes) if len(r)]
+        for key in [k for k in run.model.cache if isinstance(k, tuple) and k[0] == "customers"]:
+            del run.model.cache[key]  # the processes draw their own
         config = {
             "bootstrap.servers": settings.kafka_bootstrap,
             **producer_config(settings.kafka_config, delivery),

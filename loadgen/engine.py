@@ -108,6 +108,8 @@ class CellStream:
             self.cursor = cursor + done
             self.left -= len(made)
             parts.append(made)
+            if len(made):
+                self.empty_spans, self.empty_spans_since = 0, self.next_slot
         chunk = Chunk.join(parts)
         if self.injector is not None:
             chunk = self.injector.apply(chunk, last=self.left <= 0, at=self.last_time)
@@ -142,7 +144,9 @@ class CellStream:
         planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
         every = Rows.concat([self.pending, rows, salaries, planned])
         end = clock.origin + k1 * clock.slot
-        due = every.time < end
+        drawn_to = math.floor(end * 1000.0)
+        # due: before the end, in whole milliseconds (as `take` asks for them)
+        due = (every.time * 1000.0).astype(np.int64) < drawn_to
         self.pending = every.take(~due)
         now = every.take(due)
         now = now.take(np.argsort(now.time, kind="stable"))
@@ -153,16 +157,15 @@ class CellStream:
         days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=len(dates))
         self.prepared = self.ledger.prepare(now, hours[index], days[index])
         self.cursor = 0
-        self.drawn_to = math.floor(end * 1000.0)
-        if len(now):
-            self.empty_spans, self.empty_spans_since = 0, k1
-        else:
-            self.empty_spans += 1
-        if self.empty_spans > 1000:
+        self.drawn_to = drawn_to
+        # spans drawn since the ledger last made an event (rows may make none: refunds with
+        # nothing to refund): a cell that makes nothing for ever is an error, not a hang
+        self.empty_spans += 1
+        if self.empty_spans > 100:
             msg = (
-                f"{self.model.scenario.name}: cell {self.cell} produced no event in "
+                f"{self.model.scenario.name}: cell {self.cell} made no event in "
                 f"{(k1 - self.empty_spans_since) / clock.slots_per_hour:g} simulated hours; "
-                "check the activity and mix"
+                "check the segments' activity and mix (refunds need earlier purchases)"
             )
             raise LoadgenError(msg)
 
@@ -238,7 +241,9 @@ class Injector:
                 times.append(t)
                 types.append(kind)
         if last:
-            end = times[-1] if times else at
+            # the end of the stream: after the chunk's last event (whether it went out or is
+            # held too), or after the last one sent before it
+            end = int(chunk.times[-1]) if len(chunk) else at
             while held:
                 _, _, k, late_line, late_kind = heapq.heappop(held)
                 keys.append(k)

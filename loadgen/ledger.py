@@ -28,6 +28,7 @@ from loadgen.draw import (
     CP_MERCHANT,
     Rows,
 )
+from loadgen.errors import LoadgenError
 from loadgen.model import (
     BILL,
     CARD,
@@ -50,6 +51,11 @@ NO_FRAUD = '"fraud":false,"typology":null,"fraud_instance":null,"ref_tx":'
 NO_MERCHANT = '"merchant_category":null,"mcc":null,'
 NORMAL = NO_FRAUD + "null"  # no fraud, no referenced transaction
 N_CHANNELS = len(CHANNELS)
+MAX_CENTS = 2**63 - 1  # balances and sums are 64-bit (the C loop's, MongoDB's long)
+OVERFLOW = (
+    "{}: an account's balance, or the money in or out of the bank, passed the 64-bit range of "
+    "cents: lower the scenario's amounts or the run's length"
+)
 POOL_TARGET = 4096  # refundable purchases a cell keeps (a sample of its refund window)
 
 
@@ -313,6 +319,8 @@ class Ledger:
             stats.counts[2 * t + 1] += declined[t]
         stats.money_in += money_in
         stats.money_out += money_out
+        if max(stats.money_in, stats.money_out) > MAX_CENTS:
+            raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
 
     def run(self, prepared: Prepared, i0: int, i1: int, limit: int) -> tuple[Chunk, int]:
         """Events for rows [i0, i1) of ``prepared``, in order, at most ``limit`` of them, and
@@ -414,6 +422,8 @@ class Ledger:
             else:
                 after = balance[a] = before + amt
                 money_in += amt
+                if after > MAX_CENTS:
+                    raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
             s = seq[a] = seq[a] + 1
             counter += 1
             out_key(keys_of[a])
@@ -433,6 +443,8 @@ class Ledger:
                 b = cpi_l[i]
                 b_before = balance[b]
                 balance[b] = b_before + amt
+                if b_before + amt > MAX_CENTS:
+                    raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
                 sb = seq[b] = seq[b] + 1
                 legs += 1
                 leg_fraud = NO_FRAUD

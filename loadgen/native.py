@@ -8,11 +8,13 @@ compiled module (a checkout nobody installed), the reference runs instead.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from loadgen.chunk import Chunk
+from loadgen.errors import LoadgenError
 from loadgen.ledger import N_CHANNELS, Ledger, Prepared
 from loadgen.model import EngineModel
 from loadgen.population import CellState
@@ -71,6 +73,13 @@ class NativeLedger(Ledger):
         # the C loop keeps its own copy of the accounts' texts: the list is not needed again
         state.who = []
 
+    def _run(self, columns: tuple[Any, ...], i0: int, i1: int, limit: int) -> Any:
+        try:
+            return self.native.run(columns, i0, i1, limit)
+        except OverflowError as exc:
+            msg = f"{self.model.scenario.name}: {exc}"
+            raise LoadgenError(msg) from None
+
     @property
     def pool_size(self) -> int:
         return int(self.native.pool_size)
@@ -118,7 +127,7 @@ class NativeLedger(Ledger):
             looked_at,
             fraud,
             types,
-        ) = self.native.run(columns, i0, i1, limit)
+        ) = self._run(columns, i0, i1, limit)
         self.counter = int(self.native.counter)
         self.count(list(looked_at), list(declined), legs, skipped, money_in, money_out)
         for i, n in enumerate(fraud):

@@ -67,7 +67,8 @@ def natural_per_hour(model: EngineModel, hours: int) -> NDArray[np.float64]:
                 continue
             low = clock.epoch(day, 8 * HOUR - jitter / 2)
             high = clock.epoch(day, 8 * HOUR + jitter / 2)
-            for h in range(hours):
+            first = max(0, int((low - clock.origin) // HOUR))
+            for h in range(first, min(hours, int((high - clock.origin) // HOUR) + 1)):
                 begin = clock.origin + h * HOUR
                 overlap = min(high, begin + HOUR) - max(low, begin)
                 if jitter == 0 and begin <= low < begin + HOUR:
@@ -125,24 +126,49 @@ def window_hours(model: EngineModel, schedule: Schedule) -> int:
 
 def check_fit(model: EngineModel, schedule: Schedule) -> None:
     """Refuse an accelerated scenario whose load asks for more than FIT x the population's
-    busiest hour (see the module's text)."""
+    busiest hour (see the module's text), naming the least acceleration that fits (a faster
+    clock also lengthens the window, and so may take in a busier hour) and the population."""
     scenario = model.scenario
     if scenario.time.mode != "accelerated" or not schedule.paced:
         return
     acceleration = scenario.time.acceleration
-    busiest = float(natural_per_hour(model, window_hours(model, schedule)).max())
-    asked = schedule.peak_rate * HOUR / acceleration
-    if asked <= FIT * busiest:
+    hours = window_hours(model, schedule)
+    natural = natural_per_hour(model, LONGEST_WINDOW)
+    busiest_by = np.maximum.accumulate(natural)  # the busiest hour of the first h + 1 hours
+
+    def fits(a: float) -> bool:
+        window = int(min(LONGEST_WINDOW, max(1, math.ceil(hours * a / acceleration))))
+        return schedule.peak_rate * HOUR / a <= FIT * float(busiest_by[window - 1])
+
+    if fits(acceleration):
         return
-    need = asked / (FIT * busiest)
+    busiest = float(busiest_by[hours - 1])
+    asked = schedule.peak_rate * HOUR / acceleration
+    low, high = acceleration, acceleration * 2
+    while not fits(high) and high < 1e7:
+        low, high = high, high * 2
+    for _ in range(60):  # the least acceleration that fits, to a part in a thousand
+        if high - low <= high * 1e-3:
+            break
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
     customers = scenario.population.customers
+    more = customers * asked / (FIT * busiest)
+    by_population = (
+        f"population.customers to at least {_round_up(more)}"
+        if more <= 1e9
+        else "a population far above the largest (1,000,000,000)"
+    )
+    faster = (
+        f"raise time.acceleration to at least {_round_up(high)}"
+        if high <= 1e7
+        else "no time.acceleration up to 10,000,000 fits"
+    )
     msg = (
         f"{scenario.name}: the load asks for up to {asked:,.0f} events per simulated hour "
         f"({schedule.peak_rate:,.0f}/s at time.acceleration {acceleration:g}), more than "
         f"{FIT:g}x what its {customers:,} customers do in their busiest hour ({busiest:,.0f}); "
-        f"raise time.acceleration to at least {_round_up(acceleration * need)}, or "
-        f"population.customers to at least {_round_up(customers * need)}, or lower the rate "
-        "(or use time.mode: by_rate)"
+        f"{faster}, or {by_population}, or lower the rate (or use time.mode: by_rate)"
     )
     raise LoadgenUsageError(msg)
 

@@ -14,6 +14,7 @@ some time; once every cell has gone past a time, the events before it are final 
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from scenarios import LoadedScenario
 BATCH = 32_768  # events merged and handed out at a time (about)
 MAX_WINDOW_HOURS = 24 * 7  # simulated time merged at a time, at most
 MAX_EVENTS = 10**12
+BYTES_PER_ACCOUNT = 500  # a cell's state, ledger and texts (measured: ~450)
+BYTES_PER_CELL = 2**20  # rows drawn ahead, tables
+KEEP_CUSTOMERS = 2_000_000  # populations this small keep the customers drawn for the plan
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,40 @@ def plan(
     if events is not None and not 0 < events <= MAX_EVENTS:
         msg = f"the number of events must be between 1 and {MAX_EVENTS:,}, got {events:,}"
         raise LoadgenUsageError(msg)
+    _check_memory(model, chosen)
     check_fit(model, schedule)
     activity = model.cell_activity(cell_activity)
+    small = scenario.population.customers <= KEEP_CUSTOMERS
     for cell in range(model.cells):  # customers drawn for the activity, kept for building
-        if cell not in chosen:
+        if cell not in chosen or not small:
             model.cache.pop(("customers", cell), None)
     total = sum(activity)
     share = sum(activity[c] for c in chosen) / total if total > 0 else 0.0
     _check_fraud_density(model, activity)
     share_of = None if events is None else tuple(quotas(model, events))
     return Plan(loaded, model, chosen, events, schedule, share, share_of)
+
+
+def _check_memory(model: EngineModel, cells: range) -> None:
+    """Refuse, before drawing anyone, a population whose cells would not fit in this machine's
+    memory (about BYTES_PER_ACCOUNT an account, measured)."""
+    pop = model.scenario.population
+    weights = np.asarray(pop.accounts_per_customer, dtype=np.float64)
+    per_customer = float((weights / weights.sum() * np.arange(1, len(weights) + 1)).sum())
+    accounts = pop.customers * len(cells) / model.cells * per_customer
+    need = accounts * BYTES_PER_ACCOUNT + len(cells) * BYTES_PER_CELL
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not on this system: no check
+        return
+    if need > 0.8 * memory:
+        msg = (
+            f"{model.scenario.name}: cells {cells.start}-{cells.stop - 1} hold about "
+            f"{accounts:,.0f} accounts, about {need / 2**30:,.1f} GiB, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB can hold: give fewer --cells, share them between hosts "
+            "(--shard), or lower population.customers"
+        )
+        raise LoadgenUsageError(msg)
 
 
 def _check_fraud_density(model: EngineModel, activity: Sequence[float]) -> None:

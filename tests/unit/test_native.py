@@ -8,6 +8,7 @@ import pytest
 
 from loadgen import native
 from loadgen.engine import CellStream, quotas
+from loadgen.errors import LoadgenError
 from loadgen.model import EngineModel
 from scenarios import load
 
@@ -91,3 +92,40 @@ def test_gather_orders_events_into_json_lines():
     if native.AVAILABLE:
         with pytest.raises(IndexError):
             native.gather(parts, part, start, length + 5)
+
+
+def test_the_c_loop_refuses_misuse_instead_of_crashing():
+    if not native.AVAILABLE:
+        pytest.skip("the C loop is not built")
+    from loadgen import _ledger
+
+    bare = _ledger.Ledger.__new__(_ledger.Ledger)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.run(tuple([np.zeros(1, np.int64)] * 21), 0, 0, 0)
+    one = (b'{"a":1,"send_time":null}',)
+    zero, one_, huge = (np.array([v], dtype=np.int64) for v in (0, 1, 2**63 - 1))
+    with pytest.raises(IndexError):
+        _ledger.gather(one, zero, one_, huge, None, True)
+    with pytest.raises(IndexError):
+        _ledger.values(one, zero, one_, huge, zero)
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_a_balance_past_64_bits_is_an_error_not_a_wrong_number(use_native: bool):
+    if use_native and not native.AVAILABLE:
+        pytest.skip("the C loop is not built")
+    overrides = [
+        "population.customers=2",
+        "population.segments=[{name: rich, share: 1, mix: {deposit: 1}, activity: "
+        "{mean_per_day: 10000}}]",
+        "transaction_types.deposit.amount={median: 10000000000000, sigma: 0.1, "
+        "max: 10000000000000}",
+        "anomalies.typologies=[]",
+    ]
+    loaded = load("retail-day", overrides=overrides, environ={})
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    model.native = use_native
+    stream = CellStream(model, 0, 20_000)  # past 9,223 deposits of R$ 10 trillion
+    with pytest.raises(LoadgenError, match="64-bit range of cents"):
+        for _ in stream.chunks():
+            pass
