@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "loadgen.cli",
         "write a scenario's events as JSON lines (no Kafka): for inspection and tools",
     ),
+    "sink": (
+        "sink.cli",
+        "write the events from Kafka to MongoDB, each once, projections exact, from several "
+        "processes (metrics, dead letters)",
+    ),
     "produce": (
         "loadgen.produce",
         "send a scenario's events to Kafka at its rate, from several processes (metrics, "

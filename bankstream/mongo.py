@@ -11,6 +11,8 @@ from bankstream.errors import BankstreamError, UsageError
 from bankstream.settings import Settings
 
 Document = dict[str, Any]
+# A write refused because the _id is taken: for the sink, "already written".
+DUPLICATE_KEY = 11000
 
 
 class MongoUnavailable(BankstreamError):

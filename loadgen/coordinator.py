@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bankstream import kafka
+from bankstream import kafka, metrics
 from bankstream.errors import EXIT_FAILURE
 from bankstream.settings import Settings
 from loadgen import manifest as manifests
@@ -96,29 +95,6 @@ def ensure_topic(settings: Settings, name: str, partitions: int, replication: in
     return f"topic {name} created ({partitions} partitions, replication {replication})"
 
 
-def serve_metrics(port: int, directory: str) -> Callable[[], None]:
-    """One /metrics for every process of the run; returns how to stop serving it."""
-    from prometheus_client import start_http_server
-
-    from loadgen.metrics import registry
-
-    try:
-        server, thread = start_http_server(port, addr="0.0.0.0", registry=registry(directory))
-    except OSError as exc:
-        msg = (
-            f"cannot serve /metrics on port {port} ({exc.strerror}): "
-            "give another --metrics-port (0: none)"
-        )
-        raise LoadgenUsageError(msg) from None
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(2)
-
-    return stop
-
-
 class Coordinator:
     def __init__(self, settings: Settings, run: Plan, schedule: Schedule, options: Options) -> None:
         self.settings = settings
@@ -147,7 +123,7 @@ class Coordinator:
         }
         metrics_dir = tempfile.mkdtemp(prefix="bankstream-metrics-")
         stop_serving = (
-            serve_metrics(options.metrics_port, metrics_dir) if options.metrics_port else None
+            metrics.serve(options.metrics_port, metrics_dir) if options.metrics_port else None
         )
         context = multiprocessing.get_context("spawn")
         stop, start_at, reports = context.Event(), context.Value("d", 0.0), context.Queue()

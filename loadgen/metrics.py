@@ -7,18 +7,14 @@ transaction type at most: no account or transaction ids as labels.
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.events import TX_TYPES
+from bankstream.metrics import observe_many
 
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-ENV = "PROMETHEUS_MULTIPROC_DIR"
 # delivery latency, from the intended send time to the broker's acknowledgement
 LATENCY_BUCKETS = (
     0.001,
@@ -39,11 +35,6 @@ LATENCY_BUCKETS = (
     120.0,
     300.0,
 )
-
-
-def use_directory(directory: str) -> None:
-    """Where this process writes its metrics: call before prometheus_client is imported."""
-    os.environ[ENV] = directory
 
 
 class Metrics:
@@ -110,23 +101,5 @@ class Metrics:
         self._bounds = np.asarray(LATENCY_BUCKETS)
 
     def observe_latencies(self, seconds: NDArray[np.float64]) -> None:
-        """Many latencies at once, into the histogram's buckets (what ``observe`` does for one)."""
-        if not len(seconds):
-            return
-        index = np.searchsorted(self._bounds, seconds, side="left")
-        counts = np.bincount(index, minlength=len(self._bounds) + 1)
-        latency: Any = self.latency
-        for i, n in enumerate(counts.tolist()):
-            if n:
-                latency._buckets[i].inc(n)
-        latency._sum.inc(float(seconds.sum()))
-
-
-def registry(directory: str) -> CollectorRegistry:
-    """A registry that reads every process's metrics in ``directory`` (for the one /metrics)."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    reg = CollectorRegistry()
-    MultiProcessCollector(reg, path=directory)  # type: ignore[no-untyped-call]
-    return reg
+        """Many latencies at once, into the histogram's buckets."""
+        observe_many(self.latency, self._bounds, seconds)

@@ -95,10 +95,12 @@ class Worker:
         spec = self.spec = context.spec
         self.metrics = None
         if spec.metrics_dir:
-            from loadgen import metrics
+            from bankstream.metrics import use_directory
 
-            metrics.use_directory(spec.metrics_dir)
-            self.metrics = metrics.Metrics(spec.run_id, spec.loaded.scenario.name)
+            use_directory(spec.metrics_dir)
+            from loadgen.metrics import Metrics
+
+            self.metrics = Metrics(spec.run_id, spec.loaded.scenario.name)
         self.plan = plan(
             spec.loaded,
             events=spec.events,

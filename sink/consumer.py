@@ -1,0 +1,417 @@
+"""One sink process: a consumer of the group, batches, writes, offsets after the write.
+
+The way confluent-kafka's examples show it: ``enable.auto.offset.store=false``, and
+``store_offsets`` only once a batch is written (and its dead letters acknowledged); stored offsets
+are committed every second and on revoke, never for lost partitions. On assignment, batch records
+left by a process that died are finished before the partitions are read (``Writer.recover``).
+
+When MongoDB does not answer, the partitions are paused, the consumer keeps polling (so it stays
+in the group), and the write is retried with backoff until it succeeds; then they resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bankstream import logs
+from bankstream.histogram import LogHistogram
+from sink.decode import Good, decode
+from sink.dlq import DeadLetters
+from sink.writer import Writer
+
+log = logging.getLogger(__name__)
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between write attempts while the store is away
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """What one sink process does (sent to it when it starts)."""
+
+    index: int
+    kafka: dict[str, Any]  # librdkafka settings, bootstrap included
+    group: str
+    topic: str
+    dead_letter_topic: str
+    mongo_uri: str
+    database: str
+    collections: dict[str, str]
+    batch_size: int
+    flush_interval: float  # seconds a batch waits to fill
+    until_idle: float | None  # stop after this long without a message
+    projections: bool
+    metrics_dir: str | None
+    connect_timeout: float
+    store_timeout: float = 30.0  # seconds a store operation may take before it is retried
+    verbose: int = 0
+    fault: str | None = None  # tests: where to die (see Writer._die)
+    report_every: float = 0.5
+
+
+def main(spec: SinkSpec, stop: Any, reports: Any) -> None:
+    """The process's entry point (multiprocessing, spawn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logs.configure(spec.verbose)
+    try:
+        SinkWorker(spec, stop, reports).run()
+    except Exception as exc:  # one line for a person, the details in the log
+        log.debug("sink %d failed:\n%s", spec.index, traceback.format_exc())
+        reports.put({"kind": "error", "worker": spec.index, "message": f"sink {spec.index}: {exc}"})
+
+
+class SinkWorker:
+    def __init__(self, spec: SinkSpec, stop: Any, reports: Any) -> None:
+        from confluent_kafka import Consumer, Producer
+        from pymongo import MongoClient
+
+        self.spec = spec
+        self.stop = stop
+        self.reports = reports
+        self.metrics = None
+        if spec.metrics_dir:
+            from bankstream.metrics import use_directory
+
+            use_directory(spec.metrics_dir)
+            from sink.metrics import Metrics
+
+            self.metrics = Metrics()
+        wait_ms = int(spec.connect_timeout * 1000)
+        self.mongo: Any = MongoClient(
+            spec.mongo_uri,
+            serverSelectionTimeoutMS=wait_ms,
+            connectTimeoutMS=wait_ms,
+            socketTimeoutMS=int(spec.store_timeout * 1000),  # a store that hangs is away too
+            appname="bankstream-sink",
+        )
+        db = self.mongo[spec.database]
+        names = spec.collections
+        self.writer = Writer(
+            db,
+            names["transactions"],
+            names["accounts"],
+            names["rollups"],
+            projections=spec.projections,
+            writer_id=uuid.uuid4().hex[:12],
+        )
+        self.writer.fault = spec.fault
+        logger = logging.getLogger(logs.LIBRDKAFKA_LOGGER)
+        self.consumer = Consumer(
+            {
+                # a sink that dies hands its partitions over within 10 s (librdkafka: 45 s)
+                "session.timeout.ms": 10_000,
+                **spec.kafka,
+                "group.id": spec.group,
+                "enable.auto.offset.store": False,
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "on_commit": self._committed,
+                "logger": logger,
+            }
+        )
+        producer_config = {
+            k: v for k, v in spec.kafka.items() if not k.startswith(("group.", "auto."))
+        }
+        self.dead = DeadLetters(
+            Producer({**producer_config, "enable.idempotence": True, "logger": logger}),
+            spec.dead_letter_topic,
+        )
+        from confluent_kafka.admin import AdminClient
+
+        self.admin = AdminClient({k: v for k, v in spec.kafka.items() if k != "logger"})
+        self.owned: set[tuple[str, int]] = set()
+        self.last_seen: dict[int, int] = {}  # partition -> timestamp (ms) of the last message
+        self.latency = LogHistogram()
+        self.counts = {"consumed": 0, "inserted": 0, "duplicates": 0, "dead": 0, "recovered": 0}
+        self.paused_for = 0.0
+        self.rebalances = 0
+        self.started = self.last_rebalance = time.monotonic()
+        self.assigned_once = False
+        self.last_message = time.monotonic()
+        self._last_report = 0.0
+
+    # ------------------------------------------------------------------ rebalances
+
+    def _committed(self, error: Any, partitions: list[Any]) -> None:
+        """Offsets committed (every second, on revoke, at the end): the time, for the metric."""
+        if error is None and self.metrics:
+            self.metrics.commit.set(time.time())
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        """Before new partitions are read: finish the batch records a dead process left."""
+        self.rebalances += 1
+        self.last_rebalance = time.monotonic()
+        self.assigned_once = True
+        if self.metrics:
+            self.metrics.rebalances.labels(change="assigned").inc(len(partitions))
+        mine = [(p.topic, p.partition) for p in partitions]
+        self.owned |= set(mine)
+        self.writer.forget_accounts()
+        while True:
+            try:
+                found = self.writer.recover(mine)
+                break
+            except Exception as exc:  # the store is away: wait, keep the group alive
+                log.warning("sink %d: cannot recover yet (%s); retrying", self.spec.index, exc)
+                time.sleep(1.0)
+        self.counts["recovered"] += found
+        if found and self.metrics:
+            self.metrics.recovered.inc(found)
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions leaving: their stored offsets are committed (the batch in hand was
+        written before this is called: it runs inside a poll, between batches)."""
+        self.rebalances += 1
+        self.last_rebalance = time.monotonic()
+        if self.metrics:
+            self.metrics.rebalances.labels(change="revoked").inc(len(partitions))
+        self.owned -= {(p.topic, p.partition) for p in partitions}
+        self.writer.forget_accounts()
+        try:
+            consumer.commit(asynchronous=False)
+        except Exception as exc:  # nothing stored to commit, or the group moved on
+            log.info("sink %d: commit on revoke: %s", self.spec.index, exc)
+
+    def _lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions taken away without a revoke (this process was out of the group): no
+        commit, and what was in hand for them is not written."""
+        self.rebalances += 1
+        self.last_rebalance = time.monotonic()
+        self.owned -= {(p.topic, p.partition) for p in partitions}
+        self.writer.forget_accounts()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        spec = self.spec
+        self.writer.ensure_indexes()
+        self.consumer.subscribe(
+            [spec.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+        if self.metrics:
+            self.metrics.processes.inc()
+        self.reports.put({"kind": "ready", "worker": spec.index})
+        try:
+            while not self.stop.is_set():
+                messages = self.consumer.consume(spec.batch_size, timeout=spec.flush_interval)
+                messages = [m for m in messages if m.error() is None]
+                if messages:
+                    self.last_message = time.monotonic()
+                    self._handle(messages)
+                elif spec.until_idle is not None and self._idle_done(spec.until_idle):
+                    break
+                self._report()
+        finally:
+            self._close()
+
+    def _idle(self) -> float:
+        return time.monotonic() - self.last_message
+
+    def _idle_done(self, quiet: float) -> bool:
+        """Nothing came for ``quiet`` seconds, the group has not changed for as long, and this
+        process has read its partitions to the end (before its first assignment it waits
+        three times as long: the group may still be forming)."""
+        now = time.monotonic()
+        if self._idle() < quiet or now - self.last_rebalance < quiet:
+            return False
+        if not self.assigned_once and now - self.started < 3 * quiet:
+            return False
+        return all(behind == 0 for behind, _ in self._lags(exact=True).values())
+
+    def _handle(self, messages: list[Any]) -> None:
+        metrics = self.metrics
+        self.counts["consumed"] += len(messages)
+        if metrics:
+            metrics.consumed.inc(len(messages))
+            metrics.batch.observe(len(messages))
+        for m in messages:
+            self.last_seen[m.partition()] = m.timestamp()[1]
+        good, bad = decode(messages)
+        if bad:
+            self.dead.send(bad)
+        written = self._write(good, {(m.topic(), m.partition()) for m in messages})
+        if bad:
+            while not self.dead.flush(5.0):  # dead letters acknowledged before the offsets
+                if self.stop.is_set() and self.dead.failed:
+                    break
+                log.warning("sink %d: dead-letter topic not answering; retrying", self.spec.index)
+            self.counts["dead"] += len(bad)
+            if metrics:
+                metrics.dead.inc(len(bad))
+        if written is None:
+            return
+        self.writer._die("after_write")  # tests: written, offsets not stored
+        # offsets after the write: the next message of each partition
+        from confluent_kafka import TopicPartition
+
+        ends: dict[tuple[str, int], int] = {}
+        for m in messages:
+            key = (m.topic(), m.partition())
+            ends[key] = max(ends.get(key, -1), m.offset())
+        offsets = [
+            TopicPartition(t, p, o + 1) for (t, p), o in ends.items() if (t, p) in self.owned
+        ]
+        if offsets:
+            self.consumer.store_offsets(offsets=offsets)
+
+    def _write(self, good: list[Good], partitions: set[tuple[str, int]]) -> Any:
+        """Write with retries: while the store is away, pause and keep polling."""
+        attempt = 0
+        paused_at = None
+        while True:
+            mine = [g for g in good if (self.spec.topic, g.partition) in self.owned]
+            try:
+                began = time.monotonic()
+                written = self.writer.write(mine, partitions & self.owned)
+                seconds = time.monotonic() - began
+                break
+            except Exception as exc:
+                if paused_at is None:
+                    paused_at = time.monotonic()
+                    self.consumer.pause(self.consumer.assignment())
+                    if self.metrics:
+                        self.metrics.paused.set(1)
+                    log.warning("sink %d: store not writable (%s); paused", self.spec.index, exc)
+                wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline:
+                    self.consumer.poll(0.1)  # stays in the group; rebalances happen here
+                    self._report()
+                if self.stop.is_set() and attempt > 3:
+                    log.warning("sink %d: stopping with a batch not written", self.spec.index)
+                    return None
+        if paused_at is not None:
+            self.paused_for += time.monotonic() - paused_at
+            self.consumer.resume(self.consumer.assignment())
+            if self.metrics:
+                self.metrics.paused.set(0)
+            log.warning(
+                "sink %d: store back after %.1f s; resumed",
+                self.spec.index,
+                time.monotonic() - paused_at,
+            )
+        self.counts["inserted"] += written.inserted
+        self.counts["duplicates"] += written.duplicates
+        now_ms = time.time() * 1000.0
+        sent = np.array(
+            [e["send_time"] for e in written.new if e["send_time"] is not None], dtype=np.float64
+        )
+        latencies = np.maximum(0.0, (now_ms - sent) / 1000.0)
+        self.latency.add(latencies)
+        metrics = self.metrics
+        if metrics:
+            metrics.inserted.inc(written.inserted)
+            metrics.duplicates.inc(written.duplicates)
+            metrics.write_seconds.observe(seconds)
+            metrics.observe_latencies(latencies)
+        return written
+
+    # ------------------------------------------------------------------ reports
+
+    def _lags(self, exact: bool = False) -> dict[int, tuple[int, float]]:
+        """Per partition: messages behind its end, and the age (s) of the last message read
+        while there are more. The ends are those the last fetches saw, unless ``exact``: then
+        the broker is asked, for every partition in one request."""
+        from confluent_kafka import TopicPartition
+
+        out: dict[int, tuple[int, float]] = {}
+        try:
+            assigned = self.consumer.assignment()
+            positions = self.consumer.position(assigned) if assigned else []
+            unread = [tp for tp in positions if tp.offset < 0] if exact else []
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in (self.consumer.committed(unread, timeout=5) if unread else [])
+            }
+            ends = self._ends(positions) if exact else {}
+        except Exception:
+            return out
+        now_ms = time.time() * 1000.0
+        for tp in positions:
+            key = (tp.topic, tp.partition)
+            if exact:
+                low, high = 0, ends.get(key, -1)
+            else:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), cached=True
+                )
+            # nothing read yet: from the committed offset (or the start)
+            position = tp.offset if tp.offset >= 0 else committed.get(key, -1)
+            position = position if position >= 0 else max(low, 0)
+            behind = max(0, high - position) if high >= 0 else 0
+            seen = self.last_seen.get(tp.partition)
+            age = (now_ms - seen) / 1000.0 if behind and seen else 0.0
+            out[tp.partition] = (behind, max(0.0, age))
+        return out
+
+    def _ends(self, partitions: list[Any]) -> dict[tuple[str, int], int]:
+        """The end offset of each partition, asked of the broker in one request."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        if not partitions:
+            return {}
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        wanted = {TopicPartition(tp.topic, tp.partition): latest for tp in partitions}
+        futures = self.admin.list_offsets(wanted, request_timeout=10)
+        return {
+            (tp.topic, tp.partition): future.result(timeout=10).offset
+            for tp, future in futures.items()
+        }
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < self.spec.report_every:
+            return
+        self._last_report = now
+        lags = self._lags()
+        if self.metrics:
+            for partition, (behind, age) in lags.items():
+                self.metrics.lag.labels(partition=str(partition)).set(behind)
+                self.metrics.lag_seconds.labels(partition=str(partition)).set(age)
+        self.reports.put(
+            {
+                "kind": "progress",
+                "worker": self.spec.index,
+                **self.counts,
+                "lag": sum(b for b, _ in lags.values()),
+                "lag_seconds": max((a for _, a in lags.values()), default=0.0),
+                "partitions": len(self.owned),
+                "latency_p99": self.latency.percentile(0.99),
+                "paused": self.paused_for,
+            }
+        )
+
+    def _close(self) -> None:
+        try:
+            self.consumer.commit(asynchronous=False)
+        except Exception as exc:
+            log.info("sink %d: final commit: %s", self.spec.index, exc)
+        self._report(force=True)
+        self.consumer.close()
+        self.dead.flush(10.0)
+        if self.metrics:
+            self.metrics.processes.dec()
+        self.reports.put(
+            {
+                "kind": "final",
+                "worker": self.spec.index,
+                **self.counts,
+                "latency": self.latency.to_dict(),
+                "paused_seconds": self.paused_for,
+                "rebalances": self.rebalances,
+                "idle": math.isfinite(self._idle()),
+            }
+        )
+        self.mongo.close()

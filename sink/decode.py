@@ -1,0 +1,96 @@
+"""Kafka messages -> events, and the messages that are not events, with their reason.
+
+Pure (bytewax's oks/errs spirit): nothing here raises on bad input; a bad message comes back as
+data, for the dead-letter topic. The check is the contract's fast one (types, required fields,
+vocabularies, version), plus what only the message knows: its key is the event's account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from bankstream.events import problem
+
+MAX_BYTES = 64 * 1024  # an event is about 750 bytes; anything this big is not one
+
+
+class Message(Protocol):
+    """What decoding needs of a Kafka message (confluent_kafka.Message has it)."""
+
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | str | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class Good:
+    event: dict[str, Any]
+    partition: int
+    offset: int
+    timestamp_ms: int  # the Kafka message's timestamp (the producer: the intended send time)
+
+
+@dataclass(frozen=True)
+class Bad:
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _text(key: bytes | str | None) -> str | None:
+    if key is None or isinstance(key, str):
+        return key
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _check(message: Message) -> tuple[str, dict[str, Any] | None]:
+    """(why it is not an event, None), or ("", the event)."""
+    value = message.value()
+    if value is None:
+        return "an empty message (no value)", None
+    if len(value) > MAX_BYTES:
+        return f"oversize: {len(value):,} bytes (an event has at most {MAX_BYTES:,})", None
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON ({str(exc)[:120]})", None
+    if not isinstance(event, dict):
+        return f"not a JSON object but {type(event).__name__}", None
+    wrong = problem(event)
+    if wrong is not None:
+        return wrong, None
+    if _text(message.key()) != event["account"]:
+        return "the message key is not the event's account", None
+    return "", event
+
+
+def decode(messages: Iterable[Message]) -> tuple[list[Good], list[Bad]]:
+    """The messages' events, and the messages that are not events of this contract."""
+    good: list[Good] = []
+    bad: list[Bad] = []
+    for message in messages:
+        reason, event = _check(message)
+        partition = message.partition() or 0
+        offset = message.offset() or 0
+        if event is None:
+            key = message.key()
+            raw_key = key.encode() if isinstance(key, str) else key
+            bad.append(
+                Bad(reason, message.topic() or "", partition, offset, raw_key, message.value())
+            )
+        else:
+            good.append(Good(event, partition, offset, message.timestamp()[1]))
+    return good, bad

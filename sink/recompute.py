@@ -1,0 +1,54 @@
+"""What the projections should hold, recomputed from ``transactions``: for the verifier and the
+tests, which compare it with what the sink's incremental updates left in the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.database import Database
+
+from sink.projections import project
+from sink.writer import PENDING
+
+Document = dict[str, Any]
+
+
+def differences(
+    db: Database[Document],
+    transactions: str = "transactions",
+    accounts: str = "accounts",
+    rollups: str = "rollups",
+    limit: int = 20,
+) -> list[str]:
+    """Where ``accounts`` and ``rollups`` differ from a projection of every stored transaction
+    (empty when they are exact). Reads everything: for verification, not for the hot path."""
+    events = [
+        {k: v for k, v in d.items() if k not in ("_id", PENDING)}
+        for d in db[transactions].find({}, sort=[("_id", 1)])
+    ]
+    pending = db[transactions].count_documents({PENDING: 1})
+    expected = project(events)
+    out: list[str] = []
+    if pending:
+        out.append(f"{pending} transactions still pending (not projected)")
+    stored = {d["_id"]: d for d in db[rollups].find({})}
+    for key, change in expected.rollups.items():
+        doc = stored.pop(key, None)
+        if doc is None:
+            out.append(f"rollup {key} missing")
+            continue
+        for name, value in change.inc.items():
+            if doc.get(name, 0) != value:
+                out.append(f"rollup {key}: {name} {doc.get(name, 0)}, expected {value}")
+    out += [f"rollup {key} is not in any transaction" for key in stored]
+    have = {d["_id"]: d for d in db[accounts].find({})}
+    for account, state in expected.accounts.items():
+        doc = have.pop(account, None)
+        if doc is None:
+            out.append(f"account {account} missing")
+            continue
+        for name in ("balance", "last_seq", "last_tx"):
+            if doc.get(name) != state[name]:
+                out.append(f"account {account}: {name} {doc.get(name)}, expected {state[name]}")
+    out += [f"account {account} has no transaction" for account in have]
+    return out[:limit]

@@ -1,0 +1,319 @@
+"""Writing a batch to MongoDB so that each transaction is stored once and each projection counts
+each transaction once, whatever is replayed and wherever a process dies (docs/sink.md).
+
+One batch, in order:
+
+1. insert its events into ``transactions`` (``_id`` = tx id, unordered), each marked pending
+   (``_p``); a duplicate key (11000) means "already there";
+2. the events to project: those inserted now, and those already there but still pending (an
+   earlier attempt stored them and died before projecting them);
+3. a batch record in ``sink_batches``: the projections' changes, this writer's id and batch
+   number, the partitions, the ids (one document: written whole or not at all);
+4. apply the changes: each rollup document is changed only if it has not seen this writer's
+   batch number yet (``_w.<writer>`` < number, set in the same update); each account only by a
+   newer seq;
+5. clear the events' pending mark; 6. delete the record. Then the offsets are stored.
+
+A process that dies after 3 leaves the record; whoever gets its partitions next finishes it
+(``recover``) before reading them, and the changes it already made are skipped by their guard.
+A process that dies before 3 leaves pending events, which its successor projects when they come
+again. Only standard update operators (``$inc``, ``$set``, ``$setOnInsert``, upserts): no
+multi-document transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from bankstream.mongo import DUPLICATE_KEY, Document
+from sink.decode import Good
+from sink.projections import project
+
+BATCHES = "sink_batches"  # the batch records
+PENDING = "_p"
+GUARDS = "_w"
+MOST_PER_RECORD = 10_000  # events per batch record (its document stays far below 16 MB)
+LEASE = 20.0  # seconds a batch record is its finisher's before another may take it over
+
+
+class StoreError(Exception):
+    """A write the store refused for a reason other than a duplicate key."""
+
+
+@dataclass
+class Written:
+    inserted: int  # new transactions
+    duplicates: int  # already stored
+    projected: int  # events whose projections were applied
+    new: list[dict[str, Any]]  # the events inserted now (for latency)
+
+
+def _duplicate_indexes(exc: BulkWriteError) -> tuple[set[int], list[dict[str, Any]]]:
+    """The indexes of the operations refused as duplicates, and every other error."""
+    duplicates, others = set(), []
+    for error in exc.details.get("writeErrors", []):
+        if error.get("code") == DUPLICATE_KEY:
+            duplicates.add(int(error["index"]))
+        else:
+            others.append(error)
+    if exc.details.get("writeConcernErrors"):
+        others += exc.details["writeConcernErrors"]
+    return duplicates, others
+
+
+class Writer:
+    def __init__(
+        self,
+        db: Database[Document],
+        transactions: str = "transactions",
+        accounts: str = "accounts",
+        rollups: str = "rollups",
+        projections: bool = True,
+        writer_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.transactions = db[transactions]
+        self.accounts = db[accounts]
+        self.rollups = db[rollups]
+        self.batches = db[BATCHES]
+        self.projections = projections
+        self.writer_id = writer_id or uuid.uuid4().hex[:12]
+        self.counter = int(time.time() * 1000) * 1000  # increasing across restarts too
+        self.open: list[str] = []  # records of this writer not finished (a failed attempt)
+        self.last_seq: dict[str, int] = {}  # account -> the last seq written
+        self.fault: str | None = None  # tests: die at "before_write", "after_insert", ...
+
+    # ------------------------------------------------------------------ setup
+
+    def ensure_indexes(self) -> None:
+        """The indexes the sink, the verifier and the dashboard use, created idempotently."""
+        self.transactions.create_index([("account", 1), ("event_time", 1)])
+        self.transactions.create_index([("event_time", 1)])
+        self.transactions.create_index([("type", 1), ("event_time", 1)])
+        self.transactions.create_index([("run_id", 1)])
+        self.rollups.create_index([("kind", 1), ("t", 1)])
+        self.rollups.create_index([("kind", 1), ("debits", -1)])
+        self.accounts.create_index([("customer", 1)])
+        self.batches.create_index([("partitions", 1)])
+
+    # ------------------------------------------------------------------ a batch
+
+    def write(self, goods: Sequence[Good], partitions: Iterable[tuple[str, int]]) -> Written:
+        """Store ``goods`` (from ``partitions``) and project them, exactly once. On an error the
+        same batch may be written again: what was done is not done twice."""
+        self._finish_open()
+        keys = sorted({f"{t}:{p}" for t, p in partitions})
+        total = Written(0, 0, 0, [])
+        for start in range(0, len(goods), MOST_PER_RECORD):
+            part = self._write(goods[start : start + MOST_PER_RECORD], keys)
+            total.inserted += part.inserted
+            total.duplicates += part.duplicates
+            total.projected += part.projected
+            total.new += part.new
+        return total
+
+    def _write(self, goods: Sequence[Good], partitions: list[str]) -> Written:
+        self._die("before_write")
+        # pending until projected (with no projections, nothing to wait for)
+        mark = {PENDING: 1} if self.projections else {}
+        documents = [{"_id": g.event["tx_id"], **g.event, **mark} for g in goods]
+        duplicates: set[int] = set()
+        if documents:
+            try:
+                self.transactions.insert_many(documents, ordered=False)
+            except BulkWriteError as exc:
+                duplicates, others = _duplicate_indexes(exc)
+                if others:
+                    first = others[0]
+                    msg = f"transactions: {first.get('errmsg', first)} (code {first.get('code')})"
+                    raise StoreError(msg) from None
+        self._die("after_insert")
+        new = [d for i, d in enumerate(documents) if i not in duplicates]
+        if not self.projections:
+            return Written(len(new), len(duplicates), 0, new)
+        # stored by an earlier attempt that died before projecting them (not a second copy of
+        # an event inserted just now: injected duplicates can share a batch)
+        inserted_now = {d["_id"] for d in new}
+        again = list({documents[i]["_id"] for i in duplicates} - inserted_now)
+        pending = list(self.transactions.find({"_id": {"$in": again}, PENDING: 1})) if again else []
+        events = new + pending
+        if not events:
+            return Written(len(new), len(duplicates), 0, new)
+        self.counter += 1
+        record = self._record(events, partitions)
+        # open before it is sent: an insert that timed out may still have landed, and the next
+        # attempt must finish that record rather than project the same events in a new one
+        self.open.append(record["_id"])
+        self.batches.insert_one(record)
+        self._die("after_record")
+        self._finish(record, fresh=True)
+        return Written(len(new), len(duplicates), len(events), new)
+
+    def _record(self, events: list[dict[str, Any]], partitions: list[str]) -> dict[str, Any]:
+        projection = project(events)
+        return {
+            "_id": f"{self.writer_id}:{self.counter}",
+            "writer": self.writer_id,
+            "counter": self.counter,
+            "partitions": partitions,
+            "ids": [e["_id"] for e in events],
+            "accounts": [
+                {"_id": account, **state} for account, state in projection.accounts.items()
+            ],
+            "rollups": [
+                {"_id": key, "keys": change.keys, "inc": change.inc}
+                for key, change in projection.rollups.items()
+            ],
+            "created": dt.datetime.now(dt.UTC),
+            # who finishes it: its writer, or (once the lease is out) whoever recovers it
+            "owner": self.writer_id,
+            "lease": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=LEASE),
+        }
+
+    def _finish(self, record: dict[str, Any], fresh: bool = False) -> None:
+        """Apply a batch record's changes (each at most once), clear its events' pending mark,
+        delete it. Only the holder of the record's lease does this: its writer, or the one
+        process that claimed it (``recover``). ``fresh``: its writer just made it, so no change
+        of it was applied yet."""
+        writer, counter = record["writer"], record["counter"]
+        guard = f"{GUARDS}.{writer}"
+        seen: set[str] = set()
+        if not fresh:
+            # which rollups already took this batch: read first, then update by _id alone (the
+            # MongoDB-wire server scans the whole collection for a filter on _id and another
+            # field; MongoDB does not). Only this record's lease holder writes these guards.
+            keys = [r["_id"] for r in record["rollups"]]
+            seen = {
+                d["_id"]
+                for d in self.rollups.find({"_id": {"$in": keys}}, {guard: 1})
+                if d.get(GUARDS, {}).get(writer, -1) >= counter
+            }
+        updates = [
+            UpdateOne(
+                {"_id": r["_id"]},
+                {"$inc": r["inc"], "$setOnInsert": r["keys"], "$set": {guard: counter}},
+                upsert=True,
+            )
+            for r in record["rollups"]
+            if r["_id"] not in seen
+        ]
+        self._bulk(self.rollups, updates, "rollups")
+        self._die("after_rollups")
+        self._accounts(record["accounts"])
+        self._die("after_projections")
+        self._clear_pending(record["ids"])
+        self.batches.delete_one({"_id": record["_id"]})
+        if record["_id"] in self.open:
+            self.open.remove(record["_id"])
+
+    def _accounts(self, states: list[dict[str, Any]]) -> None:
+        """Each account to its state of the highest seq: a stored newer one stays. The last seq
+        written is remembered (one writer per partition, so per account); unknown accounts'
+        are read once."""
+        known = self.last_seq
+        unknown = [a["_id"] for a in states if a["_id"] not in known]
+        if unknown:
+            for d in self.accounts.find({"_id": {"$in": unknown}}, {"last_seq": 1}):
+                known[d["_id"]] = d.get("last_seq", 0)
+        newer = [a for a in states if known.get(a["_id"], 0) < a["last_seq"]]
+        self._bulk(
+            self.accounts,
+            [
+                UpdateOne(
+                    {"_id": a["_id"]},
+                    {"$set": {k: v for k, v in a.items() if k != "_id"}},
+                    upsert=True,
+                )
+                for a in newer
+            ],
+            "accounts",
+        )
+        for a in newer:
+            known[a["_id"]] = a["last_seq"]
+        if len(known) > 2_000_000:
+            known.clear()
+
+    def forget_accounts(self) -> None:
+        """Partitions moved: what this writer knew of accounts' last seq may be stale."""
+        self.last_seq.clear()
+
+    def _clear_pending(self, ids: list[str]) -> None:
+        """One update by _id each (a filter on a list of _ids is slow on the MongoDB-wire
+        server)."""
+        if ids:
+            self.transactions.bulk_write(
+                [UpdateOne({"_id": i}, {"$unset": {PENDING: ""}}) for i in ids], ordered=False
+            )
+
+    @staticmethod
+    def _bulk(collection: Any, updates: list[UpdateOne], what: str) -> None:
+        """Unordered upserts; a duplicate key means the guard held (already applied, or a newer
+        state): anything else is an error."""
+        if not updates:
+            return
+        try:
+            collection.bulk_write(updates, ordered=False)
+        except BulkWriteError as exc:
+            _, others = _duplicate_indexes(exc)
+            if others:
+                first = others[0]
+                msg = f"{what}: {first.get('errmsg', first)} (code {first.get('code')})"
+                raise StoreError(msg) from None
+
+    def _finish_open(self) -> None:
+        for record_id in list(self.open):
+            record = self._claim(record_id)
+            if record is None:
+                self.open.remove(record_id)
+            else:
+                self._finish(record)
+
+    def _claim(self, record_id: str) -> dict[str, Any] | None:
+        """The record, once this process holds its lease (renewed when it holds it already);
+        None when it is gone. Another holder's lease is waited out (it died, or is finishing):
+        even a writer's own record, when another process took it over while it was away."""
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            lease = now + dt.timedelta(seconds=LEASE)
+            free = {"$or": [{"lease": {"$lt": now}}, {"owner": self.writer_id}]}
+            claimed = self.batches.find_one_and_update(
+                {"_id": record_id, **free},
+                {"$set": {"lease": lease, "owner": self.writer_id}},
+                return_document=True,
+            )
+            if claimed is not None:
+                return claimed
+            if self.batches.count_documents({"_id": record_id}) == 0:
+                return None
+            time.sleep(0.5)
+
+    def recover(self, partitions: Iterable[tuple[str, int]]) -> int:
+        """Finish every batch record that touches ``partitions`` (a process that held them died
+        mid-batch): before their messages are read again, waiting out a lease still held.
+        Returns how many were finished."""
+        keys = [f"{t}:{p}" for t, p in partitions]
+        if not keys:
+            return 0
+        finished = 0
+        for found in list(self.batches.find({"partitions": {"$in": keys}}, {"_id": 1})):
+            record = self._claim(found["_id"])
+            if record is not None:
+                self._finish(record)
+                finished += 1
+        return finished
+
+    def _die(self, point: str) -> None:
+        """Tests only: end the process abruptly at ``point`` (as kill -9 would)."""
+        if self.fault == point:
+            import os
+
+            os._exit(137)
