@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY bankstream ./bankstream
 COPY scenarios ./scenarios
 COPY loadgen ./loadgen
+COPY sink ./sink
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -17,6 +17,7 @@ from bankstream import kafka, metrics
 from bankstream.commands import settings_from, summary
 from bankstream.errors import EXIT_FAILURE, UsageError
 from bankstream.histogram import LogHistogram
+from scenarios.model import Delivery, Sink
 from scenarios.types import parse_duration
 from sink.consumer import SinkSpec, main
 
@@ -32,29 +33,39 @@ def register(commands: Any) -> None:
         "once (its tx_id is the _id), the accounts' balances and the dashboard's rollups exact "
         "whatever is replayed or wherever a process dies (docs/sink.md); messages that are not "
         "events go to a dead-letter topic. Several processes share the partitions in one "
-        "consumer group. Runs until stopped (or idle, with --until-idle).",
+        "consumer group. Runs until stopped (or idle, with --until-idle). With --scenario, its "
+        "sink and delivery sections give the defaults (topic, batch size, flush interval, "
+        "processes, write concern, collections, dead-letter topic); flags win.",
         epilog=EPILOG,
+    )
+    p.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="take the defaults from this scenario's sink and delivery sections",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of --scenario (repeatable), e.g. sink.batch_size=2000",
     )
     p.add_argument("--group", default="bankstream-sink", metavar="G", help="consumer group")
     p.add_argument(
-        "--topic", default="bankstream.transactions", metavar="T", help="the events' topic"
+        "--topic", metavar="T", help="the events' topic (default: bankstream.transactions)"
     )
     p.add_argument(
         "--dead-letter-topic", metavar="T", help="where bad messages go (default: TOPIC.dlq)"
     )
-    p.add_argument(
-        "--batch-size", type=int, default=5000, metavar="N", help="messages a batch (5000)"
-    )
+    p.add_argument("--batch-size", type=int, metavar="N", help="messages a batch (5000)")
     p.add_argument(
         "--flush-interval",
-        default="200ms",
         metavar="D",
         help="the longest a batch waits to fill (default: 200ms)",
     )
     p.add_argument(
         "--processes",
         type=int,
-        default=1,
         metavar="N",
         help="sink processes in the group (default: 1)",
     )
@@ -99,7 +110,26 @@ def _duration(text: str, flag: str) -> float:
     return seconds
 
 
+def _defaults(args: argparse.Namespace) -> tuple[Sink, str, dict[str, Any] | None]:
+    """The scenario's sink section (or the model's defaults), its topic, and its write concern
+    when it gives one."""
+    if args.scenario is None:
+        if args.set:
+            msg = "--set needs --scenario (the scenario whose settings it overrides)"
+            raise UsageError(msg)
+        return Sink(), Delivery().topic, None
+    from scenarios import load
+
+    scenario = load(args.scenario, overrides=args.set).scenario
+    concern = scenario.sink.write_concern.model_dump(exclude_unset=True)
+    return scenario.sink, scenario.delivery.topic, concern or None
+
+
 def run_sink(args: argparse.Namespace) -> int:
+    defaults, topic, write_concern = _defaults(args)
+    args.topic = args.topic or topic
+    args.batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
+    args.processes = args.processes if args.processes is not None else defaults.workers
     if not 1 <= args.batch_size <= 100_000:
         msg = f"--batch-size must be between 1 and 100,000, got {args.batch_size}"
         raise UsageError(msg)
@@ -109,7 +139,11 @@ def run_sink(args: argparse.Namespace) -> int:
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"
         raise UsageError(msg)
-    flush = _duration(args.flush_interval, "--flush-interval")
+    flush = (
+        _duration(args.flush_interval, "--flush-interval")
+        if args.flush_interval
+        else float(defaults.flush_interval)
+    )
     idle = _duration(args.until_idle, "--until-idle") if args.until_idle else None
     store_timeout = _duration(args.store_timeout, "--store-timeout")
     settings = settings_from(args)
@@ -117,7 +151,7 @@ def run_sink(args: argparse.Namespace) -> int:
     from bankstream import mongo
 
     mongo.ping(settings)
-    dead_letter = args.dead_letter_topic or f"{args.topic}.dlq"
+    dead_letter = args.dead_letter_topic or defaults.dead_letter_topic or f"{args.topic}.dlq"
     admin = kafka.admin_client(settings)
     existing = admin.list_topics(timeout=settings.connect_timeout).topics
     if dead_letter not in existing:
@@ -145,10 +179,11 @@ def run_sink(args: argparse.Namespace) -> int:
             mongo_uri=settings.mongo_uri,
             database=settings.mongo_database,
             collections={
-                "transactions": "transactions",
-                "accounts": "accounts",
-                "rollups": "rollups",
+                "transactions": defaults.collections.transactions,
+                "accounts": defaults.collections.accounts,
+                "rollups": defaults.collections.rollups,
             },
+            write_concern=write_concern,
             batch_size=args.batch_size,
             flush_interval=flush,
             until_idle=idle,

@@ -51,6 +51,7 @@ class SinkSpec:
     metrics_dir: str | None
     connect_timeout: float
     store_timeout: float = 30.0  # seconds a store operation may take before it is retried
+    write_concern: dict[str, Any] | None = None  # w, j, wtimeout (seconds); None: the server's
     verbose: int = 0
     fault: str | None = None  # tests: where to die (see Writer._die)
     report_every: float = 0.5
@@ -93,6 +94,13 @@ class SinkWorker:
             appname="bankstream-sink",
         )
         db = self.mongo[spec.database]
+        if spec.write_concern:
+            from pymongo import WriteConcern
+
+            concern = dict(spec.write_concern)
+            if concern.get("wtimeout") is not None:
+                concern["wtimeout"] = int(concern["wtimeout"] * 1000)
+            db = db.with_options(write_concern=WriteConcern(**concern))
         names = spec.collections
         self.writer = Writer(
             db,

@@ -246,8 +246,12 @@ def _mongo_pid(settings: Settings) -> int:
 
 def test_one_event_as_json_is_stored_as_it_came(run: Run):
     run.produce("seed-demo", 20)
-    assert run.sink().returncode == 0
-    stored = run.db().transactions.find_one({}, sort=[("_id", 1)])
+    # the scenario's sink section gives the defaults: here, the collection's name
+    done = run.sink("--scenario", "seed-demo", "--set", "sink.collections.transactions=stored")
+    assert done.returncode == 0, done.stderr
+    assert "transactions" not in run.db().list_collection_names()
+    assert run.db().stored.count_documents({}) == 20
+    stored = run.db().stored.find_one({}, sort=[("_id", 1)])
     assert stored is not None
     assert stored["_id"] == stored["tx_id"] and "_p" not in stored
     assert orjson.loads(orjson.dumps({k: v for k, v in stored.items() if k != "_id"}))

@@ -16,6 +16,9 @@ from tests.conftest import invoke
         (["--until-idle", "0s"], "--until-idle must be longer than 0, got 0s"),
         (["--metrics-port", "70000"], "--metrics-port must be between 0 and 65535, got 70000"),
         (["--batch-sise", "5"], "--batch-sise (did you mean --batch-size?)"),
+        (["--set", "sink.batch_size=5"], "--set needs --scenario"),
+        (["--scenario", "retail-dya"], "did you mean 'retail-day'?"),
+        (["--scenario", "retail-day", "--set", "sink.batch_size=0"], "sink.batch_size"),
     ],
 )
 def test_bad_flags(args: list[str], expected: str):
