@@ -241,7 +241,7 @@ _LONG = 2**63
 def problem(event: Mapping[str, Any]) -> str | None:
     """What is wrong with one decoded event (types, required fields, vocabularies, version), or
     None: a fast check for every message, not a JSON Schema validation."""
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):  # dict: skip the ABC check
         return "not a JSON object"
     version = event.get("event_version")
     if version != EVENT_VERSION or type(version) is not int:

@@ -1,116 +1,123 @@
-"""The sink's writes against their ceiling, side by side on one store, alternating:
+"""The sink as users run it against its ceiling, side by side on one store, alternating:
 
     python -m benchmarks.sink_vs_ceiling --events 50000 --batch-size 5000 --pairs 3
 
-- ceiling: raw pymongo ``insert_many(ordered=False)`` of the same documents, in batches of the
-  same size, into an empty collection with the same indexes as the sink's;
-- transactions only: the sink's decode and write of the same messages without projections;
-- with projections: the same, with every projection on (accounts and rollups).
+The events are produced once to a fresh topic (``bankstream produce --rate max``). Then, in
+turns, each into a fresh database:
 
-Each figure is events per second of the write path over the whole set (decoding included for
-the sink, Kafka excluded: the messages are read once, before). Medians and pair-by-pair ratios.
+- ceiling: raw pymongo ``insert_many(ordered=False)`` of the same documents (decoded before the
+  clock starts), in batches of the same size, into a collection with the sink's indexes;
+- transactions: ``bankstream sink --no-projections`` reading the topic with a new group;
+- projections: ``bankstream sink`` with every projection on.
+
+A sink's figure is its own: events written from its first message read to its last write
+acknowledged (start-up and the idle wait excluded). Medians and pair-by-pair ratios; ``--processes``
+gives the sink's processes (the ceiling is one client).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bankstream import mongo
-from bankstream.settings import load_settings
+from bankstream import kafka, mongo
+from bankstream.settings import Settings, load_settings
 from loadgen.stream import RunStream, plan
 from scenarios import load
-from sink.decode import decode
 from sink.writer import Writer
 
-
-class Message:
-    """An event as the sink reads it from Kafka."""
-
-    __slots__ = ("_key", "_offset", "_value")
-
-    def __init__(self, key: bytes, value: bytes, offset: int) -> None:
-        self._key, self._value, self._offset = key, value, offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes:
-        return self._key
-
-    def topic(self) -> str:
-        return "bench"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def messages(scenario: str, events: int) -> list[Message]:
-    out: list[Message] = []
+def documents(scenario: str, events: int) -> list[dict[str, Any]]:
+    """The events the producer sends (the same ids and fields; no send time), as documents."""
+    out: list[dict[str, Any]] = []
     for batch in RunStream(plan(load(scenario, environ={}), events=events)).batches():
-        for key, line in zip(batch.keys, batch.lines, strict=True):
-            out.append(Message(key.encode(), line.encode(), len(out)))
+        out += ({"_id": e["tx_id"], **e} for e in map(orjson.loads, batch.lines))
     return out
 
 
-def ceiling(db: Any, items: list[Message], size: int) -> float:
-    documents = [{"_id": e["tx_id"], **e} for e in (orjson.loads(m.value()) for m in items)]
+def ceiling(db: Any, items: list[dict[str, Any]], size: int) -> float:
     Writer(db).ensure_indexes()  # the same indexes the sink's collection has
     began = time.perf_counter()
-    for start in range(0, len(documents), size):
-        db.transactions.insert_many(documents[start : start + size], ordered=False)
-    return len(documents) / (time.perf_counter() - began)
-
-
-def sink(db: Any, items: list[Message], size: int, projections: bool) -> float:
-    writer = Writer(db, projections=projections)
-    writer.ensure_indexes()
-    began = time.perf_counter()
     for start in range(0, len(items), size):
-        good, bad = decode(items[start : start + size])
-        assert not bad
-        writer.write(good, [("bench", 0)])
+        db.transactions.insert_many(items[start : start + size], ordered=False)
     return len(items) / (time.perf_counter() - began)
+
+
+def bankstream(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bankstream", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=3600,
+        check=False,
+    )
+    if done.returncode != 0:
+        msg = f"bankstream {args[0]} failed: {done.stderr.strip()[-500:]}"
+        raise SystemExit(msg)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def sink(topic: str, database: str, size: int, processes: int, projections: bool) -> float:
+    args = ["sink", "--topic", topic, "--group", f"bench-{uuid.uuid4().hex[:8]}"]
+    args += ["--batch-size", str(size), "--processes", str(processes), "--until-idle", "2s"]
+    args += ["--metrics-port", "0", "--json"] + ([] if projections else ["--no-projections"])
+    result = bankstream(*args, env={**os.environ, "BANKSTREAM_MONGO_DATABASE": database})
+    return float(result["events_per_second"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.sink_vs_ceiling", description=__doc__
+        prog="python -m benchmarks.sink_vs_ceiling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--scenario", default="retail-day")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--processes", type=int, default=1, help="sink processes (1)")
     parser.add_argument("--pairs", type=int, default=3)
     args = parser.parse_args(argv)
-    items = messages(args.scenario, args.events)
-    settings = load_settings()
+    settings: Settings = load_settings()
+    topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    bankstream(
+        *("produce", args.scenario, "--rate", "max", "--events", str(args.events)),
+        *("--topic", topic, "--metrics-port", "0", "--json", "--results", "/tmp"),
+    )
+    items = documents(args.scenario, args.events)
     rates: dict[str, list[float]] = {"ceiling": [], "transactions": [], "projections": []}
-    with mongo.client(settings) as client:
-        for _ in range(args.pairs):
-            for name in rates:
-                database = f"bench_sink_{uuid.uuid4().hex[:8]}"
-                db = client[database]
-                try:
-                    if name == "ceiling":
-                        rate = ceiling(db, items, args.batch_size)
-                    else:
-                        rate = sink(db, items, args.batch_size, name == "projections")
-                finally:
-                    client.drop_database(database)
-                rates[name].append(rate)
+    try:
+        with mongo.client(settings) as client:
+            for _ in range(args.pairs):
+                for name in rates:
+                    database = f"bench_sink_{uuid.uuid4().hex[:8]}"
+                    try:
+                        if name == "ceiling":
+                            rate = ceiling(client[database], items, args.batch_size)
+                        else:
+                            projections = name == "projections"
+                            rate = sink(
+                                topic, database, args.batch_size, args.processes, projections
+                            )
+                    finally:
+                        client.drop_database(database)
+                    rates[name].append(rate)
+    finally:
+        kafka.delete_topic(kafka.admin_client(settings), topic)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     ratios = {
         f"{name}_ratio": round(
@@ -125,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scenario": args.scenario,
                 "events": args.events,
                 "batch_size": args.batch_size,
+                "processes": args.processes,
                 **{f"{k}_median": round(v) for k, v in medians.items()},
                 **ratios,
                 "rates": {k: [round(v) for v in vs] for k, vs in rates.items()},

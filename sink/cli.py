@@ -318,9 +318,17 @@ class Coordinator:
         good = [f for f in finals.values() if f.get("kind") == "final"]
         figures = self._figures(good)
         latency = LogHistogram.merged(LogHistogram.from_dict(f["latency"]) for f in good)
+        # the write rate: from the first message read to the last write acknowledged (the
+        # start-up and the idle wait of --until-idle excluded)
+        firsts = [f["first_read"] for f in good if f.get("first_read")]
+        lasts = [f["last_written"] for f in good if f.get("last_written")]
+        span = max(lasts) - min(firsts) if firsts and lasts else 0.0
+        handled = figures["inserted"] + figures["duplicates"]
         summary_ = {
             **figures,
             "seconds": round(elapsed, 2),
+            "writing_seconds": round(span, 3),
+            "events_per_second": round(handled / span) if span > 0 else None,
             "end_to_end_latency": latency.summary(),
             "paused_seconds": round(max((f["paused_seconds"] for f in good), default=0.0), 2),
             "problems": self.problems,
@@ -332,6 +340,7 @@ class Coordinator:
             self.console.print(
                 f"sink: {figures['inserted']:,} written, {figures['duplicates']:,} already there, "
                 f"{figures['dead_lettered']:,} dead-lettered in {elapsed:.1f} s"
+                + (f" ({handled / span:,.0f} events/s writing)" if span > 0 else "")
                 + (
                     f"; end-to-end p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms"
                     if p50 is not None and p99 is not None

@@ -17,6 +17,7 @@ import signal
 import time
 import traceback
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,24 @@ import numpy as np
 
 from bankstream import logs
 from bankstream.histogram import LogHistogram
-from sink.decode import Good, decode
+from sink.decode import Bad, Good, decode
 from sink.dlq import DeadLetters
-from sink.writer import Writer
+from sink.writer import Writer, Written
 
 log = logging.getLogger(__name__)
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between write attempts while the store is away
+
+
+class Batch:
+    """Messages read together, their events and the messages that are not events."""
+
+    __slots__ = ("bad", "good", "messages", "partitions")
+
+    def __init__(self, messages: list[Any], good: list[Good], bad: list[Bad]) -> None:
+        self.messages = messages
+        self.good = good
+        self.bad = bad
+        self.partitions = {(m.topic(), m.partition()) for m in messages}
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,12 @@ class SinkWorker:
         self.assigned_once = False
         self.last_message = time.monotonic()
         self._last_report = 0.0
+        # one write in flight while the next batch is read and decoded
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write")
+        self.in_flight: tuple[Batch, Future[tuple[Written, float]]] | None = None
+        self.failed: Batch | None = None  # a batch whose write failed, to retry (paused)
+        self.first_read: float | None = None  # epoch s: the first message read
+        self.last_written: float | None = None  # epoch s: the last write acknowledged
 
     # ------------------------------------------------------------------ rebalances
 
@@ -157,6 +176,7 @@ class SinkWorker:
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
         """Before new partitions are read: finish the batch records a dead process left."""
+        self._drain()  # the writer is this thread's alone from here
         self.rebalances += 1
         self.last_rebalance = time.monotonic()
         self.assigned_once = True
@@ -177,8 +197,10 @@ class SinkWorker:
             self.metrics.recovered.inc(found)
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
-        """Partitions leaving: their stored offsets are committed (the batch in hand was
-        written before this is called: it runs inside a poll, between batches)."""
+        """Partitions leaving: the write in flight is awaited and its offsets stored, then the
+        stored offsets are committed. (A write that failed keeps only its messages of the
+        partitions that stay; the others are read again by their next owner.)"""
+        self._drain()
         self.rebalances += 1
         self.last_rebalance = time.monotonic()
         if self.metrics:
@@ -192,10 +214,11 @@ class SinkWorker:
 
     def _lost(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions taken away without a revoke (this process was out of the group): no
-        commit, and what was in hand for them is not written."""
+        commit, and no offsets stored for them."""
         self.rebalances += 1
         self.last_rebalance = time.monotonic()
         self.owned -= {(p.topic, p.partition) for p in partitions}
+        self._drain()
         self.writer.forget_accounts()
 
     # ------------------------------------------------------------------ the loop
@@ -215,9 +238,13 @@ class SinkWorker:
                 messages = [m for m in messages if m.error() is None]
                 if messages:
                     self.last_message = time.monotonic()
+                    if self.first_read is None:
+                        self.first_read = time.time()
                     self._handle(messages)
-                elif spec.until_idle is not None and self._idle_done(spec.until_idle):
-                    break
+                else:
+                    self._settle()
+                    if spec.until_idle is not None and self._idle_done(spec.until_idle):
+                        break
                 self._report()
         finally:
             self._close()
@@ -237,6 +264,8 @@ class SinkWorker:
         return all(behind == 0 for behind, _ in self._lags(exact=True).values())
 
     def _handle(self, messages: list[Any]) -> None:
+        """Decode this batch while the previous one is being written; then wait for that write
+        (its offsets stored) and start this one's."""
         metrics = self.metrics
         self.counts["consumed"] += len(messages)
         if metrics:
@@ -247,23 +276,60 @@ class SinkWorker:
         good, bad = decode(messages)
         if bad:
             self.dead.send(bad)
-        written = self._write(good, {(m.topic(), m.partition()) for m in messages})
-        if bad:
+        self._settle()
+        batch = Batch(messages, good, bad)
+        self.in_flight = (batch, self.pool.submit(self._timed_write, batch))
+
+    def _timed_write(self, batch: Batch) -> tuple[Written, float]:
+        """In the writing thread: one attempt."""
+        began = time.monotonic()
+        written = self.writer.write(self._mine(batch.good), batch.partitions & self.owned)
+        return written, time.monotonic() - began
+
+    def _mine(self, good: list[Good]) -> list[Good]:
+        return [g for g in good if (self.spec.topic, g.partition) in self.owned]
+
+    def _drain(self) -> None:
+        """Wait for the write in flight: done, its offsets are stored; failed, it is kept for
+        the main loop to retry (paused)."""
+        if self.in_flight is None:
+            return
+        batch, future = self.in_flight
+        self.in_flight = None
+        try:
+            written, seconds = future.result()
+        except Exception as exc:
+            log.warning("sink %d: write failed (%s); retrying", self.spec.index, exc)
+            self.failed = batch
+            return
+        self._done(batch, written, seconds)
+
+    def _settle(self) -> None:
+        """No write in flight and none failed: what was read before is written."""
+        self._drain()
+        if self.failed is not None:
+            batch, self.failed = self.failed, None
+            result = self._write(batch)
+            if result is not None:
+                self._done(batch, *result)
+
+    def _done(self, batch: Batch, written: Written, seconds: float) -> None:
+        """A batch written: count it, acknowledge its dead letters, store its offsets."""
+        self._count(written, seconds)
+        if batch.bad:
             while not self.dead.flush(5.0):  # dead letters acknowledged before the offsets
                 if self.stop.is_set() and self.dead.failed:
                     break
                 log.warning("sink %d: dead-letter topic not answering; retrying", self.spec.index)
-            self.counts["dead"] += len(bad)
-            if metrics:
-                metrics.dead.inc(len(bad))
-        if written is None:
-            return
+            self.counts["dead"] += len(batch.bad)
+            if self.metrics:
+                self.metrics.dead.inc(len(batch.bad))
         self.writer._die("after_write")  # tests: written, offsets not stored
-        # offsets after the write: the next message of each partition
+        # offsets after the write: the next message of each partition still this process's
         from confluent_kafka import TopicPartition
 
         ends: dict[tuple[str, int], int] = {}
-        for m in messages:
+        for m in batch.messages:
             key = (m.topic(), m.partition())
             ends[key] = max(ends.get(key, -1), m.offset())
         offsets = [
@@ -272,43 +338,54 @@ class SinkWorker:
         if offsets:
             self.consumer.store_offsets(offsets=offsets)
 
-    def _write(self, good: list[Good], partitions: set[tuple[str, int]]) -> Any:
-        """Write with retries: while the store is away, pause and keep polling."""
+    def _write(self, batch: Batch) -> tuple[Written, float] | None:
+        """Write with retries: while the store is away, pause and keep polling. None: stopped
+        before the batch could be written (its offsets are not stored)."""
         attempt = 0
-        paused_at = None
+        paused_at = time.monotonic()
+        self.consumer.pause(self.consumer.assignment())
+        if self.metrics:
+            self.metrics.paused.set(1)
+        log.warning("sink %d: store not writable; paused", self.spec.index)
         while True:
-            mine = [g for g in good if (self.spec.topic, g.partition) in self.owned]
+            wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            attempt += 1
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                message = self.consumer.poll(0.1)  # stays in the group; rebalances happen here
+                if message is not None and message.error() is None:
+                    self._put_back(message)
+                self._report()
+            if self.stop.is_set() and attempt > 3:
+                log.warning("sink %d: stopping with a batch not written", self.spec.index)
+                return None
             try:
-                began = time.monotonic()
-                written = self.writer.write(mine, partitions & self.owned)
-                seconds = time.monotonic() - began
+                result = self._timed_write(batch)
                 break
             except Exception as exc:
-                if paused_at is None:
-                    paused_at = time.monotonic()
-                    self.consumer.pause(self.consumer.assignment())
-                    if self.metrics:
-                        self.metrics.paused.set(1)
-                    log.warning("sink %d: store not writable (%s); paused", self.spec.index, exc)
-                wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-                attempt += 1
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    self.consumer.poll(0.1)  # stays in the group; rebalances happen here
-                    self._report()
-                if self.stop.is_set() and attempt > 3:
-                    log.warning("sink %d: stopping with a batch not written", self.spec.index)
-                    return None
-        if paused_at is not None:
-            self.paused_for += time.monotonic() - paused_at
-            self.consumer.resume(self.consumer.assignment())
-            if self.metrics:
-                self.metrics.paused.set(0)
-            log.warning(
-                "sink %d: store back after %.1f s; resumed",
-                self.spec.index,
-                time.monotonic() - paused_at,
-            )
+                log.warning("sink %d: store not writable (%s)", self.spec.index, exc)
+        self.paused_for += time.monotonic() - paused_at
+        self.consumer.resume(self.consumer.assignment())
+        if self.metrics:
+            self.metrics.paused.set(0)
+        log.warning(
+            "sink %d: store back after %.1f s; resumed",
+            self.spec.index,
+            time.monotonic() - paused_at,
+        )
+        return result
+
+    def _put_back(self, message: Any) -> None:
+        """A message of a partition assigned while paused: read again later (seek back), and
+        its partition paused too."""
+        from confluent_kafka import TopicPartition
+
+        here = TopicPartition(message.topic(), message.partition(), message.offset())
+        self.consumer.pause([TopicPartition(message.topic(), message.partition())])
+        self.consumer.seek(here)
+
+    def _count(self, written: Written, seconds: float) -> None:
+        self.last_written = time.time()
         self.counts["inserted"] += written.inserted
         self.counts["duplicates"] += written.duplicates
         now_ms = time.time() * 1000.0
@@ -323,7 +400,6 @@ class SinkWorker:
             metrics.duplicates.inc(written.duplicates)
             metrics.write_seconds.observe(seconds)
             metrics.observe_latencies(latencies)
-        return written
 
     # ------------------------------------------------------------------ reports
 
@@ -402,6 +478,8 @@ class SinkWorker:
         )
 
     def _close(self) -> None:
+        self._settle()
+        self.pool.shutdown()
         try:
             self.consumer.commit(asynchronous=False)
         except Exception as exc:
@@ -418,6 +496,8 @@ class SinkWorker:
                 **self.counts,
                 "latency": self.latency.to_dict(),
                 "paused_seconds": self.paused_for,
+                "first_read": self.first_read,
+                "last_written": self.last_written,
                 "rebalances": self.rebalances,
                 "idle": math.isfinite(self._idle()),
             }

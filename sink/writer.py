@@ -123,9 +123,14 @@ class Writer:
 
     def _write(self, goods: Sequence[Good], partitions: list[str]) -> Written:
         self._die("before_write")
-        # pending until projected (with no projections, nothing to wait for)
-        mark = {PENDING: 1} if self.projections else {}
-        documents = [{"_id": g.event["tx_id"], **g.event, **mark} for g in goods]
+        # the decoded events are the documents (pymongo writes _id first); pending until
+        # projected (with no projections, nothing to wait for)
+        documents = [g.event for g in goods]
+        for document in documents:
+            document["_id"] = document["tx_id"]
+        if self.projections:
+            for document in documents:
+                document[PENDING] = 1
         duplicates: set[int] = set()
         if documents:
             try:
