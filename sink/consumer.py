@@ -234,8 +234,7 @@ class SinkWorker:
         self.reports.put({"kind": "ready", "worker": spec.index})
         try:
             while not self.stop.is_set():
-                messages = self.consumer.consume(spec.batch_size, timeout=spec.flush_interval)
-                messages = [m for m in messages if m.error() is None]
+                messages = self._gather()
                 if messages:
                     self.last_message = time.monotonic()
                     if self.first_read is None:
@@ -248,6 +247,23 @@ class SinkWorker:
                 self._report()
         finally:
             self._close()
+
+    def _gather(self) -> list[Any]:
+        """The next batch: up to ``batch_size`` messages, gathered until the flush interval is
+        over, or sooner once the writer is free (group commit: a slow stream is written at
+        once, a fast one in batches as large as the time a write takes lets them grow)."""
+        spec = self.spec
+        deadline = time.monotonic() + spec.flush_interval
+        messages: list[Any] = []
+        while len(messages) < spec.batch_size and not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = self.consumer.consume(spec.batch_size - len(messages), timeout=min(left, 0.01))
+            messages += [m for m in got if m.error() is None]
+            if messages and (self.in_flight is None or self.in_flight[1].done()):
+                break
+        return messages
 
     def _idle(self) -> float:
         return time.monotonic() - self.last_message
