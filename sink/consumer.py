@@ -174,17 +174,22 @@ class SinkWorker:
         if error is None and self.metrics:
             self.metrics.commit.set(time.time())
 
+    def _moved(self, change: str, partitions: list[Any]) -> list[tuple[str, int]]:
+        """Counts a change of partitions (assigned, revoked, lost); what this writer knew of
+        accounts' last seq may be stale after it. Returns the partitions as (topic, number)."""
+        self.rebalances += 1
+        self.last_rebalance = time.monotonic()
+        if self.metrics:
+            self.metrics.rebalances.labels(change=change).inc(len(partitions))
+        self.writer.forget_accounts()
+        return [(p.topic, p.partition) for p in partitions]
+
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
         """Before new partitions are read: finish the batch records a dead process left."""
         self._drain()  # the writer is this thread's alone from here
-        self.rebalances += 1
-        self.last_rebalance = time.monotonic()
         self.assigned_once = True
-        if self.metrics:
-            self.metrics.rebalances.labels(change="assigned").inc(len(partitions))
-        mine = [(p.topic, p.partition) for p in partitions]
+        mine = self._moved("assigned", partitions)
         self.owned |= set(mine)
-        self.writer.forget_accounts()
         while True:
             try:
                 found = self.writer.recover(mine)
@@ -201,12 +206,7 @@ class SinkWorker:
         stored offsets are committed. (A write that failed keeps only its messages of the
         partitions that stay; the others are read again by their next owner.)"""
         self._drain()
-        self.rebalances += 1
-        self.last_rebalance = time.monotonic()
-        if self.metrics:
-            self.metrics.rebalances.labels(change="revoked").inc(len(partitions))
-        self.owned -= {(p.topic, p.partition) for p in partitions}
-        self.writer.forget_accounts()
+        self.owned -= set(self._moved("revoked", partitions))
         try:
             consumer.commit(asynchronous=False)
         except Exception as exc:  # nothing stored to commit, or the group moved on
@@ -215,11 +215,9 @@ class SinkWorker:
     def _lost(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions taken away without a revoke (this process was out of the group): no
         commit, and no offsets stored for them."""
-        self.rebalances += 1
-        self.last_rebalance = time.monotonic()
         self.owned -= {(p.topic, p.partition) for p in partitions}
         self._drain()
-        self.writer.forget_accounts()
+        self._moved("lost", partitions)
 
     # ------------------------------------------------------------------ the loop
 

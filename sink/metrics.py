@@ -58,7 +58,7 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self.rebalances = Counter(
-            "bankstream_sink_rebalances", "partitions assigned or revoked", ["change"]
+            "bankstream_sink_rebalances", "partitions assigned, revoked or lost", ["change"]
         )
         self.commit = Gauge(
             "bankstream_sink_last_commit_timestamp_seconds",

@@ -57,17 +57,21 @@ class Written:
     new: list[dict[str, Any]]  # the events inserted now (for latency)
 
 
-def _duplicate_indexes(exc: BulkWriteError) -> tuple[set[int], list[dict[str, Any]]]:
-    """The indexes of the operations refused as duplicates, and every other error."""
+def _duplicates_only(exc: BulkWriteError, what: str) -> set[int]:
+    """The indexes of the operations a bulk write refused as duplicate keys; any other error
+    (a write error or a write concern error) is a StoreError naming ``what``."""
     duplicates, others = set(), []
     for error in exc.details.get("writeErrors", []):
         if error.get("code") == DUPLICATE_KEY:
             duplicates.add(int(error["index"]))
         else:
             others.append(error)
-    if exc.details.get("writeConcernErrors"):
-        others += exc.details["writeConcernErrors"]
-    return duplicates, others
+    others += exc.details.get("writeConcernErrors") or []
+    if others:
+        first = others[0]
+        msg = f"{what}: {first.get('errmsg', first)} (code {first.get('code')})"
+        raise StoreError(msg) from None
+    return duplicates
 
 
 class Writer:
@@ -136,11 +140,7 @@ class Writer:
             try:
                 self.transactions.insert_many(documents, ordered=False)
             except BulkWriteError as exc:
-                duplicates, others = _duplicate_indexes(exc)
-                if others:
-                    first = others[0]
-                    msg = f"transactions: {first.get('errmsg', first)} (code {first.get('code')})"
-                    raise StoreError(msg) from None
+                duplicates = _duplicates_only(exc, "transactions")
         self._die("after_insert")
         new = [d for i, d in enumerate(documents) if i not in duplicates]
         if not self.projections:
@@ -268,11 +268,7 @@ class Writer:
         try:
             collection.bulk_write(updates, ordered=False)
         except BulkWriteError as exc:
-            _, others = _duplicate_indexes(exc)
-            if others:
-                first = others[0]
-                msg = f"{what}: {first.get('errmsg', first)} (code {first.get('code')})"
-                raise StoreError(msg) from None
+            _duplicates_only(exc, what)
 
     def _finish_open(self) -> None:
         for record_id in list(self.open):
