@@ -50,6 +50,24 @@ def produce(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
     )
 
 
+def start_produce(*args: str) -> subprocess.Popen[str]:
+    """`bankstream produce` running, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bankstream", "produce", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def wait_until_producing(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "producing" in line:
+            break
+
+
 def summary_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return summary
@@ -214,19 +232,11 @@ def test_a_ramp_reaches_each_stage(stack: Settings, fresh_topic: str, tmp_path: 
 def test_sigint_mid_run_leaves_a_manifest_equal_to_the_topic(
     stack: Settings, fresh_topic: str, tmp_path: Path
 ):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankstream", "produce", "retail-day", "--rate", "3000"]
-        + ["--duration", "60s", "--topic", fresh_topic, "--metrics-port", "0"]
-        + ["--results", str(tmp_path), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+    process = start_produce(
+        *("retail-day", "--rate", "3000", "--duration", "60s", "--topic", fresh_topic),
+        *("--metrics-port", "0", "--results", str(tmp_path), "--json"),
     )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "producing" in line:
-            break
+    wait_until_producing(process)
     time.sleep(4)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=90)
@@ -243,14 +253,10 @@ def test_sigint_mid_run_leaves_a_manifest_equal_to_the_topic(
 
 def test_metrics_counters_equal_the_manifest(stack: Settings, fresh_topic: str, tmp_path: Path):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankstream", "produce", "fraud-ring", "--rate", "2000"]
-        + ["--events", "8000", "--topic", fresh_topic, "--metrics-port", str(port)]
-        + ["--metrics-linger", "5", "--results", str(tmp_path), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+    process = start_produce(
+        *("fraud-ring", "--rate", "2000", "--events", "8000", "--topic", fresh_topic),
+        *("--metrics-port", str(port), "--metrics-linger", "5", "--results", str(tmp_path)),
+        "--json",
     )
     assert process.stdout is not None
     scraped = ""
@@ -287,19 +293,11 @@ def test_metrics_counters_equal_the_manifest(stack: Settings, fresh_topic: str, 
 def test_a_broker_outage_stalls_and_loses_nothing(
     stack: Settings, fresh_topic: str, tmp_path: Path
 ):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankstream", "produce", "retail-day", "--rate", "1000"]
-        + ["--duration", "25s", "--topic", fresh_topic, "--metrics-port", "0"]
-        + ["--results", str(tmp_path), "--json", "--flush-timeout", "120"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+    process = start_produce(
+        *("retail-day", "--rate", "1000", "--duration", "25s", "--topic", fresh_topic),
+        *("--metrics-port", "0", "--results", str(tmp_path), "--json", "--flush-timeout", "120"),
     )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "producing" in line:
-            break
+    wait_until_producing(process)
     time.sleep(5)
     lifecycle.down(stack, report=lambda _: None, names=["kafka"])
     time.sleep(10)

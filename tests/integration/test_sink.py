@@ -72,6 +72,17 @@ class Run:
             *("--group", self.group, "--metrics-port", "0", "--json", *extra),
         ]
 
+    def start_sink(self, *extra: str) -> subprocess.Popen[str]:
+        """A sink running (no --until-idle unless given), its output piped."""
+        return subprocess.Popen(
+            self.sink_args(*extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=self.env(),
+        )
+
     def sink(self, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.sink_args("--until-idle", "4s", *extra),
@@ -139,22 +150,8 @@ def test_kill_9_at_any_step_then_restart_is_still_exact(run: Run, fault: str):
 
 def test_a_sink_killed_mid_run_is_taken_over(run: Run):
     run.produce("retail-day", 20_000)
-    first = subprocess.Popen(
-        run.sink_args("--batch-size", "500"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=run.env(),
-    )
-    second = subprocess.Popen(
-        run.sink_args("--batch-size", "500", "--until-idle", "12s"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=run.env(),
-    )
+    first = run.start_sink("--batch-size", "500")
+    second = run.start_sink("--batch-size", "500", "--until-idle", "12s")
     time.sleep(6)
     # kill -9 the first sink's whole process group: its coordinator and its process
     for pid in _children(first.pid) + [first.pid]:
@@ -220,14 +217,7 @@ def _read_all(settings: Settings, topic: str) -> list[Any]:
 )
 def test_the_store_away_and_back_loses_and_doubles_nothing(run: Run):
     run.produce("retail-day", 20_000)
-    sink = subprocess.Popen(
-        run.sink_args("--batch-size", "1000", "--until-idle", "5s", "--store-timeout", "3s"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=run.env(),
-    )
+    sink = run.start_sink("--batch-size", "1000", "--until-idle", "5s", "--store-timeout", "3s")
     time.sleep(5)
     server = _mongo_pid(run.settings)
     os.kill(server, signal.SIGSTOP)  # the store does not answer
@@ -260,15 +250,8 @@ def test_one_event_as_json_is_stored_as_it_came(run: Run):
 def test_metrics_count_what_was_written_and_sigterm_stops_cleanly(run: Run):
     run.produce("fraud-ring", 5_000, "--rate", "2500")
     port = free_port()
-    args = [a for a in run.sink_args() if a not in ("--metrics-port", "0")]
-    sink = subprocess.Popen(
-        [*args, "--metrics-port", str(port), "--flush-interval", "100ms"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=run.env(),
-    )
+    # the last --metrics-port given wins over sink_args' 0
+    sink = run.start_sink("--metrics-port", str(port), "--flush-interval", "100ms")
     try:
         # until the sink has counted its writes, its lag (reported twice a second) is 0, and it
         # committed (every second)
