@@ -47,10 +47,12 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = None if argv is None else _command_in(argv)
+    # the module of the command named registers all of its commands, in full
+    wanted_module = COMMANDS[wanted][0] if wanted in COMMANDS else None
     for name, (module, text) in COMMANDS.items():
         if name in commands.choices:  # registered with another command of its module
             continue
-        if argv is None or name == wanted:
+        if argv is None or module == wanted_module:
             importlib.import_module(module).register(commands)
         else:
             commands.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")

@@ -40,6 +40,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "send a scenario's events to Kafka at its rate, from several processes (metrics, "
         "progress, a run manifest)",
     ),
+    "run": (
+        "harness.cli",
+        "run a scenario end to end (stack, sink, producer), verify the store, judge the "
+        "thresholds, write a report",
+    ),
+    "compare": (
+        "harness.cli",
+        "compare run results side by side, regressions beyond noise flagged",
+    ),
 }
 
 

@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bankstream import kafka, metrics
+from bankstream.histogram import LogHistogram
 from bankstream.errors import EXIT_FAILURE
 from bankstream.settings import Settings
 from loadgen import manifest as manifests
@@ -104,6 +105,7 @@ class Coordinator:
         self.console = Console(stderr=True, highlight=False)
         self.problems: list[str] = []
         self.signalled: str | None = None
+        self.interval = LogHistogram()  # delivery latency since the last progress line
 
     def start(self) -> Result:
         options, run, settings = self.options, self.run, self.settings
@@ -220,6 +222,7 @@ class Coordinator:
                             self._say(f"run {self.options.run_id}: producing")
                     elif kind == "progress":
                         latest[worker] = report
+                        self.interval.merge(LogHistogram.from_dict(report["latency_delta"]))
                     elif kind == "final":
                         finals[worker] = report
                     elif kind == "error":
@@ -237,6 +240,8 @@ class Coordinator:
                 if now - last_print >= (1.0 if self.options.output == "json" else 0.25):
                     last_print = now
                     self._show(latest, start_at.value, live)
+            if self.options.output == "json":
+                self._show(latest, start_at.value, live)  # the last interval's figures
         finally:
             if live is not None:
                 live.stop()
@@ -271,6 +276,9 @@ class Coordinator:
             return
         figures = self._aggregate(latest, started)
         if self.options.output == "json":
+            # this interval's delivery latencies, for percentiles over time (mergeable)
+            figures["latency_histogram"] = self.interval.to_dict()
+            self.interval = LogHistogram()
             print(json.dumps(figures), flush=True)
             return
         if live is None:

@@ -257,6 +257,8 @@ class Worker:
         sender = self.sender
         latencies, acked_by_type = sender.take_acks()
         self.latency.add(latencies)
+        interval = LogHistogram()
+        interval.add(latencies)
         acked = sender.acked
         produced = sender.produced.copy()
         elapsed = max(now - self._last_time, 1e-6)
@@ -297,6 +299,7 @@ class Worker:
             stall=stall,
             rate=achieved,
             latency_p99=self.latency.percentile(0.99),
+            latency_delta=interval.to_dict(),
         )
 
     def _final(self) -> dict[str, Any]:

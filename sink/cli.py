@@ -211,6 +211,7 @@ class Coordinator:
         self.console = Console(stderr=True, highlight=False)
         self.signalled: str | None = None
         self.problems: list[str] = []
+        self.interval = LogHistogram()  # end-to-end latency since the last progress line
 
     def _say(self, text: str) -> None:
         if self.output == "live":
@@ -255,6 +256,7 @@ class Coordinator:
                     kind, worker = report["kind"], report["worker"]
                     if kind == "progress":
                         latest[worker] = report
+                        self.interval.merge(LogHistogram.from_dict(report["latency_delta"]))
                     elif kind in ("final", "error"):
                         finals[worker] = report
                         if kind == "error":
@@ -271,6 +273,8 @@ class Coordinator:
                 if now - last >= 1.0 and latest:
                     last = now
                     self._show(latest, now - began)
+            if self.output == "json" and latest:
+                self._show(latest, time.monotonic() - began)  # the last interval's figures
         finally:
             stop.set()
             for process in processes:
@@ -304,7 +308,10 @@ class Coordinator:
             "lag": lag,
             "lag_seconds": round(lag_s, 2),
             "latency_p99": round(max(p99), 4) if p99 else None,
+            # this interval's end-to-end latencies, for percentiles over time (mergeable)
+            "latency_histogram": self.interval.to_dict(),
         }
+        self.interval = LogHistogram()
         if self.output == "json":
             print(json.dumps(line), flush=True)
         elif self.output == "live":

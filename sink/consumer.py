@@ -153,6 +153,7 @@ class SinkWorker:
         self.owned: set[tuple[str, int]] = set()
         self.last_seen: dict[int, int] = {}  # partition -> timestamp (ms) of the last message
         self.latency = LogHistogram()
+        self.interval = LogHistogram()  # since the last progress report (for latency over time)
         self.counts = {"consumed": 0, "inserted": 0, "duplicates": 0, "dead": 0, "recovered": 0}
         self.paused_for = 0.0
         self.rebalances = 0
@@ -408,6 +409,7 @@ class SinkWorker:
         )
         latencies = np.maximum(0.0, (now_ms - sent) / 1000.0)
         self.latency.add(latencies)
+        self.interval.add(latencies)
         metrics = self.metrics
         if metrics:
             metrics.inserted.inc(written.inserted)
@@ -487,9 +489,11 @@ class SinkWorker:
                 "lag_seconds": max((a for _, a in lags.values()), default=0.0),
                 "partitions": len(self.owned),
                 "latency_p99": self.latency.percentile(0.99),
+                "latency_delta": self.interval.to_dict(),
                 "paused": self.paused_for,
             }
         )
+        self.interval = LogHistogram()
 
     def _close(self) -> None:
         self._settle()

@@ -19,13 +19,16 @@ def differences(
     accounts: str = "accounts",
     rollups: str = "rollups",
     limit: int = 20,
+    documents: list[Document] | None = None,
 ) -> list[str]:
     """Where ``accounts`` and ``rollups`` differ from a projection of every stored transaction
-    (empty when they are exact). Reads everything: for verification, not for the hot path."""
-    events = [
-        {k: v for k, v in d.items() if k not in ("_id", PENDING)}
-        for d in db[transactions].find({}, sort=[("_id", 1)])
-    ]
+    (empty when they are exact). Reads everything: for verification, not for the hot path.
+    ``documents``: every document of ``transactions``, when the caller has read them already."""
+    found = documents if documents is not None else db[transactions].find({})
+    events = sorted(
+        ({k: v for k, v in d.items() if k not in ("_id", PENDING)} for d in found),
+        key=lambda e: str(e["tx_id"]),
+    )
     pending = db[transactions].count_documents({PENDING: 1})
     expected = project(events)
     out: list[str] = []

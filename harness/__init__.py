@@ -1,0 +1,1 @@
+"""The benchmark harness: `bankstream run`, verification, reports, `compare`, `merge`."""

@@ -1,0 +1,262 @@
+"""`bankstream run`, `compare` and `merge`: the harness's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bankstream.commands import add_overrides, settings_from, summary
+from bankstream.errors import UsageError
+
+RUN_EPILOG = """\
+exit codes: 0 every threshold held and the store holds exactly what was acknowledged; 1 a
+threshold failed or the verification found a difference (each is named); 2 input to correct;
+130 stopped by Ctrl-C (the result is still written). Results: RESULTS/<run id>/result.json,
+report.md and PNG charts.
+"""
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "run",
+        help=summary("run"),
+        description="Run a scenario end to end: start the local stack when no cluster is "
+        "configured, create the run's topic, start the sink, then the producer; show both "
+        "live; wait for the sink to drain; verify the store against the producer's manifest "
+        "(lost, duplicates, counts, money, ledger, checksums, projections); judge the "
+        "scenario's thresholds on the figures after the warm-up; write result.json, report.md "
+        "and charts. Ctrl-C stops the producer, lets the sink write what was acknowledged, and "
+        "still reports.",
+        epilog=RUN_EPILOG,
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--rate", metavar="N", help="events per second (or max)")
+    rate.add_argument("--stages", metavar="SPEC", help="stages DURATION:RATE[:linear],...")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--duration", metavar="D", help="how long, e.g. 2m (with --rate)")
+    length.add_argument("--events", metavar="N", help="how many events in all (with --rate)")
+    p.add_argument("--processes", type=int, metavar="N", help="producer processes")
+    p.add_argument(
+        "--sink-processes",
+        type=int,
+        metavar="N",
+        help="sink processes in the consumer group (default: the scenario's sink.workers)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="override the scenario's seed")
+    add_overrides(p)
+    p.add_argument("--run-id", metavar="ID", help="the run's id (default: <scenario>-<time>-<hex>)")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="this host's share when N hosts run one run (needs --run-id; then bankstream merge)",
+    )
+    p.add_argument(
+        "--topic", metavar="T", help="Kafka topic (default: <the scenario's topic>.<run id>)"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="drop the scenario's transactions, accounts and rollups collections first (the "
+        "projections are verified only when the collections hold this run alone)",
+    )
+    p.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="do not start the local stack; use the configured servers as they are",
+    )
+    p.add_argument(
+        "--keep-topic", action="store_true", help="keep the run's topic (default: deleted)"
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="after the producer stops, wait at most this long for the sink (default: 300)",
+    )
+    p.add_argument(
+        "--verify-limit",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="the full stream check and the projections up to this many events (0: do not "
+        "verify at all; default: 1000000); counts, ledger and checksums are always checked",
+    )
+    p.add_argument(
+        "--results", type=Path, default=Path("results"), metavar="DIR", help="default: ./results"
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--quiet", "-q", action="store_true", help="only the verdict")
+    out.add_argument(
+        "--json", action="store_true", help="one JSON line a second, then the result's summary"
+    )
+    p.set_defaults(run=run_run)
+
+    c = commands.add_parser(
+        "compare",
+        help=summary("compare"),
+        description="Results side by side: each figure of every run, its change from the first, "
+        "and regressions beyond noise flagged. Noise comes from the runs themselves: a figure's "
+        "per-second series gives its relative standard error; a change is flagged when it "
+        "exceeds three combined standard errors and a floor (5%% for rates, 10%% for latencies "
+        "and resources); lost, duplicates, failed and dead letters on any increase.",
+        epilog="exit codes: 0 no regression; 1 a regression flagged; 2 input to correct.",
+    )
+    c.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULT",
+        help="results/<run id> folders or result.json files; the first is the baseline",
+    )
+    c.add_argument("--json", action="store_true", help="the comparison as JSON")
+    c.set_defaults(run=run_compare)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from harness.run import check_flags, execute
+    from loadgen.assign import parse_shard
+    from loadgen.coordinator import default_run_id
+    from loadgen.pacing import Schedule
+    from loadgen.produce import fit_warmup, load_overrides
+    from loadgen.stream import plan
+    from scenarios import load
+
+    check_flags(args)
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard and not args.run_id:
+        msg = "--shard needs --run-id: every host of the run must give the same one"
+        raise UsageError(msg)
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        if not 0 <= args.seed < 2**63:
+            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
+            raise UsageError(msg)
+        overrides.append(f"seed={args.seed}")
+    flags = load_overrides(args)
+    if flags:
+        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
+    loaded = load(args.scenario, overrides=overrides, flags=flags)
+    settings = settings_from(args)
+    output = "quiet" if args.quiet else "json" if args.json else "live"
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.no_stack:
+        from bankstream import kafka, mongo
+
+        kafka.wait_for_metadata(settings, settings.connect_timeout)
+        mongo.ping(settings)
+    else:
+        from bankstream.stack import lifecycle
+
+        lifecycle.up(settings, report=(console.print if output == "live" else _quietly))
+    run_id = args.run_id or default_run_id(loaded.scenario.name)
+    # the producer's own checks (the load against the population, cells, shards), before
+    # anything starts
+    plan(loaded, run_id=run_id, schedule=Schedule.of_load(loaded.scenario.load))
+    outcome = execute(args, loaded, settings, run_id, shard, output)
+    result = outcome.result
+    if output == "json":
+        print(json.dumps(_summary(result, outcome.folder)), flush=True)
+    else:
+        _print_verdict(console, result, outcome.folder)
+    return outcome.exit_code
+
+
+def _quietly(text: str) -> None:
+    return None
+
+
+def _summary(result: dict[str, Any], folder: Path) -> dict[str, Any]:
+    return {
+        "run_id": result["run_id"],
+        "verdict": result["verdict"],
+        "failed": result["failed"],
+        "ended": result["ended"],
+        "verification": result["verification"],
+        "measured": {t["metric"]: t["measured"] for t in result["thresholds"]},
+        "result": str(folder / "result.json"),
+        "report": str(folder / "report.md"),
+    }
+
+
+def _print_verdict(console: Console, result: dict[str, Any], folder: Path) -> None:
+    verdict = result["verdict"]
+    v = result["verification"]
+    fig = result["figures"]
+    console.print(
+        f"run {result['run_id']}: {verdict.upper()}"
+        + (
+            f": {v['distinct']:,} of {v['expected']:,} acknowledged events stored, lost "
+            f"{v['lost']:,}, duplicates {v['duplicates']:,}"
+            if v
+            else f" ({result['verification_note']})"
+        )
+    )
+    e2e = fig["latency"]["end_to_end"]
+    if e2e["p99"] is not None:
+        console.print(
+            f"  end-to-end latency p50 {e2e['p50'] * 1000:,.0f} ms, p99 {e2e['p99'] * 1000:,.0f} "
+            f"ms; max lag {fig['lag']['max_seconds']:.1f} s"
+        )
+    for item in result["failed"]:
+        console.print(f"  failed: {item}")
+    console.print(f"  report: {folder / 'report.md'}")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from harness import compare
+    from harness.result import read
+
+    if len(args.results) < 2:
+        msg = "compare needs at least two results (the first is the baseline)"
+        raise UsageError(msg)
+    results = [read(path) for path in args.results]
+    changes = compare.compare(results)
+    regressions = [
+        (c.figure.name, str(results[i]["run_id"]))
+        for c in changes
+        for i, flag in enumerate(c.flags)
+        if flag == "regression"
+    ]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "runs": [r["run_id"] for r in results],
+                    "figures": [
+                        {
+                            "figure": c.figure.name,
+                            "unit": c.figure.unit,
+                            "values": c.values,
+                            "changes": c.changes,
+                            "noise": c.noise,
+                            "flags": c.flags,
+                        }
+                        for c in changes
+                    ],
+                    "regressions": [{"figure": f, "run": r} for f, r in regressions],
+                }
+            )
+        )
+    else:
+        rows = compare.table(results, changes)
+        grid = Table(*rows[0], box=None, highlight=False)
+        for row in rows[1:]:
+            grid.add_row(*row)
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(grid)
+        verdicts = ", ".join(f"{r['run_id']} {r['verdict']}" for r in results)
+        console.print(f"verdicts: {verdicts}")
+        if regressions:
+            for figure, run in regressions:
+                console.print(f"regression: {figure} in {run}")
+        else:
+            console.print("no regression beyond noise")
+    return 1 if regressions else 0

@@ -1,0 +1,472 @@
+"""One run end to end: the run's topic, `bankstream sink` processes, then `bankstream produce`,
+live progress of both, the drain, and what they reported.
+
+The sink and the producer run as the commands users run (child processes with ``--json``), in
+sessions of their own: Ctrl-C reaches the harness only, which asks the producer to stop (it
+flushes and writes its manifest), lets the sink drain what was acknowledged, then stops the
+sink. Every second the harness takes one timeline row: target and achieved rates, the sink's
+rate, consumer lag, this second's latency percentiles, CPU and memory of each side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from bankstream.histogram import LogHistogram
+
+log = logging.getLogger(__name__)
+TICK = 1.0  # seconds between timeline rows
+
+
+class Child:
+    """A `bankstream` command in a session of its own; its JSON lines arrive on ``lines``."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_file: Path) -> None:
+        self.name = name
+        self.log_file = log_file
+        self.lines: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        self._stderr = log_file.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 (our own command, no shell)
+            [sys.executable, "-m", "bankstream", *argv],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            start_new_session=True,
+        )
+        self.summary: dict[str, Any] | None = None
+        self.messages: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._ps = psutil.Process(self.process.pid)
+        self.cpu_seconds = 0.0
+        self.peak_rss = 0
+
+    def _read(self) -> None:
+        stream: IO[str] | None = self.process.stdout
+        assert stream is not None
+        for line in stream:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                log.info("%s: %s", self.name, line.rstrip())
+                continue
+            if isinstance(data, dict):
+                self.lines.put((time.time(), data))
+
+    def sample(self) -> tuple[float, int]:
+        """(CPU seconds so far, resident memory now) of the command and its processes."""
+        cpu, rss = 0.0, 0
+        try:
+            family = [self._ps, *self._ps.children(recursive=True)]
+        except psutil.Error:
+            return self.cpu_seconds, 0
+        for p in family:
+            try:
+                times = p.cpu_times()
+                cpu += times.user + times.system
+                rss += p.memory_info().rss
+            except psutil.Error:
+                continue
+        # a process that ended takes its CPU time with it: keep the largest total seen
+        self.cpu_seconds = max(self.cpu_seconds, cpu)
+        self.peak_rss = max(self.peak_rss, rss)
+        return self.cpu_seconds, rss
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def done(self) -> bool:
+        return self.process.poll() is not None
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the exit (then kill), and for the last lines."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            code = self.process.wait()
+        self._reader.join(5)
+        self._stderr.close()
+        return code
+
+    def last_error(self) -> str:
+        """The last line the command wrote on stderr (its one-line error, if it failed)."""
+        try:
+            lines = [x for x in self.log_file.read_text().splitlines() if x.strip()]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+
+@dataclass
+class Row:
+    t: float  # seconds since the producer started
+    target_rate: float | None
+    produce_rate: float
+    sink_rate: float
+    acked: int
+    sunk: int
+    lag: int
+    lag_seconds: float
+    delivery_p50: float | None
+    delivery_p99: float | None
+    e2e_p50: float | None
+    e2e_p99: float | None
+    producer_cpu: float  # share of one core over the tick
+    sink_cpu: float
+    producer_rss: int
+    sink_rss: int
+
+    def as_list(self) -> list[Any]:
+        return [_round(v) for v in self.__dict__.values()]
+
+
+ROW_FIELDS = list(Row.__dataclass_fields__)
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6) if abs(value) < 10 else round(value, 2)
+    return value
+
+
+@dataclass
+class Observed:
+    """What the run did, as the harness saw it."""
+
+    timeline: list[Row] = field(default_factory=list)
+    delivery: LogHistogram = field(default_factory=LogHistogram)  # after the warm-up
+    e2e: LogHistogram = field(default_factory=LogHistogram)
+    delivery_all: LogHistogram = field(default_factory=LogHistogram)  # warm-up included
+    e2e_all: LogHistogram = field(default_factory=LogHistogram)
+    producer_summary: dict[str, Any] | None = None
+    sink_summary: dict[str, Any] | None = None
+    producer_exit: int | None = None
+    sink_exit: int | None = None
+    produce_started: float | None = None  # epoch seconds
+    produce_ended: float | None = None
+    drained_at: float | None = None
+    drained: bool = False
+    interrupted: bool = False
+    acked_at_warmup: int | None = None  # the producer's acked count when the warm-up ended
+    warmup_elapsed: float | None = None  # its elapsed seconds then
+    sunk_at_warmup: int | None = None
+    max_lag_seconds: float = 0.0
+    max_lag: int = 0
+    resources: dict[str, dict[str, float]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    sink_argv: list[str]
+    producer_argv: list[str]
+    folder: Path
+    warmup: float
+    target_at: Callable[[float], float | None]  # target rate at t seconds
+    expected_acked: Callable[[dict[str, Any]], int | None] | None = None
+    drain_timeout: float = 300.0
+    sharded: bool = False
+    output: str = "live"  # live, json, quiet
+
+
+class Orchestra:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.observed = Observed()
+        self.signalled = 0
+        self._producer_last: dict[str, Any] = {}
+        self._sink_last: dict[str, Any] = {}
+        self._tick_delivery = LogHistogram()
+        self._tick_e2e = LogHistogram()
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # ------------------------------------------------------------------ output
+
+    def say(self, text: str) -> None:
+        if self.plan.output == "live":
+            self.console.print(text)
+        elif self.plan.output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signalled += 1
+        if self.signalled == 1:
+            self.say(
+                f"{signal.Signals(signum).name}: stopping the producer; the sink writes what was "
+                "acknowledged (again to stop it at once)"
+            )
+        elif self.signalled == 2:
+            self.say("stopping the sink now")
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> Observed:
+        plan, obs = self.plan, self.observed
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        sink = producer = None
+        try:
+            sink = Child("sink", plan.sink_argv, plan.folder / "sink.log")
+            if not self._wait_sink_ready(sink):
+                return obs
+            producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+            self._loop(sink, producer)
+        finally:
+            for child in (producer, sink):
+                if child is not None and not child.done():
+                    child.signal(signal.SIGTERM)
+            if producer is not None:
+                obs.producer_exit = producer.finish(60)
+                self._take(producer)
+            if sink is not None:
+                obs.sink_exit = sink.finish(60)
+                self._take(sink)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        for child, code in ((producer, obs.producer_exit), (sink, obs.sink_exit)):
+            if child is not None and code not in (0, 130, None) and not self._summary_of(child):
+                obs.problems.append(
+                    f"{child.name} exited with {code}: {child.last_error() or 'no message'} "
+                    f"(log: {child.log_file})"
+                )
+        for child in (producer, sink):
+            if child is not None:
+                obs.resources[child.name] = {
+                    "cpu_seconds": round(child.cpu_seconds, 2),
+                    "peak_rss_bytes": child.peak_rss,
+                }
+        return obs
+
+    def _summary_of(self, child: Child) -> dict[str, Any] | None:
+        return (
+            self.observed.producer_summary
+            if child.name == "producer"
+            else (self.observed.sink_summary)
+        )
+
+    def _wait_sink_ready(self, sink: Child) -> bool:
+        """Until the sink says it runs (its consumers are starting); False when it failed."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not self.signalled:
+            try:
+                _, data = sink.lines.get(timeout=0.2)
+            except queue.Empty:
+                if sink.done():
+                    break
+                continue
+            if "message" in data:
+                self.say(f"sink: {data['message'].removeprefix('sink: ')}")
+                return True
+        if not sink.done():
+            sink.signal(signal.SIGTERM)
+        return False
+
+    def _take(self, child: Child) -> None:
+        """Handle every line that arrived from ``child``."""
+        obs = self.observed
+        while True:
+            try:
+                stamp, data = child.lines.get_nowait()
+            except queue.Empty:
+                return
+            if "message" in data:
+                text = str(data["message"])
+                if child.name == "producer" and text.endswith(": producing"):
+                    obs.produce_started = stamp
+                if child.name == "producer":
+                    self.say(f"producer: {text}")
+                continue
+            if child.name == "producer":
+                if "manifest" in data:
+                    obs.producer_summary = data
+                    obs.produce_ended = stamp
+                    continue
+                self._producer_last = data
+                hist = LogHistogram.from_dict(data.get("latency_histogram", {}))
+                self._tick_delivery.merge(hist)
+                obs.delivery_all.merge(hist)
+                if data.get("elapsed", 0.0) >= self.plan.warmup:
+                    if obs.acked_at_warmup is None:
+                        obs.acked_at_warmup = int(data["acked"])
+                        obs.warmup_elapsed = float(data["elapsed"])
+                    obs.delivery.merge(hist)
+            else:
+                if "writing_seconds" in data:
+                    obs.sink_summary = data
+                    continue
+                self._sink_last = data
+                hist = LogHistogram.from_dict(data.get("latency_histogram", {}))
+                self._tick_e2e.merge(hist)
+                obs.e2e_all.merge(hist)
+                if self._past_warmup(stamp):
+                    obs.e2e.merge(hist)
+                    obs.max_lag_seconds = max(obs.max_lag_seconds, float(data["lag_seconds"]))
+                    obs.max_lag = max(obs.max_lag, int(data["lag"]))
+                    if obs.sunk_at_warmup is None:
+                        obs.sunk_at_warmup = self._sunk(data)
+
+    def _past_warmup(self, stamp: float) -> bool:
+        started = self.observed.produce_started
+        return started is not None and stamp - started >= self.plan.warmup
+
+    @staticmethod
+    def _sunk(data: dict[str, Any]) -> int:
+        return (
+            int(data.get("inserted", 0))
+            + int(data.get("duplicates", 0))
+            + int(data.get("dead_lettered", 0))
+        )
+
+    def _loop(self, sink: Child, producer: Child) -> None:
+        obs, plan = self.observed, self.plan
+        last = time.monotonic()
+        last_acked = last_sunk = 0
+        cpu_before = {"producer": 0.0, "sink": 0.0}
+        stop_sent = sink_stopped = False
+        settled_since: float | None = None
+        done_at: float | None = None  # (monotonic) when the producer ended
+        live = None
+        if plan.output == "live" and self.console.is_terminal:
+            from rich.live import Live
+
+            live = Live(console=self.console, refresh_per_second=2, transient=True)
+            live.start()
+        try:
+            while True:
+                time.sleep(0.1)
+                self._take(producer)
+                self._take(sink)
+                if self.signalled and not stop_sent:
+                    stop_sent = True
+                    obs.interrupted = True
+                    producer.signal(signal.SIGINT)
+                if self.signalled >= 2 and not sink_stopped:
+                    sink_stopped = True
+                    sink.signal(signal.SIGTERM)
+                if sink.done() and not producer.done() and not stop_sent:
+                    obs.problems.append(
+                        f"the sink stopped during the run: {sink.last_error() or 'no message'}"
+                    )
+                    stop_sent = True
+                    producer.signal(signal.SIGINT)
+                now = time.monotonic()
+                if now - last >= TICK:
+                    dt, last = now - last, now
+                    acked = int(self._producer_last.get("acked", last_acked))
+                    sunk = self._sunk(self._sink_last) if self._sink_last else last_sunk
+                    cpu = {}
+                    rss = {}
+                    for child in (producer, sink):
+                        seconds, rss[child.name] = child.sample()
+                        cpu[child.name] = max(0.0, seconds - cpu_before[child.name]) / dt
+                        cpu_before[child.name] = seconds
+                    t = time.time() - obs.produce_started if obs.produce_started else 0.0
+                    row = Row(
+                        t=t,
+                        target_rate=plan.target_at(t) if obs.produce_started else None,
+                        produce_rate=max(0, acked - last_acked) / dt,
+                        sink_rate=max(0, sunk - last_sunk) / dt,
+                        acked=acked,
+                        sunk=sunk,
+                        lag=int(self._sink_last.get("lag", 0)),
+                        lag_seconds=float(self._sink_last.get("lag_seconds", 0.0)),
+                        delivery_p50=self._tick_delivery.percentile(0.5),
+                        delivery_p99=self._tick_delivery.percentile(0.99),
+                        e2e_p50=self._tick_e2e.percentile(0.5),
+                        e2e_p99=self._tick_e2e.percentile(0.99),
+                        producer_cpu=cpu["producer"],
+                        sink_cpu=cpu["sink"],
+                        producer_rss=rss["producer"],
+                        sink_rss=rss["sink"],
+                    )
+                    last_acked, last_sunk = acked, sunk
+                    self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
+                    if obs.produce_started:
+                        obs.timeline.append(row)
+                        self._show(row, live, producer.done())
+                if producer.done():
+                    if done_at is None:
+                        done_at = now
+                        obs.producer_exit = producer.finish(5)
+                        self._take(producer)
+                        if obs.produce_ended is None:
+                            obs.produce_ended = time.time()
+                        self.say("producer: done; the sink writes what is left ...")
+                    if sink.done():
+                        break
+                    # drained: every acknowledged event handled and no lag, twice in a row
+                    expected = (
+                        plan.expected_acked(obs.producer_summary)
+                        if plan.expected_acked and obs.producer_summary
+                        else None
+                    )
+                    handled = self._sunk(self._sink_last) if self._sink_last else 0
+                    settled = int(self._sink_last.get("lag", 1)) == 0 and (
+                        expected is None or handled >= expected
+                    )
+                    if settled and settled_since is None:
+                        settled_since = now
+                    elif not settled:
+                        settled_since = None
+                    need = 3.0 if expected is None else 1.0
+                    timed_out = now - done_at > plan.drain_timeout
+                    if (settled_since is not None and now - settled_since >= need) or (
+                        timed_out and not sink_stopped
+                    ):
+                        if timed_out and settled_since is None:
+                            obs.problems.append(
+                                f"the sink did not drain within {plan.drain_timeout:g} s"
+                            )
+                        else:
+                            obs.drained = True
+                            obs.drained_at = time.time()
+                        if not sink_stopped:
+                            sink_stopped = True
+                            sink.signal(signal.SIGTERM)
+                if sink.done() and producer.done():
+                    break
+        finally:
+            if live is not None:
+                live.stop()
+
+    def _show(self, row: Row, live: Any, producing_done: bool) -> None:
+        if self.plan.output == "json":
+            print(json.dumps(dict(zip(ROW_FIELDS, row.as_list(), strict=True))), flush=True)
+            return
+        if self.plan.output != "live":
+            return
+        target = f" (target {row.target_rate:,.0f}/s)" if row.target_rate else ""
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:,.0f} ms"
+
+        text = (
+            f"{row.t:6.0f} s  produced {row.produce_rate:9,.0f}/s{target}  "
+            f"sunk {row.sink_rate:9,.0f}/s  lag {row.lag:,} ({row.lag_seconds:.1f} s)  "
+            f"delivery p99 {ms(row.delivery_p99)}  end-to-end p99 {ms(row.e2e_p99)}  "
+            f"{row.acked:,} acked, {row.sunk:,} written"
+            + ("  (draining)" if producing_done else "")
+        )
+        if live is not None:
+            live.update(text)
+        elif int(row.t) % 5 == 0:
+            self.console.print(text)

@@ -1,0 +1,271 @@
+"""A run's result: its figures, the thresholds judged on them, ``result.json`` and ``report.md``.
+
+``result.json`` (schema version ``RESULT_VERSION``) holds everything a later ``compare`` or
+``merge`` needs: the producer's manifest, the verification, the figures, the thresholds and
+their verdicts, the post-warm-up latency histograms (mergeable), the timeline, the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bankstream.histogram import LogHistogram
+
+RESULT_VERSION = 1
+HERE = Path(__file__).resolve().parent
+
+
+def latency_figures(hist: LogHistogram) -> dict[str, float | int | None]:
+    """count, mean, p50, p90, p95, p99, p99.9 and max, seconds."""
+    out = hist.summary()
+    out["p95"] = hist.percentile(0.95)
+    return {k: out[k] for k in ("count", "mean", "p50", "p90", "p95", "p99", "p999", "max")}
+
+
+def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every metric a threshold can name, from the figures (None: not measured in this run)."""
+    e2e = figures["latency"]["end_to_end"]
+    delivery = figures["latency"]["delivery"]
+    verified = verification or {}
+    return {
+        "produce_rate_ratio": figures["produce"].get("rate_ratio"),
+        "sink_rate_ratio": figures["sink"].get("rate_ratio"),
+        "delivery_latency_p50_seconds": delivery["p50"],
+        "delivery_latency_p99_seconds": delivery["p99"],
+        "e2e_latency_p50_seconds": e2e["p50"],
+        "e2e_latency_p95_seconds": e2e["p95"],
+        "e2e_latency_p99_seconds": e2e["p99"],
+        "e2e_latency_max_seconds": e2e["max"],
+        "max_lag_seconds": figures["lag"]["max_seconds"],
+        "lost": verified.get("lost"),
+        "duplicates": verified.get("duplicates"),
+        "dead_lettered": figures["sink"].get("dead_lettered"),
+        "failed": figures["produce"].get("failed"),
+    }
+
+
+def judge(thresholds: Mapping[str, Any], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One verdict per condition: passed, failed, or not measured (which fails too: a threshold
+    that cannot be checked is not met)."""
+    from scenarios.types import format_condition
+
+    out = []
+    for metric, conditions in thresholds.items():
+        value = values.get(metric)
+        for condition in conditions:
+            unit = "s" if metric.endswith("_seconds") else ""
+            text = format_condition(condition.op, condition.value, unit)
+            ok = value is not None and math.isfinite(value) and condition.holds(value)
+            out.append(
+                {
+                    "metric": metric,
+                    "condition": text,
+                    "measured": value,
+                    "passed": bool(ok),
+                    "note": None if value is not None else "not measured in this run",
+                }
+            )
+    return out
+
+
+def git_revision() -> str | None:
+    """The checkout's commit (with -dirty when it has changes), when run from one."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short=12", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}-dirty" if dirty else rev
+
+
+def environment(settings: Any, mongo_version: str | None) -> dict[str, Any]:
+    import confluent_kafka
+    import pymongo
+
+    from bankstream import __version__
+
+    return {
+        "bankstream": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.__version__,
+        "librdkafka": confluent_kafka.libversion()[0],
+        "pymongo": pymongo.__version__,
+        "kafka": settings.kafka_version if not settings.is_given("kafka_bootstrap") else "external",
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "mongodb": mongo_version,
+        "mongodb_uri": settings.mongo_uri_redacted,
+        "cores": os.cpu_count(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+    }
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def write(result: Mapping[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "result.json"
+    partial = path.with_suffix(".json.part")
+    partial.write_text(json.dumps(result, indent=1, default=_plain) + "\n")
+    partial.replace(path)
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    msg = f"not JSON: {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A result.json (or the folder that holds one), checked for its schema version."""
+    from bankstream.errors import UsageError
+
+    file = path / "result.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        msg = f"{file}: no such result (give a results/<run id> folder or its result.json)"
+        raise UsageError(msg) from None
+    except (OSError, ValueError) as exc:
+        msg = f"{file}: not a readable result.json ({exc})"
+        raise UsageError(msg) from None
+    if not isinstance(data, dict) or data.get("result_version") != RESULT_VERSION:
+        version = data.get("result_version") if isinstance(data, dict) else None
+        msg = f"{file}: result version {version!r}, this bankstream reads {RESULT_VERSION}"
+        raise UsageError(msg)
+    return data
+
+
+# ---------------------------------------------------------------------------- report.md
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:,.1f} ms"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def report_markdown(result: Mapping[str, Any]) -> str:
+    fig = result["figures"]
+    produce, sink, lag = fig["produce"], fig["sink"], fig["lag"]
+    verdict = result["verdict"]
+    lines = [
+        f"# Run {result['run_id']}: {verdict.upper()}",
+        "",
+        f"Scenario `{result['scenario']}` (digest `{str(result['scenario_digest'])[:12]}`, seed "
+        f"{result['seed']}), {result['started_at']} to {result['ended_at']}, ended "
+        f"{result['ended']}. Warm-up of {result['warmup_seconds']:g} s excluded from rates, "
+        "latencies and lag.",
+        "",
+        "## Thresholds",
+        "",
+        "| metric | condition | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+    for t in result["thresholds"]:
+        value = t["measured"]
+        shown = _ms(value) if t["metric"].endswith("_seconds") else _num(value)
+        lines.append(
+            f"| {t['metric']} | {t['condition']} | {shown} | "
+            f"{'pass' if t['passed'] else 'FAIL'}{' (' + t['note'] + ')' if t['note'] else ''} |"
+        )
+    v = result.get("verification")
+    lines += ["", "## Verification", ""]
+    if v is None:
+        lines.append(result.get("verification_note") or "not verified")
+    else:
+        lines += [
+            f"- {'exact' if v['exact'] else 'NOT exact'}: {v['distinct']:,} distinct events "
+            f"stored of {v['expected']:,} acknowledged; lost {v['lost']:,}, duplicates "
+            f"{v['duplicates']:,}, unexpected {v['unexpected']:,}",
+            f"- counts by type and status {'match' if v['counts_match'] else 'differ'}; money in "
+            f"and out {'match' if v['money_match'] else 'differ'}; ledger problems "
+            f"{v['ledger_problems']:,}; cells off their checksum {v['checksum_mismatches']:,}",
+            f"- full stream check: {'done' if v['stream_checked'] else 'not run (too large)'}; "
+            f"projections: {v['projections']}",
+        ]
+        lines += [f"- problem: {p}" for p in v["problems"]]
+    delivery, e2e = fig["latency"]["delivery"], fig["latency"]["end_to_end"]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        f"- produced: {produce['acked']:,} acknowledged of {produce['made']:,} made, "
+        f"{produce['failed']:,} failed; {_num(produce['rate'])}/s measured"
+        + (
+            f" against {_num(produce['target_rate'])}/s (ratio {produce['rate_ratio']:.3f})"
+            if produce.get("rate_ratio") is not None
+            else ""
+        ),
+        f"- sunk: {sink['inserted']:,} written, {sink['duplicates']:,} already there, "
+        f"{sink['dead_lettered']:,} dead-lettered; write rate {_num(sink['rate'])}/s"
+        + (
+            f" ({sink['rate_ratio']:.3f} of the produce rate)"
+            if sink.get("rate_ratio") is not None
+            else ""
+        ),
+        f"- consumer lag: max {lag['max_messages']:,} messages, {lag['max_seconds']:.2f} s; "
+        f"drained {_num(fig['drain_seconds'])} s after the producer stopped",
+        "",
+        "| latency (s from intended send) | count | p50 | p90 | p99 | p99.9 | max |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, h in (("delivery (acked by Kafka)", delivery), ("end to end (in MongoDB)", e2e)):
+        lines.append(
+            f"| {name} | {h['count']:,} | {_ms(h['p50'])} | {_ms(h['p90'])} | {_ms(h['p99'])} | "
+            f"{_ms(h['p999'])} | {_ms(h['max'])} |"
+        )
+    lines += ["", "| process | CPU seconds | peak memory |", "|---|---|---|"]
+    for name, r in fig["resources"].items():
+        memory = r["peak_rss_bytes"] / 2**20
+        lines.append(f"| {name} | {r['cpu_seconds']:,.1f} | {memory:,.0f} MiB |")
+    ceilings = result.get("ceilings")
+    if ceilings:
+        lines += ["", "## Against the ceilings", ""]
+        for name, c in ceilings.items():
+            lines.append(f"- {name}: {c}")
+    charts = result.get("charts") or []
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    env = result["environment"]
+    lines += [
+        "",
+        "## Environment",
+        "",
+        ", ".join(f"{k} {v}" for k, v in env.items() if v is not None),
+        "",
+    ]
+    if result.get("problems"):
+        lines += ["## Problems", ""] + [f"- {p}" for p in result["problems"]] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,330 @@
+"""`bankstream run`: one run end to end, verified, judged and reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bankstream.errors import EXIT_FAILURE, UsageError
+from bankstream.histogram import LogHistogram
+from bankstream.settings import Settings
+from harness import result as results
+from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan
+from harness.verify import DEFAULT_LIMIT, verify
+from scenarios import LoadedScenario
+
+EXIT_STOPPED = 130
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any]
+    folder: Path
+    exit_code: int
+    failed: list[str]  # the thresholds (and checks) that did not hold, in words
+
+
+def child_flags(args: argparse.Namespace) -> list[str]:
+    """The global flags the children need to see the same settings."""
+    out: list[str] = []
+    if args.config is not None:
+        out += ["--config", str(args.config)]
+    if args.verbose:
+        out.append("-" + "v" * args.verbose)
+    return out
+
+
+def producer_argv(args: argparse.Namespace, run_id: str, topic: str, folder: Path) -> list[str]:
+    argv = [*child_flags(args), "produce", args.scenario]
+    for flag in ("rate", "stages", "duration", "events", "processes", "seed", "shard"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            argv += [f"--{flag}", str(value)]
+    for override in args.overrides:
+        argv += ["--set", override]
+    return [
+        *argv,
+        "--run-id",
+        run_id,
+        "--topic",
+        topic,
+        "--results",
+        str(folder),
+        "--json",
+        "--metrics-linger",
+        "0",
+    ]
+
+
+def sink_argv(args: argparse.Namespace, run_id: str, topic: str) -> list[str]:
+    argv = [*child_flags(args), "sink", "--scenario", args.scenario]
+    for override in args.overrides:
+        argv += ["--set", override]
+    if args.sink_processes is not None:
+        argv += ["--processes", str(args.sink_processes)]
+    return [*argv, "--topic", topic, "--group", f"bankstream-sink-{run_id}", "--json"]
+
+
+def execute(
+    args: argparse.Namespace,
+    loaded: LoadedScenario,
+    settings: Settings,
+    run_id: str,
+    shard: tuple[int, int] | None,
+    output: str,
+) -> Outcome:
+    """Run, verify, judge, report. ``output``: live, json or quiet."""
+    from loadgen.coordinator import ensure_topic
+    from loadgen.pacing import Schedule
+
+    scenario = loaded.scenario
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        if output == "live":
+            console.print(text)
+        elif output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    topic = args.topic or f"{scenario.delivery.topic}.{run_id}"
+    name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"
+    folder = args.results / name
+    folder.mkdir(parents=True, exist_ok=True)
+    db = _database(settings)
+    collections = scenario.sink.collections.model_dump()
+    if args.fresh:
+        for key in ("transactions", "accounts", "rollups"):
+            db[collections[key]].drop()
+        dropped = ", ".join(collections[k] for k in ("transactions", "accounts", "rollups"))
+        say(f"fresh: dropped {dropped}")
+    delivery = scenario.delivery
+    say(ensure_topic(settings, topic, delivery.partitions, delivery.replication_factor))
+    schedule = Schedule.of_load(scenario.load)
+    warmup = float(scenario.load.warmup)
+    scratch = Path(tempfile.mkdtemp(prefix="bankstream-run-"))
+    plan = Plan(
+        sink_argv=sink_argv(args, run_id, topic),
+        producer_argv=producer_argv(args, run_id, topic, scratch),
+        folder=folder,
+        warmup=warmup,
+        target_at=(lambda t: schedule.rate_at(t)) if schedule.paced else (lambda t: None),
+        expected_acked=None if shard else (lambda summary: int(summary["acked"])),
+        drain_timeout=args.drain_timeout,
+        sharded=shard is not None,
+        output=output,
+    )
+    say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
+    started_at = results.now_iso()
+    try:
+        observed = Orchestra(plan).run()
+        manifest = _take_manifest(scratch, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ended_at = results.now_iso()
+    verification = None
+    note = None
+    if manifest is None:
+        note = "not verified: the producer wrote no manifest"
+    elif shard is not None:
+        note = "not verified here: one host of several (bankstream merge verifies the whole run)"
+    elif args.verify_limit == 0:
+        note = "not verified (--verify-limit 0)"
+    else:
+        say("verifying the store against the manifest ...")
+        began = time.monotonic()
+        verification = verify(db, manifest, collections, limit=args.verify_limit).as_dict()
+        verification["seconds"] = round(time.monotonic() - began, 2)
+    figures = build_figures(observed, manifest, schedule, warmup)
+    thresholds = results.judge(scenario.thresholds, results.measured(figures, verification))
+    failed = [
+        f"{t['metric']} {t['condition']} (measured {t['measured']})"
+        for t in thresholds
+        if not t["passed"]
+    ]
+    if verification is not None and not verification["exact"]:
+        failed += [f"verification: {p}" for p in verification["problems"]]
+    problems = list(observed.problems) + list((manifest or {}).get("problems", []))
+    failed += [f"problem: {p}" for p in problems]
+    verdict = "pass" if not failed else "fail"
+    result: dict[str, Any] = {
+        "result_version": results.RESULT_VERSION,
+        "run_id": run_id,
+        "scenario": scenario.name,
+        "scenario_digest": loaded.digest,
+        "seed": scenario.seed,
+        "shard": list(shard) if shard else None,
+        "topic": topic,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "ended": "stopped" if observed.interrupted else (manifest or {}).get("ended", "failed"),
+        "warmup_seconds": warmup,
+        "verdict": verdict,
+        "failed": failed,
+        "thresholds": thresholds,
+        "verification": verification,
+        "verification_note": note,
+        "figures": figures,
+        "histograms": {
+            "delivery": observed.delivery.to_dict(),
+            "end_to_end": observed.e2e.to_dict(),
+        },
+        "timeline_fields": ROW_FIELDS,
+        "timeline": [row.as_list() for row in _thin(observed.timeline)],
+        "manifest": manifest,
+        "environment": results.environment(settings, _mongo_version(db)),
+        "problems": problems,
+        "ceilings": None,
+    }
+    try:
+        result["charts"] = charts_for(result, folder)
+    except Exception as exc:  # a chart is not worth losing the result for
+        problems.append(f"charts not drawn: {exc}")
+    results.write(result, folder)
+    (folder / "report.md").write_text(results.report_markdown(result))
+    code = EXIT_STOPPED if observed.interrupted else 0 if verdict == "pass" else EXIT_FAILURE
+    if not shard and not args.keep_topic:
+        _drop_topics(settings, topic)
+    return Outcome(result, folder, code, failed)
+
+
+def charts_for(result: Mapping[str, Any], folder: Path) -> list[str]:
+    from harness.charts import draw
+
+    return draw(result, folder)
+
+
+def _thin(rows: list[Any], most: int = 3600) -> list[Any]:
+    """At most ``most`` rows (every k-th of a long run), so a day-long soak stays readable."""
+    if len(rows) <= most:
+        return rows
+    step = -(-len(rows) // most)
+    return rows[::step]
+
+
+def _take_manifest(scratch: Path, folder: Path) -> dict[str, Any] | None:
+    found = sorted(scratch.glob("*/manifest*.json"))
+    if not found:
+        return None
+    target = folder / found[0].name
+    shutil.copyfile(found[0], target)
+    data: dict[str, Any] = json.loads(target.read_text())
+    return data
+
+
+def build_figures(
+    obs: Observed, manifest: Mapping[str, Any] | None, schedule: Any, warmup: float
+) -> dict[str, Any]:
+    m = manifest or {}
+    events = m.get("events", {"made": 0, "acked": 0, "failed": 0, "unsent": 0, "produced": 0})
+    wall = float(m.get("wall_seconds") or 0.0)
+    acked = int(events["acked"])
+    # the measured window: from the end of the warm-up to the producer's end
+    start_acked, start_t = 0, 0.0
+    at_warmup, elapsed = obs.acked_at_warmup, obs.warmup_elapsed
+    if at_warmup is not None and elapsed is not None and wall > elapsed:
+        start_acked, start_t = at_warmup, elapsed
+    window = max(wall - start_t, 1e-9)
+    rate = (acked - start_acked) / window if wall else None
+    target = ratio = None
+    if schedule.paced and wall:
+        end = min(wall, schedule.duration) if schedule.duration else wall
+        if end > start_t:
+            target = (schedule.events_by(end) - schedule.events_by(start_t)) / (end - start_t)
+            ratio = rate / target if target and rate is not None else None
+    s = obs.sink_summary or {}
+    sink_rate = s.get("events_per_second")
+    whole_rate = acked / wall if wall else None
+    drain = (
+        round(obs.drained_at - obs.produce_ended, 2)
+        if obs.drained_at and obs.produce_ended
+        else None
+    )
+    return {
+        "produce": {
+            "made": int(events["made"]),
+            "produced": int(events["produced"]),
+            "acked": acked,
+            "failed": int(events["failed"]),
+            "unsent": int(events["unsent"]),
+            "wall_seconds": wall,
+            "rate": rate,
+            "target_rate": target,
+            "rate_ratio": ratio,
+            "rate_whole_run": whole_rate,
+            "schedule_lag": (m.get("schedule_lag") or {}).get("seconds"),
+            "stall_seconds": m.get("stall_seconds"),
+        },
+        "sink": {
+            "inserted": int(s.get("inserted", 0)),
+            "duplicates": int(s.get("duplicates", 0)),
+            "dead_lettered": int(s.get("dead_lettered", 0)) if s else None,
+            "rate": sink_rate,
+            "rate_ratio": sink_rate / whole_rate if sink_rate and whole_rate else None,
+            "writing_seconds": s.get("writing_seconds"),
+            "paused_seconds": s.get("paused_seconds"),
+        },
+        "lag": {"max_messages": obs.max_lag, "max_seconds": obs.max_lag_seconds},
+        "latency": {
+            "delivery": results.latency_figures(obs.delivery),
+            "end_to_end": results.latency_figures(obs.e2e),
+            "delivery_with_warmup": results.latency_figures(obs.delivery_all),
+            "end_to_end_with_warmup": results.latency_figures(obs.e2e_all),
+        },
+        "drain_seconds": drain,
+        "drained": obs.drained,
+        "resources": obs.resources,
+    }
+
+
+def _database(settings: Settings) -> Any:
+    from bankstream import mongo
+
+    return mongo.client(settings)[settings.mongo_database]
+
+
+def _mongo_version(db: Any) -> str | None:
+    try:
+        return str(db.client.server_info().get("version"))
+    except Exception:
+        return None
+
+
+def _drop_topics(settings: Settings, topic: str) -> None:
+    from bankstream import kafka
+
+    admin = kafka.admin_client(settings)
+    for name in (topic, f"{topic}.dlq"):
+        try:
+            kafka.delete_topic(admin, name)
+        except Exception:  # gone already, or not allowed: the run's result does not depend on it
+            continue
+
+
+def merged_histogram(parts: list[Mapping[str, Any]]) -> LogHistogram:
+    return LogHistogram.merged(LogHistogram.from_dict(p) for p in parts)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    for flag in ("processes", "sink_processes"):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= 256:
+            msg = f"--{flag.replace('_', '-')} must be between 1 and 256, got {value}"
+            raise UsageError(msg)
+    if not 0 < args.drain_timeout <= 86400:
+        msg = f"--drain-timeout must be between 0 and 86400 seconds, got {args.drain_timeout}"
+        raise UsageError(msg)
+    if args.verify_limit < 0:
+        msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
+        raise UsageError(msg)
+
+
+__all__ = ["DEFAULT_LIMIT", "Outcome", "check_flags", "execute"]
