@@ -163,8 +163,17 @@ class Worker:
             deadline = self._send(batch, deadline)
             if deadline is not None:
                 ended = "stopped"
+                if self.upcoming is not None:
+                    # made already (its events are in the stream's counts and checksums): send
+                    # it too, so that what was made is what was sent
+                    rest, self.upcoming = self.upcoming, None
+                    if len(rest):
+                        self.last_time = int(rest.times[-1])
+                    self._send(rest, deadline)
                 break
             if spec.duration is not None and time.time() - self.t0 >= spec.duration:
+                if self.upcoming is not None:  # made, past the end: never sent
+                    self.unsent += len(self.upcoming)
                 break
             if self.upcoming is None and not self.exhausted:
                 self.upcoming = next(self.batches, None)

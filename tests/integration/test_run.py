@@ -1,0 +1,186 @@
+"""`bankstream run` end to end against the real local stack: short real runs pass and verify
+exact; an impossible threshold fails and is named; the verifier counts a deleted document as lost
+and a copy as a duplicate; Ctrl-C stops the run and still reports; compare of a result with
+itself flags nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+from bankstream import mongo
+from bankstream.mongo import Document
+from bankstream.settings import Settings
+from harness.verify import verify
+from tests.conftest import ROOT, free_port, invoke, run_cli
+
+pytestmark = pytest.mark.integration
+COLLECTIONS = {"transactions": "transactions", "accounts": "accounts", "rollups": "rollups"}
+
+
+def environment(database: str) -> dict[str, str]:
+    return {
+        "BANKSTREAM_MONGO_DATABASE": database,
+        "BANKSTREAM_LOADGEN_METRICS_PORT": str(free_port()),
+        "BANKSTREAM_SINK_METRICS_PORT": str(free_port()),
+    }
+
+
+def result_of(done: subprocess.CompletedProcess[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the summary line, result.json) of a `run --json`."""
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(Path(ROOT, summary["result"]).read_text())
+    return summary, result
+
+
+@pytest.fixture(scope="module")
+def database(stack: Settings) -> Iterator[Database[Document]]:
+    name = f"test_run_{uuid.uuid4().hex[:8]}"
+    with mongo.client(stack) as client:
+        yield client[name]
+        client.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def retail(
+    database: Database[Document], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    results = tmp_path_factory.mktemp("results")
+    done = run_cli(
+        "run", "retail-day", "--rate", "300", "--duration", "12s", "--processes", "1",
+        "--fresh", "--json", "--results", str(results),
+        env=environment(database.name),
+        timeout=300,
+    )  # fmt: skip
+    return done, results
+
+
+def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
+    retail: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    done, _ = retail
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    summary, result = result_of(done)
+    assert summary["verdict"] == "pass" and result["failed"] == []
+    v = result["verification"]
+    assert v["exact"] and v["lost"] == 0 and v["duplicates"] == 0
+    assert v["expected"] == v["stored"] == result["manifest"]["events"]["acked"] > 3000
+    assert v["counts_match"] and v["money_match"] and v["checksum_mismatches"] == 0
+    assert v["stream_checked"] and v["projections"] == "exact"
+    assert {t["metric"] for t in result["thresholds"]} >= {"lost", "duplicates"}
+    assert all(t["passed"] for t in result["thresholds"])
+    figures = result["figures"]
+    assert 0.9 < figures["produce"]["rate_ratio"] < 1.1
+    assert figures["latency"]["end_to_end"]["count"] > 0
+    assert figures["resources"]["sink"]["cpu_seconds"] > 0
+    assert len(result["timeline"]) >= 10
+    folder = Path(ROOT, summary["result"]).parent
+    report = (folder / "report.md").read_text()
+    assert "PASS" in report and "| lost | == 0 | 0 | pass |" in report
+    for chart in ("throughput.png", "lag.png", "latency.png"):
+        assert (folder / chart).read_bytes()[:4] == b"\x89PNG"
+    assert result["environment"]["mongodb"] and result["environment"]["librdkafka"]
+
+
+def test_a_deleted_document_is_one_lost_and_a_copy_one_duplicate(
+    retail: tuple[subprocess.CompletedProcess[str], Path], database: Database[Document]
+) -> None:
+    _, result = result_of(retail[0])
+    manifest = result["manifest"]
+    gone = database.transactions.find_one_and_delete({"run_id": manifest["run_id"]})
+    assert gone is not None
+    try:
+        checked = verify(database, manifest, COLLECTIONS)
+        assert (checked.lost, checked.duplicates) == (1, 0)
+        assert not checked.exact and any("not in the store" in p for p in checked.problems)
+    finally:
+        database.transactions.insert_one(gone)
+    copy = {**gone, "_id": f"copy-{gone['_id']}"}
+    database.transactions.insert_one(copy)
+    try:
+        checked = verify(database, manifest, COLLECTIONS)
+        assert (checked.lost, checked.duplicates) == (0, 1)
+        assert not checked.exact
+    finally:
+        database.transactions.delete_one({"_id": copy["_id"]})
+    assert verify(database, manifest, COLLECTIONS).exact
+
+
+def test_compare_of_a_result_with_itself_flags_no_regression(
+    retail: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    summary, _ = result_of(retail[0])
+    done = invoke("compare", summary["result"], summary["result"], "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["regressions"] == []
+    assert all(c in (0.0, None) for f in data["figures"] for c in f["changes"])
+
+
+def test_seed_demo_passes_and_an_impossible_threshold_fails_by_name(
+    stack: Settings, tmp_path: Path
+) -> None:
+    database = f"test_run_{uuid.uuid4().hex[:8]}"
+    env = environment(database)
+    try:
+        done = run_cli(
+            "run", "seed-demo", "--rate", "4", "--duration", "10s", "--fresh", "--json",
+            "--results", str(tmp_path), env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        summary, result = result_of(done)
+        assert summary["verdict"] == "pass" and result["verification"]["exact"]
+        impossible = run_cli(
+            "run", "seed-demo", "--rate", "4", "--duration", "6s", "--fresh",
+            "--set", "thresholds.e2e_latency_p50_seconds=< 1ms", "--results", str(tmp_path),
+            env=env, timeout=300,
+        )  # fmt: skip
+        assert impossible.returncode == 1, impossible.stderr[-2000:]
+        assert "failed: e2e_latency_p50_seconds < 0.001s" in impossible.stderr
+        assert "lost, duplicates" not in impossible.stderr  # only the threshold is named
+        assert "lost 0, duplicates 0" in impossible.stderr  # and the data still verifies
+    finally:
+        with mongo.client(stack) as client:
+            client.drop_database(database)
+
+
+def test_ctrl_c_stops_the_producer_lets_the_sink_drain_and_still_reports(
+    stack: Settings, tmp_path: Path
+) -> None:
+    database = f"test_run_{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bankstream", "run", "retail-day", "--rate", "200", "--duration",
+         "2m", "--processes", "1", "--fresh", "--json", "--results", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**__import__("os").environ, **environment(database)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "producing" in line:
+                break
+        time.sleep(4)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 130, err[-2000:]
+        summary = json.loads(out.strip().splitlines()[-1])
+        result = json.loads(Path(ROOT, summary["result"]).read_text())
+        assert result["ended"] == "stopped"
+        v = result["verification"]
+        assert v["exact"], v["problems"]
+        assert 0 < v["stored"] < 200 * 120 and v["stored"] == result["manifest"]["events"]["acked"]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        with mongo.client(stack) as client:
+            client.drop_database(database)
