@@ -11,9 +11,11 @@ help:  ## list the targets
 setup:  ## install everything (system packages, .venv, the stack's jars); idempotent
 	scripts/setup.sh
 
-demo: setup  ## install, start the local stack and run the smoke check end to end
+DEMO_ARGS ?= retail-day --rate 400 --duration 40s --fresh
+
+demo: setup  ## install, start the local stack, run a short real scenario end to end and report
 	$(BIN)/bankstream stack up
-	$(BIN)/bankstream stack check
+	$(BIN)/bankstream run $(DEMO_ARGS)
 
 test: setup lint  ## install, lint, then run every test against real services
 	scripts/compose-plugin.sh

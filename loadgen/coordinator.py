@@ -28,8 +28,8 @@ from rich.live import Live
 from rich.table import Table
 
 from bankstream import kafka, metrics
-from bankstream.histogram import LogHistogram
 from bankstream.errors import EXIT_FAILURE
+from bankstream.histogram import LogHistogram
 from bankstream.settings import Settings
 from loadgen import manifest as manifests
 from loadgen.assign import split

@@ -1,0 +1,128 @@
+"""The harness's pure parts: thresholds judged, regressions flagged beyond noise, the verifier's
+ledger checks, and one-line errors for bad flags."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bankstream.histogram import LogHistogram
+from harness import compare
+from harness.result import judge, latency_figures, measured
+from harness.verify import _ledger, cell_of
+from scenarios import load
+from tests.conftest import invoke
+
+
+def figures(rate: float = 1000.0, p99: float = 0.1, lost: int = 0) -> dict[str, Any]:
+    hist = LogHistogram()
+    hist.add([p99 / 2] * 98 + [p99] * 2)
+    lat = latency_figures(hist)
+    return {
+        "produce": {"rate": rate, "rate_ratio": rate / 1000.0, "failed": 0},
+        "sink": {"rate": rate, "rate_ratio": 1.0, "dead_lettered": 0},
+        "lag": {"max_seconds": 0.5, "max_messages": 10},
+        "latency": {"delivery": lat, "end_to_end": lat},
+        "drain_seconds": 1.0,
+        "resources": {},
+    }
+
+
+def result(run_id: str, rate: float, p99: float = 0.1, lost: int = 0) -> dict[str, Any]:
+    fields = ["t", "produce_rate", "e2e_p99"]
+    timeline = [[float(t), rate * (1 + 0.01 * (t % 3 - 1)), p99] for t in range(60)]
+    return {
+        "run_id": run_id,
+        "verdict": "pass",
+        "warmup_seconds": 5.0,
+        "figures": figures(rate, p99),
+        "verification": {"lost": lost, "duplicates": 0},
+        "timeline_fields": fields,
+        "timeline": timeline,
+    }
+
+
+def test_the_default_thresholds_pass_on_good_figures_and_name_what_fails() -> None:
+    scenario = load("retail-day").scenario
+    verdicts = judge(scenario.thresholds, measured(figures(), {"lost": 0, "duplicates": 0}))
+    assert all(v["passed"] for v in verdicts)
+    bad = judge(scenario.thresholds, measured(figures(rate=500.0), {"lost": 2, "duplicates": 0}))
+    failed = {v["metric"] for v in bad if not v["passed"]}
+    assert failed == {"produce_rate_ratio", "lost"}
+
+
+def test_a_threshold_that_was_not_measured_fails() -> None:
+    scenario = load("retail-day").scenario
+    verdicts = judge(scenario.thresholds, measured(figures(), None))
+    missing = [v for v in verdicts if v["metric"] == "lost"]
+    assert missing and not missing[0]["passed"] and missing[0]["note"]
+
+
+def test_compare_flags_a_halved_rate_and_a_lost_event_but_not_itself() -> None:
+    a = result("a", 1000.0)
+    same = compare.compare([a, copy.deepcopy(a)])
+    assert not any(flag for c in same for flag in c.flags)
+    worse = compare.compare([a, result("b", 500.0, p99=0.4, lost=1)])
+    flagged = {c.figure.name for c in worse if c.flags[1] == "regression"}
+    assert {"produce rate", "end-to-end latency p99", "lost"} <= flagged
+    better = compare.compare([a, result("c", 1010.0)])
+    assert not any(c.flags[1] == "regression" for c in better)  # 1% is within the noise
+
+
+def test_noise_is_the_relative_standard_error_of_the_series() -> None:
+    steady = result("a", 1000.0)
+    assert 0 < compare.relative_error(steady, "produce_rate") < 0.01
+    assert compare.relative_error(steady, None) == 0.0
+
+
+def test_the_ledger_check_finds_a_gap_a_break_and_a_wrong_amount() -> None:
+    columns = {
+        "account": [0, 0, 0, 1, 1],
+        "seq": [1, 2, 4, 1, 2],
+        "before": [100, 150, 150, 0, 7],
+        "after": [150, 150, 100, 10, 7],
+        "delta": [50, 0, -50, 10, 0],
+    }
+    (problems, examples), finals = _ledger(columns, ["A", "B"], 10)
+    assert problems == 2  # A: seq 4 after 2; B: 7 is not the 10 it had
+    assert any("A: seq 4" in e for e in examples) and any(e.startswith("B:") for e in examples)
+    assert finals == {0: (100, 4), 1: (7, 2)}
+
+
+def test_cell_numbers_are_read_from_hex_transaction_ids() -> None:
+    assert cell_of("3a7194e4-00aa-17") == "170"
+    assert cell_of("nonsense") == "?"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run", "retail-day", "--processes", "0"], "--processes must be between 1 and 256"),
+        (["run", "retail-day", "--shard", "1/2"], "--shard needs --run-id"),
+        (["run", "retail-day", "--rate", "fast"], "--rate must be a positive number"),
+        (["run", "no-such-scenario"], "no-such-scenario"),
+        (["compare", "only-one"], "at least two results"),
+        (["compare", "/nonexistent/a", "/nonexistent/b"], "no such result"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], words: str) -> None:
+    done = invoke(*args)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_compare_refuses_a_file_that_is_not_a_result(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text(json.dumps({"result_version": 99}))
+    done = invoke("compare", str(tmp_path), str(tmp_path))
+    assert done.returncode == 2 and "result version 99" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_help(command: str) -> None:
+    done = invoke(command, "--help")
+    assert done.returncode == 0 and "exit codes" in done.stdout
