@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "harness.cli",
         "compare run results side by side, regressions beyond noise flagged",
     ),
+    "merge": (
+        "harness.cli",
+        "merge the results of the hosts of one run into one result, verified against the store",
+    ),
 }
 
 

@@ -117,12 +117,42 @@ def register(commands: Any) -> None:
     c.add_argument("--json", action="store_true", help="the comparison as JSON")
     c.set_defaults(run=run_compare)
 
+    m = commands.add_parser(
+        "merge",
+        help=summary("merge"),
+        description="Merge the results of the hosts of one run (bankstream run --shard I/N "
+        "--run-id ID on each) into one result: manifests add up, histograms merge bucket by "
+        "bucket, rates add up; the whole run is verified against the store (the settings name "
+        "it) and the thresholds are judged again.",
+        epilog="exit codes: 0 every threshold held and the store is exact; 1 not; 2 input to "
+        "correct (a shard missing or given twice, results of different runs).",
+    )
+    m.add_argument("results", nargs="+", type=Path, metavar="RESULT", help="each host's result")
+    m.add_argument(
+        "--results",
+        dest="output",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="where the merged result goes: DIR/<run id> (default: ./results)",
+    )
+    m.add_argument(
+        "--verify-limit",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="as for bankstream run (0: do not verify)",
+    )
+    m.add_argument("--json", action="store_true", help="the summary as one JSON line")
+    m.set_defaults(run=run_merge)
+
 
 def run_run(args: argparse.Namespace) -> int:
     from harness.run import check_flags, execute
-    from loadgen.assign import parse_shard
+    from loadgen.assign import parse_shard, split
     from loadgen.coordinator import default_run_id
     from loadgen.pacing import Schedule
+    from loadgen.population import cell_activity
     from loadgen.produce import fit_warmup, load_overrides
     from loadgen.stream import plan
     from scenarios import load
@@ -156,9 +186,17 @@ def run_run(args: argparse.Namespace) -> int:
         lifecycle.up(settings, report=(console.print if output == "live" else _quietly))
     run_id = args.run_id or default_run_id(loaded.scenario.name)
     # the producer's own checks (the load against the population, cells, shards), before
-    # anything starts
-    plan(loaded, run_id=run_id, schedule=Schedule.of_load(loaded.scenario.load))
-    outcome = execute(args, loaded, settings, run_id, shard, output)
+    # anything starts; a shard's target is its share of the run's rate
+    schedule = Schedule.of_load(loaded.scenario.load)
+    whole = plan(loaded, run_id=run_id, schedule=schedule)
+    if shard:
+        activity = whole.model.cell_activity(cell_activity)
+        cells = split(range(whole.model.cells), activity, shard[1])[shard[0]]
+        if not len(cells):
+            msg = f"--shard {args.shard}: this scenario has {whole.model.cells} cells, fewer than N"
+            raise UsageError(msg)
+        schedule = plan(loaded, cells=cells, run_id=run_id, schedule=schedule).own_schedule
+    outcome = execute(args, loaded, settings, run_id, shard, output, schedule)
     result = outcome.result
     if output == "json":
         print(json.dumps(_summary(result, outcome.folder)), flush=True)
@@ -260,3 +298,21 @@ def run_compare(args: argparse.Namespace) -> int:
         else:
             console.print("no regression beyond noise")
     return 1 if regressions else 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from harness.merge import merge_results
+    from harness.result import read
+
+    if args.verify_limit < 0:
+        msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
+        raise UsageError(msg)
+    results = [read(path) for path in args.results]
+    settings = settings_from(args)
+    folder = args.output / str(results[0]["run_id"])
+    merged = merge_results(results, settings, folder, args.verify_limit)
+    if args.json:
+        print(json.dumps(_summary(merged, folder)), flush=True)
+    else:
+        _print_verdict(Console(stderr=True, highlight=False, soft_wrap=True), merged, folder)
+    return 0 if merged["verdict"] == "pass" else 1

@@ -13,11 +13,12 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from bankstream.histogram import LogHistogram
+from scenarios.types import format_condition
 
 RESULT_VERSION = 1
 HERE = Path(__file__).resolve().parent
@@ -52,26 +53,27 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
     }
 
 
-def judge(thresholds: Mapping[str, Any], values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One verdict per condition: passed, failed, or not measured (which fails too: a threshold
-    that cannot be checked is not met)."""
-    from scenarios.types import format_condition
-
+def judge(
+    thresholds: Mapping[str, Any],
+    values: Mapping[str, Any],
+    deferred: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """One verdict per condition: passed (True), failed (False; a threshold that cannot be
+    checked is not met), or None for a ``deferred`` metric not measured here (one host of
+    several: ``bankstream merge`` judges it)."""
     out = []
     for metric, conditions in thresholds.items():
         value = values.get(metric)
         for condition in conditions:
             unit = "s" if metric.endswith("_seconds") else ""
             text = format_condition(condition.op, condition.value, unit)
-            ok = value is not None and math.isfinite(value) and condition.holds(value)
+            ok: bool | None = value is not None and math.isfinite(value) and condition.holds(value)
+            note = None
+            if value is None:
+                ok = None if metric in deferred else False
+                note = "judged by bankstream merge" if ok is None else "not measured in this run"
             out.append(
-                {
-                    "metric": metric,
-                    "condition": text,
-                    "measured": value,
-                    "passed": bool(ok),
-                    "note": None if value is not None else "not measured in this run",
-                }
+                {"metric": metric, "condition": text, "measured": value, "passed": ok, "note": note}
             )
     return out
 
@@ -176,6 +178,10 @@ def _num(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _verdict(passed: bool | None) -> str:
+    return "pass" if passed else "FAIL" if passed is False else "-"
+
+
 def report_markdown(result: Mapping[str, Any]) -> str:
     fig = result["figures"]
     produce, sink, lag = fig["produce"], fig["sink"], fig["lag"]
@@ -198,7 +204,7 @@ def report_markdown(result: Mapping[str, Any]) -> str:
         shown = _ms(value) if t["metric"].endswith("_seconds") else _num(value)
         lines.append(
             f"| {t['metric']} | {t['condition']} | {shown} | "
-            f"{'pass' if t['passed'] else 'FAIL'}{' (' + t['note'] + ')' if t['note'] else ''} |"
+            f"{_verdict(t['passed'])}{' (' + t['note'] + ')' if t['note'] else ''} |"
         )
     v = result.get("verification")
     lines += ["", "## Verification", ""]

@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,10 +81,27 @@ def execute(
     run_id: str,
     shard: tuple[int, int] | None,
     output: str,
+    schedule: Any,
 ) -> Outcome:
     """Run, verify, judge, report. ``output``: live, json or quiet."""
+    from bankstream import mongo
+
+    with mongo.client(settings) as client:
+        db = client[settings.mongo_database]
+        return _execute(args, loaded, settings, run_id, shard, output, schedule, db)
+
+
+def _execute(
+    args: argparse.Namespace,
+    loaded: LoadedScenario,
+    settings: Settings,
+    run_id: str,
+    shard: tuple[int, int] | None,
+    output: str,
+    schedule: Any,
+    db: Any,
+) -> Outcome:
     from loadgen.coordinator import ensure_topic
-    from loadgen.pacing import Schedule
 
     scenario = loaded.scenario
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -99,7 +116,6 @@ def execute(
     name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"
     folder = args.results / name
     folder.mkdir(parents=True, exist_ok=True)
-    db = _database(settings)
     collections = scenario.sink.collections.model_dump()
     if args.fresh:
         for key in ("transactions", "accounts", "rollups"):
@@ -108,7 +124,6 @@ def execute(
         say(f"fresh: dropped {dropped}")
     delivery = scenario.delivery
     say(ensure_topic(settings, topic, delivery.partitions, delivery.replication_factor))
-    schedule = Schedule.of_load(scenario.load)
     warmup = float(scenario.load.warmup)
     scratch = Path(tempfile.mkdtemp(prefix="bankstream-run-"))
     plan = Plan(
@@ -144,17 +159,7 @@ def execute(
         verification = verify(db, manifest, collections, limit=args.verify_limit).as_dict()
         verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
-    thresholds = results.judge(scenario.thresholds, results.measured(figures, verification))
-    failed = [
-        f"{t['metric']} {t['condition']} (measured {t['measured']})"
-        for t in thresholds
-        if not t["passed"]
-    ]
-    if verification is not None and not verification["exact"]:
-        failed += [f"verification: {p}" for p in verification["problems"]]
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
-    failed += [f"problem: {p}" for p in problems]
-    verdict = "pass" if not failed else "fail"
     result: dict[str, Any] = {
         "result_version": results.RESULT_VERSION,
         "run_id": run_id,
@@ -163,16 +168,14 @@ def execute(
         "seed": scenario.seed,
         "shard": list(shard) if shard else None,
         "topic": topic,
+        "collections": {k: collections[k] for k in ("transactions", "accounts", "rollups")},
         "started_at": started_at,
         "ended_at": ended_at,
         "ended": "stopped" if observed.interrupted else (manifest or {}).get("ended", "failed"),
         "warmup_seconds": warmup,
-        "verdict": verdict,
-        "failed": failed,
-        "thresholds": thresholds,
+        "figures": figures,
         "verification": verification,
         "verification_note": note,
-        "figures": figures,
         "histograms": {
             "delivery": observed.delivery.to_dict(),
             "end_to_end": observed.e2e.to_dict(),
@@ -180,20 +183,49 @@ def execute(
         "timeline_fields": ROW_FIELDS,
         "timeline": [row.as_list() for row in _thin(observed.timeline)],
         "manifest": manifest,
-        "environment": results.environment(settings, _mongo_version(db)),
+        "environment": results.environment(settings, mongo_version(db)),
         "problems": problems,
         "ceilings": None,
     }
-    try:
-        result["charts"] = charts_for(result, folder)
-    except Exception as exc:  # a chart is not worth losing the result for
-        problems.append(f"charts not drawn: {exc}")
-    results.write(result, folder)
-    (folder / "report.md").write_text(results.report_markdown(result))
+    # one host of several cannot see the whole store: the merge judges lost and duplicates
+    deferred = {"lost", "duplicates"} if shard else set()
+    conclude(result, scenario.thresholds, folder, deferred)
+    verdict, failed = result["verdict"], result["failed"]
     code = EXIT_STOPPED if observed.interrupted else 0 if verdict == "pass" else EXIT_FAILURE
     if not shard and not args.keep_topic:
         _drop_topics(settings, topic)
     return Outcome(result, folder, code, failed)
+
+
+def conclude(
+    result: dict[str, Any],
+    thresholds: Mapping[str, Any],
+    folder: Path,
+    deferred: Collection[str] = (),
+) -> None:
+    """Judge the thresholds on the result's figures, name what failed, give the verdict, and
+    write result.json, report.md and the charts into ``folder``."""
+    verification = result["verification"]
+    verdicts = results.judge(
+        thresholds, results.measured(result["figures"], verification), deferred
+    )
+    failed = [
+        f"{t['metric']} {t['condition']} (measured {t['measured']})"
+        for t in verdicts
+        if t["passed"] is False
+    ]
+    if verification is not None and not verification["exact"]:
+        failed += [f"verification: {p}" for p in verification["problems"]]
+    failed += [f"problem: {p}" for p in result["problems"]]
+    result["thresholds"] = verdicts
+    result["failed"] = failed
+    result["verdict"] = "pass" if not failed else "fail"
+    try:
+        result["charts"] = charts_for(result, folder)
+    except Exception as exc:  # a chart is not worth losing the result for
+        result["problems"].append(f"charts not drawn: {exc}")
+    results.write(result, folder)
+    (folder / "report.md").write_text(results.report_markdown(result))
 
 
 def charts_for(result: Mapping[str, Any], folder: Path) -> list[str]:
@@ -285,13 +317,7 @@ def build_figures(
     }
 
 
-def _database(settings: Settings) -> Any:
-    from bankstream import mongo
-
-    return mongo.client(settings)[settings.mongo_database]
-
-
-def _mongo_version(db: Any) -> str | None:
+def mongo_version(db: Any) -> str | None:
     try:
         return str(db.client.server_info().get("version"))
     except Exception:

@@ -72,7 +72,9 @@ def default_run_id(scenario: str) -> str:
     return f"{scenario}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
-def ensure_topic(settings: Settings, name: str, partitions: int, replication: int) -> str:
+def ensure_topic(
+    settings: Settings, name: str, partitions: int, replication: int, _retried: bool = False
+) -> str:
     """Create the topic when missing; an existing one with fewer partitions than the scenario
     asks for is refused (its events would spread differently). Returns what was done."""
     admin = kafka.admin_client(settings)
@@ -91,6 +93,8 @@ def ensure_topic(settings: Settings, name: str, partitions: int, replication: in
     try:
         kafka.create_topic(admin, name, partitions, replication)
     except Exception as exc:  # e.g. a replication factor above the brokers there are
+        if "TOPIC_ALREADY_EXISTS" in str(exc) and not _retried:  # another host was first
+            return ensure_topic(settings, name, partitions, replication, _retried=True)
         msg = f"cannot create topic {name}: {settings.scrub(str(exc))}"
         raise LoadgenError(msg) from None
     return f"topic {name} created ({partitions} partitions, replication {replication})"

@@ -22,6 +22,7 @@ from bankstream import mongo
 from bankstream.mongo import Document
 from bankstream.settings import Settings
 from harness.verify import verify
+from scenarios import load
 from tests.conftest import ROOT, free_port, invoke, run_cli
 
 pytestmark = pytest.mark.integration
@@ -182,5 +183,77 @@ def test_ctrl_c_stops_the_producer_lets_the_sink_drain_and_still_reports(
     finally:
         if process.poll() is None:
             process.kill()
+        with mongo.client(stack) as client:
+            client.drop_database(database)
+
+
+def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from bankstream import kafka
+
+    database = f"test_run_{uuid.uuid4().hex[:8]}"
+    run_id = f"two-hosts-{uuid.uuid4().hex[:6]}"
+    hosts = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bankstream",
+                "run",
+                "fraud-ring",
+                "--rate",
+                "300",
+                "--events",
+                "6000",
+                "--processes",
+                "1",
+                "--shard",
+                shard,
+                "--run-id",
+                run_id,
+                "--json",
+                "--results",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**__import__("os").environ, **environment(database)},
+        )  # fmt: skip
+        for shard in ("0/2", "1/2")
+    ]
+    try:
+        for host in hosts:
+            out, err = host.communicate(timeout=300)
+            assert host.returncode == 0, err[-2000:]
+            assert json.loads(out.strip().splitlines()[-1])["verdict"] == "pass"
+        folders = sorted(tmp_path.glob(f"{run_id}.shard-*"))
+        assert len(folders) == 2
+        env = {"BANKSTREAM_MONGO_DATABASE": database}
+        done = invoke("merge", *map(str, folders), "--results", str(tmp_path), "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        merged = json.loads((tmp_path / run_id / "result.json").read_text())
+        v = merged["verification"]
+        assert v["exact"] and v["stored"] == v["expected"] == 6000
+        assert v["checksum_mismatches"] == 0 and v["counts_match"]
+        # the same counts as one host sending the whole run
+        one_host = invoke("generate", "fraud-ring", "--events", "6000")
+        counted = Counter(
+            (e["type"], e["status"]) for e in map(json.loads, one_host.stdout.splitlines())
+        )
+        by_type = merged["manifest"]["by_type"]
+        assert {(t, s): n for t, c in by_type.items() for s, n in c.items() if n} == dict(counted)
+        assert merged["figures"]["latency"]["end_to_end"]["count"] > 0
+        assert invoke("merge", str(folders[0]), env=env).returncode == 2  # a shard is missing
+    finally:
+        admin = kafka.admin_client(stack)
+        topic = f"{load('fraud-ring').scenario.delivery.topic}.{run_id}"
+        for name in (topic, f"{topic}.dlq"):
+            try:
+                kafka.delete_topic(admin, name)
+            except Exception:
+                continue
         with mongo.client(stack) as client:
             client.drop_database(database)

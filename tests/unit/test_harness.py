@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,53 @@ def test_compare_refuses_a_file_that_is_not_a_result(tmp_path: Path) -> None:
 def test_help(command: str) -> None:
     done = invoke(command, "--help")
     assert done.returncode == 0 and "exit codes" in done.stdout
+
+
+def shard_result(i: int, n: int, run_id: str = "r", digest: str = "d") -> dict[str, Any]:
+    return {"run_id": run_id, "shard": [i, n], "scenario_digest": digest}
+
+
+@pytest.mark.parametrize(
+    ("results", "words"),
+    [
+        ([shard_result(0, 2)], "missing shard(s) 1/2"),
+        ([shard_result(0, 2), shard_result(0, 2)], "given twice: 0/2"),
+        ([shard_result(0, 2), shard_result(1, 2, run_id="other")], "different runs"),
+        ([shard_result(0, 2), shard_result(1, 3)], "disagree"),
+        ([shard_result(0, 2), shard_result(1, 2, digest="x")], "different scenario"),
+        ([{"run_id": "r", "shard": None, "scenario_digest": "d"}], "whole run"),
+    ],
+)
+def test_merge_wants_every_shard_of_one_run_once(results: list[dict[str, Any]], words: str) -> None:
+    from bankstream.errors import UsageError
+    from harness.merge import check_hosts
+
+    with pytest.raises(UsageError, match=re.escape(words)):
+        check_hosts(results)
+
+
+def test_merged_manifests_add_up_and_keep_every_cell() -> None:
+    from harness.merge import merge_manifests
+
+    def manifest(shard: int, cells: dict[str, str], acked: int) -> dict[str, Any]:
+        hist = LogHistogram()
+        hist.add([0.01 * (shard + 1)] * acked)
+        return {
+            "run_id": "r", "shard": [shard, 2], "processes": 1, "ended": "complete",
+            "events": {"made": acked, "acked": acked, "failed": 0, "unsent": 0},
+            "by_type": {"deposit": {"approved": acked, "declined": 0}},
+            "produced_by_type": {"deposit": acked}, "acked_by_type": {"deposit": acked},
+            "failed_by_type": {"deposit": 0},
+            "fraud": {"by_typology": {"smurfing": shard}, "events": shard, "rate": 0.0},
+            "money": {"currency": "BRL", "in": 100 * acked, "out": 0},
+            "checksums": cells, "wall_seconds": 10.0 + shard, "bytes": 10,
+            "delivery_latency": {"histogram": hist.to_dict()},
+        }  # fmt: skip
+
+    merged = merge_manifests([manifest(0, {"0": "a"}, 30), manifest(1, {"1": "b"}, 70)])
+    assert merged["events"]["acked"] == 100 and merged["by_type"]["deposit"]["approved"] == 100
+    assert merged["checksums"] == {"0": "a", "1": "b"}
+    assert merged["money"] == {"currency": "BRL", "in": 10_000, "out": 0}
+    assert merged["fraud"]["by_typology"] == {"smurfing": 1}
+    assert merged["wall_seconds"] == 11.0 and merged["shard"] is None
+    assert merged["delivery_latency"]["seconds"]["count"] == 100
