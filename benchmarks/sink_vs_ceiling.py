@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ import orjson
 
 from bankstream import kafka, mongo
 from bankstream.settings import Settings, load_settings
+from harness.ceiling import mongo_ceiling
 from loadgen.stream import RunStream, plan
 from scenarios import load
-from sink.writer import Writer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,11 +47,7 @@ def documents(scenario: str, events: int) -> list[dict[str, Any]]:
 
 
 def ceiling(db: Any, items: list[dict[str, Any]], size: int) -> float:
-    Writer(db).ensure_indexes()  # the same indexes the sink's collection has
-    began = time.perf_counter()
-    for start in range(0, len(items), size):
-        db.transactions.insert_many(items[start : start + size], ordered=False)
-    return len(items) / (time.perf_counter() - began)
+    return float(mongo_ceiling(db, items, size)["rate"])
 
 
 def bankstream(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

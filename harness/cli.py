@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bankstream.commands import add_overrides, settings_from, summary
+from bankstream.commands import add_overrides, command_group, settings_from, summary
 from bankstream.errors import UsageError
 
 RUN_EPILOG = """\
@@ -145,6 +145,37 @@ def register(commands: Any) -> None:
     )
     m.add_argument("--json", action="store_true", help="the summary as one JSON line")
     m.set_defaults(run=run_merge)
+
+    add = command_group(
+        commands,
+        "bench",
+        summary("bench"),
+        "Benchmarks of the configured cluster. `ceiling`: what the raw clients do with a "
+        "scenario's own data (bankstream run states its rates as shares of it).",
+    )
+    b = add(
+        "ceiling",
+        "measure the raw Kafka producer and the raw MongoDB insert_many with a scenario's "
+        "payloads, keys and documents",
+        "Kafka: a bare confluent-kafka loop sending the scenario's pre-built payloads and keys "
+        "with the producer's settings to a fresh topic (deleted after). MongoDB: "
+        "insert_many(ordered=False) of the same events as documents in batches of the sink's "
+        "size into a scratch database (dropped after). Kept in RESULTS/ceilings/<scenario>.json, "
+        "which bankstream run reads.",
+    )
+    b.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
+    b.add_argument(
+        "--events", type=int, default=100_000, metavar="N", help="how many (default: 100000)"
+    )
+    b.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="Kafka sending processes (1)"
+    )
+    add_overrides(b)
+    b.add_argument(
+        "--results", type=Path, default=Path("results"), metavar="DIR", help="default: ./results"
+    )
+    b.add_argument("--json", action="store_true", help="the figures as one JSON line")
+    b.set_defaults(run=run_ceiling)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -316,3 +347,35 @@ def run_merge(args: argparse.Namespace) -> int:
     else:
         _print_verdict(Console(stderr=True, highlight=False, soft_wrap=True), merged, folder)
     return 0 if merged["verdict"] == "pass" else 1
+
+
+def run_ceiling(args: argparse.Namespace) -> int:
+    from harness import ceiling
+    from scenarios import load
+
+    if not 1 <= args.events <= 10_000_000:
+        msg = f"--events must be between 1 and 10000000, got {args.events}"
+        raise UsageError(msg)
+    if not 1 <= args.processes <= 256:
+        msg = f"--processes must be between 1 and 256, got {args.processes}"
+        raise UsageError(msg)
+    loaded = load(args.scenario, overrides=args.overrides)
+    settings = settings_from(args)
+    from bankstream import kafka, mongo
+
+    kafka.wait_for_metadata(settings, settings.connect_timeout)
+    mongo.ping(settings)
+    figures = ceiling.measure(settings, loaded, args.events, args.processes)
+    path = ceiling.save(figures, args.results)
+    if args.json:
+        print(json.dumps({**figures, "file": str(path)}))
+    else:
+        k, m = figures["kafka_producer"], figures["mongodb_insert"]
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"ceilings of {figures['scenario']} on this cluster ({args.events:,} events): Kafka "
+            f"producer {k['rate']:,.0f} events/s ({k['processes']} process(es)), MongoDB "
+            f"insert_many {m['rate']:,.0f} documents/s (batches of {m['batch_size']:,})"
+        )
+        console.print(f"  kept in {path}; bankstream run states its rates against them")
+    return 0

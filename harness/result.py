@@ -256,11 +256,28 @@ def report_markdown(result: Mapping[str, Any]) -> str:
     for name, r in fig["resources"].items():
         memory = r["peak_rss_bytes"] / 2**20
         lines.append(f"| {name} | {r['cpu_seconds']:,.1f} | {memory:,.0f} MiB |")
-    ceilings = result.get("ceilings")
-    if ceilings:
-        lines += ["", "## Against the ceilings", ""]
-        for name, c in ceilings.items():
-            lines.append(f"- {name}: {c}")
+    c = result.get("ceilings")
+    if c:
+        lines += [
+            "",
+            "## Against the ceilings",
+            "",
+            "Raw clients with this scenario's data on this cluster (bankstream bench ceiling, "
+            f"{c['measured_at']}):",
+            "",
+            f"- Kafka producer ceiling {_num(c['kafka_producer_rate'])}/s: the producer ran at "
+            + (
+                f"{c['produce_rate_of_ceiling']:.3f} of it"
+                if c["produce_rate_of_ceiling"] is not None
+                else "-"
+            ),
+            f"- MongoDB insert_many ceiling {_num(c['mongodb_insert_rate'])}/s: the sink wrote at "
+            + (
+                f"{c['sink_rate_of_ceiling']:.3f} of it"
+                if c["sink_rate_of_ceiling"] is not None
+                else "-"
+            ),
+        ]
     charts = result.get("charts") or []
     if charts:
         lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]

@@ -187,6 +187,11 @@ def _execute(
         "problems": problems,
         "ceilings": None,
     }
+    from harness import ceiling
+
+    found = ceiling.find(args.results, scenario.name)
+    if found is not None:
+        result["ceilings"] = ceiling.ratios(found, figures)
     # one host of several cannot see the whole store: the merge judges lost and duplicates
     deferred = {"lost", "duplicates"} if shard else set()
     conclude(result, scenario.thresholds, folder, deferred)

@@ -57,6 +57,11 @@ def retail(
     database: Database[Document], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     results = tmp_path_factory.mktemp("results")
+    ceiling = run_cli(
+        "bench", "ceiling", "retail-day", "--events", "5000", "--json", "--results", str(results),
+        env=environment(database.name),
+    )  # fmt: skip
+    assert ceiling.returncode == 0, ceiling.stderr
     done = run_cli(
         "run", "retail-day", "--rate", "300", "--duration", "12s", "--processes", "1",
         "--fresh", "--json", "--results", str(results),
@@ -91,6 +96,11 @@ def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
     for chart in ("throughput.png", "lag.png", "latency.png"):
         assert (folder / chart).read_bytes()[:4] == b"\x89PNG"
     assert result["environment"]["mongodb"] and result["environment"]["librdkafka"]
+    # bench ceiling ran first: the rates are also stated as shares of the raw clients'
+    ceilings = result["ceilings"]
+    assert ceilings["kafka_producer_rate"] > 1000 and ceilings["mongodb_insert_rate"] > 100
+    assert 0 < ceilings["produce_rate_of_ceiling"] < 1 and 0 < ceilings["sink_rate_of_ceiling"] < 1
+    assert "Against the ceilings" in report
 
 
 def test_a_deleted_document_is_one_lost_and_a_copy_one_duplicate(
