@@ -90,6 +90,18 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--results", type=Path, default=Path("results"), metavar="DIR", help="default: ./results"
     )
+    p.add_argument(
+        "--find-max",
+        action="store_true",
+        help="capacity search: short steps from --rate (default: the scenario's), doubling while "
+        "they pass, then bisecting, to the highest rate that meets the thresholds",
+    )
+    p.add_argument(
+        "--budget", default="10m", metavar="D", help="--find-max: time for all steps (10m)"
+    )
+    p.add_argument(
+        "--step", default="30s", metavar="D", help="--find-max: each step's length (30s)"
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--quiet", "-q", action="store_true", help="only the verdict")
     out.add_argument(
@@ -189,6 +201,8 @@ def run_run(args: argparse.Namespace) -> int:
     from scenarios import load
 
     check_flags(args)
+    if args.find_max:
+        return find_max_run(args)
     shard = parse_shard(args.shard) if args.shard else None
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
@@ -379,3 +393,50 @@ def run_ceiling(args: argparse.Namespace) -> int:
         )
         console.print(f"  kept in {path}; bankstream run states its rates against them")
     return 0
+
+
+def find_max_run(args: argparse.Namespace) -> int:
+    from harness.capacity import find_max
+    from loadgen.coordinator import default_run_id
+    from scenarios import load
+    from scenarios.types import parse_duration
+
+    for flag in ("stages", "duration", "events", "shard"):
+        if getattr(args, flag) is not None:
+            msg = f"--find-max sets the rate and length of each step: leave out --{flag}"
+            raise UsageError(msg)
+    seconds = {}
+    for flag in ("budget", "step"):
+        try:
+            seconds[flag] = parse_duration(getattr(args, flag))
+        except ValueError as exc:
+            msg = f"--{flag}: {exc}"
+            raise UsageError(msg) from None
+    if not 4 <= seconds["step"] <= 3600:
+        msg = f"--step must be between 4s and 1h, got {args.step}"
+        raise UsageError(msg)
+    if seconds["budget"] < seconds["step"]:
+        msg = f"--budget ({args.budget}) must be longer than a step ({args.step})"
+        raise UsageError(msg)
+    if args.rate is not None:
+        try:
+            start = float(args.rate)
+        except ValueError:
+            start = -1.0
+        if not start > 0:
+            msg = f"--rate (the first step's rate) must be a positive number, got {args.rate}"
+            raise UsageError(msg)
+    args.budget_seconds, args.step_seconds = seconds["budget"], seconds["step"]
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    loaded = load(args.scenario, overrides=overrides)
+    output = "quiet" if args.quiet else "json" if args.json else "live"
+    if not args.no_stack:
+        from bankstream.stack import lifecycle
+
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        lifecycle.up(settings_from(args), report=(console.print if output == "live" else _quietly))
+        args.no_stack = True  # the steps use what is up now
+    run_id = args.run_id or default_run_id(f"{loaded.scenario.name}-max")
+    return find_max(args, loaded.scenario, run_id, output)

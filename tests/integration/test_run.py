@@ -267,3 +267,27 @@ def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_p
                 continue
         with mongo.client(stack) as client:
             client.drop_database(database)
+
+
+def test_find_max_finds_a_rate_and_stops_within_its_budget(stack: Settings, tmp_path: Path) -> None:
+    database = f"test_run_{uuid.uuid4().hex[:8]}"
+    try:
+        done = run_cli(
+            "run", "retail-day", "--find-max", "--rate", "300", "--step", "5s", "--budget", "60s",
+            "--processes", "1", "--json", "--results", str(tmp_path),
+            env=environment(database), timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        folder = tmp_path / summary["run_id"]
+        capacity = json.loads((folder / "capacity.json").read_text())
+        assert capacity["found_rate"] >= 300 and capacity["seconds"] <= 60
+        steps = capacity["steps"]
+        assert steps[0]["rate"] == 300 and steps[0]["passed"]
+        growing = next((i for i, s in enumerate(steps) if not s["passed"]), len(steps) - 1)
+        assert [s["rate"] for s in steps[: growing + 1]] == [300 * 2**i for i in range(growing + 1)]
+        assert (folder / "capacity.png").read_bytes()[:4] == b"\x89PNG"
+        assert "Capacity of retail-day" in (folder / "report.md").read_text()
+    finally:
+        with mongo.client(stack) as client:
+            client.drop_database(database)

@@ -107,6 +107,12 @@ def test_cell_numbers_are_read_from_hex_transaction_ids() -> None:
         (["run", "retail-day", "--rate", "fast"], "--rate must be a positive number"),
         (["run", "no-such-scenario"], "no-such-scenario"),
         (["compare", "only-one"], "at least two results"),
+        (["run", "retail-day", "--find-max", "--duration", "1m"], "leave out --duration"),
+        (["run", "retail-day", "--find-max", "--step", "1s"], "--step must be between"),
+        (["run", "retail-day", "--find-max", "--budget", "10s"], "must be longer than a step"),
+        (["run", "retail-day", "--find-max", "--budget", "soon"], "--budget"),
+        (["bench", "ceiling", "retail-day", "--events", "0"], "--events must be between"),
+        (["merge", "/nonexistent/a"], "no such result"),
         (["compare", "/nonexistent/a", "/nonexistent/b"], "no such result"),
     ],
 )
@@ -123,7 +129,7 @@ def test_compare_refuses_a_file_that_is_not_a_result(tmp_path: Path) -> None:
     assert done.returncode == 2 and "result version 99" in done.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("command", ["run", "compare", "merge"])
 def test_help(command: str) -> None:
     done = invoke(command, "--help")
     assert done.returncode == 0 and "exit codes" in done.stdout

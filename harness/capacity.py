@@ -1,0 +1,239 @@
+"""`bankstream run SCENARIO --find-max`: the highest rate that still meets the thresholds.
+
+Each step is a short real run (`bankstream run --rate R --duration STEP --fresh`, a quarter of it
+warm-up, verified like any run). The rate doubles while steps pass; after the first failure it
+bisects between the last pass and the first failure until they are within 10% of each other, or
+until the time budget would be exceeded by one more step. The result names the rate found, the
+thresholds that failed just above it, and charts latency against throughput with the knee
+marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bankstream.errors import UsageError
+
+CLOSE_ENOUGH = 0.10  # stop bisecting when (fail - pass) / pass is below this
+
+
+def step_argv(args: argparse.Namespace, rate: float, run_id: str, folder: Path) -> list[str]:
+    from harness.run import child_flags
+
+    step = args.step_seconds
+    argv = [*child_flags(args), "run", args.scenario, "--rate", f"{rate:g}"]
+    argv += ["--duration", f"{step:g}s", "--fresh", "--json", "--run-id", run_id]
+    argv += ["--results", str(folder), "--set", f"load.warmup={step / 4:g}s"]
+    for flag in ("processes", "sink_processes", "seed"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for override in args.overrides:
+        argv += ["--set", override]
+    if args.no_stack:
+        argv.append("--no-stack")
+    return argv
+
+
+def run_step(argv: list[str], timeout: float) -> tuple[int, dict[str, Any] | None, str]:
+    """(exit code, the run's result.json, its last error line)."""
+    try:
+        done = subprocess.run(  # noqa: S603 (our own command)
+            [sys.executable, "-m", "bankstream", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 1, None, f"the step did not finish within {timeout:.0f} s"
+    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
+    error = (done.stderr.strip().splitlines() or [""])[-1]
+    if not lines:
+        return done.returncode, None, error
+    summary = json.loads(lines[-1])
+    if "result" not in summary:
+        return done.returncode, None, error
+    result: dict[str, Any] = json.loads(Path(summary["result"]).read_text())
+    return done.returncode, result, error
+
+
+def search(
+    args: argparse.Namespace,
+    start: float,
+    run_id: str,
+    folder: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    budget, step = args.budget_seconds, args.step_seconds
+    began = time.monotonic()
+    steps: list[dict[str, Any]] = []
+    passed: float | None = None
+    failed: float | None = None
+    rate = start
+    estimate = step + 30.0  # a step's wall time: start-up, drain and verification included
+    stopped = "budget"
+    while True:
+        if time.monotonic() - began + estimate > budget:
+            break
+        k = len(steps) + 1
+        step_id = f"{run_id}-step{k}"
+        say(f"step {k}: {rate:,.0f} events/s for {step:g} s ...")
+        t0 = time.monotonic()
+        code, result, error = run_step(
+            step_argv(args, rate, step_id, folder / "steps"), timeout=max(budget, 3 * estimate)
+        )
+        took = time.monotonic() - t0
+        estimate = max(estimate, took)
+        if result is None:
+            if code == 2 and not steps:
+                raise UsageError(error.removeprefix("bankstream: error: "))
+            steps.append({"rate": rate, "passed": False, "error": error, "seconds": took})
+            say(f"  could not run: {error}")
+            stopped = "error"
+            break
+        figures = result["figures"]
+        e2e = figures["latency"]["end_to_end"]
+        ok = result["verdict"] == "pass"
+        limits = [t["metric"] for t in result["thresholds"] if t["passed"] is False]
+        entry = {
+            "rate": rate,
+            "achieved": figures["produce"]["rate"],
+            "sink_rate": figures["sink"]["rate"],
+            "e2e_p50": e2e["p50"],
+            "e2e_p99": e2e["p99"],
+            "max_lag_seconds": figures["lag"]["max_seconds"],
+            "passed": ok,
+            "failed_thresholds": limits,
+            "failed": result["failed"],
+            "run_id": result["run_id"],
+            "seconds": round(took, 1),
+        }
+        steps.append(entry)
+        say(
+            f"  {'pass' if ok else 'FAIL'}: achieved {entry['achieved'] or 0:,.0f}/s, end-to-end "
+            f"p99 {(e2e['p99'] or 0) * 1000:,.0f} ms"
+            + (f"; failed {', '.join(limits) or result['failed'][0]}" if not ok else "")
+        )
+        if ok:
+            passed = rate if passed is None else max(passed, rate)
+        else:
+            failed = rate if failed is None else min(failed, rate)
+        if failed is None:
+            rate = rate * 2
+        elif passed is None:
+            if rate <= 1:
+                stopped = "floor"
+                break
+            rate = rate / 2
+        else:
+            if (failed - passed) / passed <= CLOSE_ENOUGH:
+                stopped = "converged"
+                break
+            rate = (passed + failed) / 2
+    limiting: list[str] = []
+    if failed is not None:
+        above = [s for s in steps if s["rate"] == failed]
+        if above:
+            limiting = above[0].get("failed_thresholds") or above[0].get("failed", [])
+    return {
+        "found_rate": passed,
+        "first_failing_rate": failed,
+        "limited_by": limiting,
+        "stopped": stopped,
+        "budget_seconds": budget,
+        "seconds": round(time.monotonic() - began, 1),
+        "step_seconds": step,
+        "steps": steps,
+    }
+
+
+def report(capacity: dict[str, Any], scenario: str, run_id: str) -> str:
+    found = capacity["found_rate"]
+    headline = f"{found:,.0f} events/s" if found else "none found"
+    lines = [
+        f"# Capacity of {scenario}: {headline}",
+        "",
+        f"Run {run_id}: steps of {capacity['step_seconds']:g} s (a quarter warm-up), doubling "
+        f"while passing, then bisecting to within {CLOSE_ENOUGH:.0%}; stopped: "
+        f"{capacity['stopped']} after {capacity['seconds']:g} s of a "
+        f"{capacity['budget_seconds']:g} s budget.",
+        "",
+    ]
+    if capacity["first_failing_rate"]:
+        lines.append(
+            f"The first failing rate, {capacity['first_failing_rate']:,.0f} events/s, failed "
+            f"{', '.join(capacity['limited_by']) or 'its run'}."
+        )
+        lines.append("")
+    lines += [
+        "| step | target/s | achieved/s | sink/s | e2e p50 | e2e p99 | max lag | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1000:,.0f} ms"
+
+    for i, s in enumerate(capacity["steps"], 1):
+        lines.append(
+            f"| {i} | {s['rate']:,.0f} | {s.get('achieved') or 0:,.0f} | "
+            f"{s.get('sink_rate') or 0:,.0f} | {ms(s.get('e2e_p50'))} | {ms(s.get('e2e_p99'))} | "
+            f"{(s.get('max_lag_seconds') or 0):.1f} s | "
+            + ("pass" if s["passed"] else "FAIL: " + ", ".join(s.get("failed_thresholds") or []))
+            + " |"
+        )
+    lines += ["", "![latency vs throughput](capacity.png)", ""]
+    return "\n".join(lines)
+
+
+def find_max(args: argparse.Namespace, scenario: Any, run_id: str, output: str) -> int:
+    from harness.charts import capacity as chart
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        if output == "live":
+            console.print(text)
+        elif output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    start = float(args.rate) if args.rate else None
+    if start is None:
+        start = scenario.load.rate if isinstance(scenario.load.rate, float) else 1000.0
+    folder = args.results / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    capacity = search(args, float(start), run_id, folder, say)
+    capacity["scenario"] = scenario.name
+    capacity["run_id"] = run_id
+    (folder / "capacity.json").write_text(json.dumps(capacity, indent=1) + "\n")
+    chart(capacity["steps"], capacity["found_rate"], folder / "capacity.png")
+    (folder / "report.md").write_text(report(capacity, scenario.name, run_id))
+    found = capacity["found_rate"]
+    if output == "json":
+        print(json.dumps({k: v for k, v in capacity.items() if k != "steps"}), flush=True)
+    else:
+        console.print(
+            f"{scenario.name}: "
+            + (
+                f"highest passing rate {found:,.0f} events/s"
+                if found
+                else "no rate passed its thresholds"
+            )
+            + (
+                f"; {capacity['first_failing_rate']:,.0f}/s failed "
+                f"{', '.join(capacity['limited_by']) or 'its run'}"
+                if capacity["first_failing_rate"]
+                else "; none failed within the budget"
+            )
+        )
+        console.print(f"  report: {folder / 'report.md'}")
+    return 0 if found else 1
