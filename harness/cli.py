@@ -70,6 +70,12 @@ def register(commands: Any) -> None:
         help="do not start the local stack; use the configured servers as they are",
     )
     p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="do not warm a cold local MongoDB-wire server first (a JVM just started writes "
+        "slowly for ~25 s; real MongoDB is never warmed)",
+    )
+    p.add_argument(
         "--keep-topic", action="store_true", help="keep the run's topic (default: deleted)"
     )
     p.add_argument(

@@ -122,6 +122,12 @@ def _execute(
             db[collections[key]].drop()
         dropped = ", ".join(collections[k] for k in ("transactions", "accounts", "rollups"))
         say(f"fresh: dropped {dropped}")
+    if not args.no_warm:
+        from harness.warm import warm
+
+        took = warm(db.client, loaded, say)
+        if took is not None:
+            say(f"warm after {took:.0f} s")
     delivery = scenario.delivery
     say(ensure_topic(settings, topic, delivery.partitions, delivery.replication_factor))
     warmup = float(scenario.load.warmup)
@@ -156,7 +162,15 @@ def _execute(
     else:
         say("verifying the store against the manifest ...")
         began = time.monotonic()
-        verification = verify(db, manifest, collections, limit=args.verify_limit).as_dict()
+        from harness.verify import account_limits
+
+        accounts = None
+        if manifest["events"]["made"] <= args.verify_limit:
+            first, last = manifest["cells"]
+            accounts = account_limits(loaded, range(first, last + 1))
+        checked = verify(db, manifest, collections, limit=args.verify_limit, accounts=accounts)
+        verification = checked.as_dict()
+        verification["floors_checked"] = accounts is not None
         verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))

@@ -18,7 +18,7 @@ one small record per account) gives:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +95,12 @@ def verify(
     collections: Mapping[str, str],
     limit: int = DEFAULT_LIMIT,
     shown: int = 10,
+    accounts: Mapping[str, tuple[int, int]] | None = None,
 ) -> Verification:
-    """Check the store's copy of the run ``manifest["run_id"]``."""
+    """Check the store's copy of the run ``manifest["run_id"]``. ``accounts``: each account's
+    (floor, opening balance) as the engine built them (see :func:`account_limits`), to check
+    that no approved debit went below the floor and that every account starts where it
+    opened."""
     run_id = manifest["run_id"]
     transactions = db[collections["transactions"]]
     problems: list[str] = []
@@ -108,7 +112,9 @@ def verify(
     hashes: list[int] = []
     account_index: dict[str, int] = {}
     account_cell: list[str] = []
-    columns: dict[str, list[int]] = {k: [] for k in ("account", "seq", "before", "after", "delta")}
+    columns: dict[str, list[int]] = {
+        k: [] for k in ("account", "seq", "before", "after", "delta", "debit")
+    }
     counts: Counter[tuple[str, str]] = Counter()
     fraud: Counter[str] = Counter()
     money_in = money_out = 0
@@ -132,6 +138,7 @@ def verify(
         columns["before"].append(int(doc["balance_before"]))
         columns["after"].append(int(doc["balance_after"]))
         columns["delta"].append(signed)
+        columns["debit"].append(int(approved and doc["direction"] == "debit"))
         counts[(doc["type"], doc["status"])] += 1
         if doc["fraud"]:
             fraud[str(doc["typology"])] += 1
@@ -186,7 +193,13 @@ def verify(
         )
 
     names = list(account_index)
-    ledger, finals = _ledger(columns, names, shown)
+    limits = None
+    if accounts is not None:
+        missing = [n for n in names if n not in accounts]
+        if missing:
+            problem(f"{len(missing)} stored accounts the scenario does not have, e.g. {missing[0]}")
+        limits = np.array([accounts.get(n, (-(2**62), 0)) for n in names], dtype=np.int64)
+    ledger, finals = _ledger(columns, names, shown, limits)
     for text in ledger[1]:
         problem(text)
     by_cell: dict[str, list[tuple[str, int, int]]] = {}
@@ -235,9 +248,13 @@ def _made(tx_id: str) -> tuple[str, int]:
 
 
 def _ledger(
-    columns: Mapping[str, list[int]], names: list[str], shown: int
+    columns: Mapping[str, list[int]],
+    names: list[str],
+    shown: int,
+    limits: np.ndarray[Any, Any] | None = None,
 ) -> tuple[tuple[int, list[str]], dict[int, tuple[int, int]]]:
-    """((problems, examples), account index -> (final balance, last seq)), vectorised."""
+    """((problems, examples), account index -> (final balance, last seq)), vectorised.
+    ``limits``: per account index, (floor, opening balance)."""
     if not columns["account"]:
         return (0, []), {}
     account = np.array(columns["account"], dtype=np.int64)
@@ -245,8 +262,11 @@ def _ledger(
     before = np.array(columns["before"], dtype=np.int64)
     after = np.array(columns["after"], dtype=np.int64)
     delta = np.array(columns["delta"], dtype=np.int64)
+    debit = np.array(columns.get("debit") or [0] * len(delta), dtype=bool)
     order = np.lexsort((seq, account))
-    account, seq, before, after, delta = (a[order] for a in (account, seq, before, after, delta))
+    account, seq, before, after, delta, debit = (
+        a[order] for a in (account, seq, before, after, delta, debit)
+    )
     first = np.ones(len(account), dtype=bool)
     first[1:] = account[1:] != account[:-1]
     examples: list[str] = []
@@ -260,6 +280,12 @@ def _ledger(
         ),
         (after != before + delta, "seq {seq}: the balance does not move by the amount"),
     ]
+    if limits is not None:
+        floor, opening = limits[account, 0], limits[account, 1]
+        checks += [
+            (debit & (after < floor), "seq {seq}: an approved debit below the account's floor"),
+            (first & (seq == 1) & (before != opening), "seq 1 does not start at the opening"),
+        ]
     previous = np.roll(seq, 1)
     for mask, text in checks:
         bad = np.flatnonzero(mask)
@@ -295,3 +321,18 @@ def _projections(
         documents=kept,
     )
     return "exact" if not found else f"{len(found)} differences, e.g. {found[0]}"
+
+
+def account_limits(loaded: Any, cells: Iterable[int]) -> dict[str, tuple[int, int]]:
+    """Each account's (floor, opening balance) in ``cells``, rebuilt by the engine from the
+    scenario (the same seed gives the same population)."""
+    from loadgen.model import EngineModel
+    from loadgen.population import build_cell
+
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    out: dict[str, tuple[int, int]] = {}
+    for cell in cells:
+        state = build_cell(model, cell)
+        for key, floor, opening in zip(state.key, state.floor, state.opening.tolist(), strict=True):
+            out[key] = (int(floor), int(opening))
+    return out
