@@ -145,7 +145,21 @@ def register(commands: Any) -> None:
         epilog="exit codes: 0 every threshold held and the store is exact; 1 not; 2 input to "
         "correct (a shard missing or given twice, results of different runs).",
     )
-    m.add_argument("results", nargs="+", type=Path, metavar="RESULT", help="each host's result")
+    m.add_argument(
+        "results", nargs="*", type=Path, metavar="RESULT", help="each host's result folder"
+    )
+    m.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="instead of result folders: the shard manifests the producers of run ID left in "
+        "MongoDB's runs collection (the Kubernetes Job), with --scenario",
+    )
+    m.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="with --run-id: the scenario the producers ran (thresholds, collections)",
+    )
+    add_overrides(m)
     m.add_argument(
         "--results",
         dest="output",
@@ -290,7 +304,7 @@ def _print_verdict(console: Console, result: dict[str, Any], folder: Path) -> No
     if e2e["p99"] is not None:
         console.print(
             f"  end-to-end latency p50 {e2e['p50'] * 1000:,.0f} ms, p99 {e2e['p99'] * 1000:,.0f} "
-            f"ms; max lag {fig['lag']['max_seconds']:.1f} s"
+            f"ms; max lag {fig['lag']['max_seconds'] or 0:.1f} s"
         )
     for item in result["failed"]:
         console.print(f"  failed: {item}")
@@ -358,10 +372,24 @@ def run_merge(args: argparse.Namespace) -> int:
     if args.verify_limit < 0:
         msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
         raise UsageError(msg)
-    results = [read(path) for path in args.results]
     settings = settings_from(args)
-    folder = args.output / str(results[0]["run_id"])
-    merged = merge_results(results, settings, folder, args.verify_limit)
+    if args.run_id:
+        from harness.merge import merge_store
+        from scenarios import load
+
+        if args.results or not args.scenario:
+            msg = "merge --run-id ID takes --scenario NAME|FILE and no result folders"
+            raise UsageError(msg)
+        loaded = load(args.scenario, overrides=args.overrides)
+        folder = args.output / args.run_id
+        merged = merge_store(loaded, args.run_id, settings, folder, args.verify_limit)
+    else:
+        if not args.results:
+            msg = "merge needs the result folders of the hosts (or --run-id ID --scenario S)"
+            raise UsageError(msg)
+        results = [read(path) for path in args.results]
+        folder = args.output / str(results[0]["run_id"])
+        merged = merge_results(results, settings, folder, args.verify_limit)
     if args.json:
         print(json.dumps(_summary(merged, folder)), flush=True)
     else:

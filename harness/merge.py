@@ -277,3 +277,135 @@ def _merge(
     }
     conclude(merged, thresholds_of(results[0]), folder)
     return merged
+
+
+def shard_manifests(db: Any, runs: str, run_id: str) -> list[dict[str, Any]]:
+    """The manifests the shard producers of ``run_id`` left in the ``runs`` collection (the
+    producer Indexed Job of deploy/k8s), every shard once."""
+    prefix = f"{run_id}/shard-"
+    found = [d for d in db[runs].find({"run_id": run_id}) if str(d["_id"]).startswith(prefix)]
+    if not found:
+        msg = (
+            f"no shard manifests of run {run_id} in the {runs} collection (the producers write "
+            "them there at their end; check the run id and the settings' MongoDB)"
+        )
+        raise UsageError(msg)
+    for d in found:
+        d.pop("_id", None)
+    check_hosts(
+        [{"run_id": d["run_id"], "shard": d["shard"], "scenario_digest": "-"} for d in found]
+    )
+    return sorted(found, key=lambda d: d["shard"][0])
+
+
+def merge_store(
+    loaded: Any, run_id: str, settings: Any, folder: Any, verify_limit: int
+) -> dict[str, Any]:
+    """The merged result of a run whose producers were not `bankstream run` hosts (the
+    Kubernetes Job): from the manifests in the store; the sink's figures are not in it (its
+    metrics are in Prometheus), so only the producer's and the verification are judged."""
+    import json
+
+    from bankstream import mongo
+    from harness import result as result_files
+    from harness.run import conclude, mongo_version
+    from harness.verify import verify
+    from loadgen.pacing import Schedule
+
+    scenario = loaded.scenario
+    collections = scenario.sink.collections.model_dump()
+    with mongo.client(settings) as client:
+        db = client[settings.mongo_database]
+        manifests = shard_manifests(db, collections["runs"], run_id)
+        manifest = merge_manifests(manifests)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+        problems = []
+        if {m["scenario_digest"] for m in manifests} != {loaded.digest}:
+            problems.append(
+                "the producers ran another version of the scenario than --scenario names "
+                "(digests differ): the thresholds may not be theirs"
+            )
+        verification = None
+        note: str | None = "not verified (--verify-limit 0)"
+        if verify_limit:
+            verification = verify(db, manifest, collections, limit=verify_limit).as_dict()
+            note = None
+        version = mongo_version(db)
+    wall = float(manifest["wall_seconds"])
+    acked = int(manifest["events"]["acked"])
+    schedule = Schedule.of_load(scenario.load)
+    target = None
+    if schedule.paced and wall:
+        end = min(wall, schedule.duration) if schedule.duration else wall
+        target = schedule.events_by(end) / end if end else None
+    rate = acked / wall if wall else None
+    delivery = LogHistogram.from_dict(manifest["delivery_latency"]["histogram"])
+    figures = {
+        "produce": {
+            **{k: int(manifest["events"][k]) for k in ("made", "produced", "acked", "failed")},
+            "unsent": int(manifest["events"]["unsent"]),
+            "wall_seconds": wall,
+            "rate": rate,
+            "target_rate": target,
+            "rate_ratio": rate / target if rate and target else None,
+            "rate_whole_run": rate,
+            "schedule_lag": None,
+            "stall_seconds": manifest.get("stall_seconds"),
+        },
+        "sink": {
+            key: None
+            for key in (
+                "inserted",
+                "duplicates",
+                "dead_lettered",
+                "rate",
+                "rate_ratio",
+                "writing_seconds",
+                "paused_seconds",
+            )
+        },  # fmt: skip
+        "lag": {"max_messages": None, "max_seconds": None},
+        "latency": {
+            "delivery": latency_figures(delivery),  # the whole run: no warm-up cut here
+            "end_to_end": latency_figures(LogHistogram()),
+        },
+        "drain_seconds": None,
+        "drained": None,
+        "resources": {},
+    }
+    merged: dict[str, Any] = {
+        "result_version": result_files.RESULT_VERSION,
+        "run_id": run_id,
+        "scenario": scenario.name,
+        "scenario_digest": manifests[0]["scenario_digest"],
+        "seed": manifests[0]["seed"],
+        "shard": None,
+        "merged_from": [m["shard"] for m in manifests],
+        "topic": manifests[0]["topic"],
+        "collections": {k: collections[k] for k in ("transactions", "accounts", "rollups")},
+        "started_at": min(m["started_at"] for m in manifests),
+        "ended_at": max(m["ended_at"] for m in manifests),
+        "ended": manifest["ended"],
+        "warmup_seconds": 0.0,
+        "figures": figures,
+        "verification": verification,
+        "verification_note": note,
+        "histograms": {"delivery": delivery.to_dict(), "end_to_end": LogHistogram().to_dict()},
+        "timeline_fields": [],
+        "timeline": [],
+        "manifest": manifest,
+        "environment": {
+            **result_files.environment(settings, version),
+            "hosts": [m.get("environment", {}).get("host") for m in manifests],
+        },
+        "problems": problems + list(manifest.get("problems", [])),
+        "ceilings": None,
+    }
+    # the sink's figures are in Prometheus, not in the store: its thresholds are not judged here
+    sink_metrics = {
+        "sink_rate_ratio", "e2e_latency_p50_seconds", "e2e_latency_p95_seconds",
+        "e2e_latency_p99_seconds", "e2e_latency_max_seconds", "max_lag_seconds", "dead_lettered",
+    }  # fmt: skip
+    conclude(merged, scenario.thresholds, folder, deferred=sink_metrics, note="not in the store")
+    return merged

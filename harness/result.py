@@ -57,6 +57,7 @@ def judge(
     thresholds: Mapping[str, Any],
     values: Mapping[str, Any],
     deferred: Collection[str] = (),
+    deferred_note: str = "judged by bankstream merge",
 ) -> list[dict[str, Any]]:
     """One verdict per condition: passed (True), failed (False; a threshold that cannot be
     checked is not met), or None for a ``deferred`` metric not measured here (one host of
@@ -71,7 +72,7 @@ def judge(
             note = None
             if value is None:
                 ok = None if metric in deferred else False
-                note = "judged by bankstream merge" if ok is None else "not measured in this run"
+                note = deferred_note if ok is None else "not measured in this run"
             out.append(
                 {"metric": metric, "condition": text, "measured": value, "passed": ok, "note": note}
             )
@@ -234,14 +235,14 @@ def report_markdown(result: Mapping[str, Any]) -> str:
             if produce.get("rate_ratio") is not None
             else ""
         ),
-        f"- sunk: {sink['inserted']:,} written, {sink['duplicates']:,} already there, "
-        f"{sink['dead_lettered']:,} dead-lettered; write rate {_num(sink['rate'])}/s"
+        f"- sunk: {_num(sink['inserted'])} written, {_num(sink['duplicates'])} already there, "
+        f"{_num(sink['dead_lettered'])} dead-lettered; write rate {_num(sink['rate'])}/s"
         + (
             f" ({sink['rate_ratio']:.3f} of the produce rate)"
             if sink.get("rate_ratio") is not None
             else ""
         ),
-        f"- consumer lag: max {lag['max_messages']:,} messages, {lag['max_seconds']:.2f} s; "
+        f"- consumer lag: max {_num(lag['max_messages'])} messages, {_num(lag['max_seconds'])} s; "
         f"drained {_num(fig['drain_seconds'])} s after the producer stopped",
         "",
         "| latency (s from intended send) | count | p50 | p90 | p99 | p99.9 | max |",

@@ -221,12 +221,13 @@ def conclude(
     thresholds: Mapping[str, Any],
     folder: Path,
     deferred: Collection[str] = (),
+    note: str = "judged by bankstream merge",
 ) -> None:
     """Judge the thresholds on the result's figures, name what failed, give the verdict, and
     write result.json, report.md and the charts into ``folder``."""
     verification = result["verification"]
     verdicts = results.judge(
-        thresholds, results.measured(result["figures"], verification), deferred
+        thresholds, results.measured(result["figures"], verification), deferred, note
     )
     failed = [
         f"{t['metric']} {t['condition']} (measured {t['measured']})"

@@ -384,6 +384,9 @@ def load(
     assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
     assignments += [(a, "--set") for a in overrides]
     assignments += list(flags)
+    # `--set thresholds.X=...` on a scenario without thresholds changes that one threshold of
+    # the defaults; it does not make X the only one (a whole `--set thresholds={...}` does)
+    one_threshold = "thresholds" not in data
     for text, source in assignments:
         try:
             key_path, value = parse_assignment(text, source)
@@ -394,8 +397,15 @@ def load(
         if problem is not None:
             problems.append(problem)
             continue
+        if key_path == ("thresholds",):
+            one_threshold = False
         origins = {k: v for k, v in origins.items() if k[: len(key_path)] != key_path}
         origins[key_path] = (source, None)
+    if isinstance(data.get("thresholds"), dict):
+        if one_threshold:
+            data["thresholds"] = _with_default_thresholds(data)
+        # a threshold set to null is removed (as in a scenario that extends another)
+        data["thresholds"] = {m: v for m, v in data["thresholds"].items() if v is not None}
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -405,6 +415,25 @@ def load(
     return LoadedScenario(
         scenario, [d.display for d in docs], [f"{text} ({source})" for text, source in assignments]
     )
+
+
+def _with_default_thresholds(data: dict[str, Any]) -> dict[str, Any]:
+    """The default thresholds (those that fit the load) with the overridden ones over them."""
+    from scenarios.model import default_thresholds
+    from scenarios.types import format_condition
+
+    load = data.get("load")
+    defaults = {
+        metric: [
+            format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
+            for c in conditions
+        ]
+        for metric, conditions in default_thresholds().items()
+        if not (
+            metric == "produce_rate_ratio" and isinstance(load, dict) and load.get("rate") == "max"
+        )
+    }
+    return {**defaults, **data["thresholds"]}
 
 
 def validate_files(paths: Iterable[str]) -> tuple[list[LoadedScenario], list[Problem]]:

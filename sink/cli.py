@@ -81,6 +81,14 @@ def register(commands: Any) -> None:
         help="the longest a MongoDB operation may take before the sink retries it (30s)",
     )
     p.add_argument(
+        "--lease",
+        default="20s",
+        metavar="D",
+        help="how long a batch a sink died writing waits before another sink finishes it (20s): "
+        "shorter is a faster takeover, but must stay longer than any write takes (a writer "
+        "stalled beyond it can be overtaken; see docs/sink.md)",
+    )
+    p.add_argument(
         "--no-projections",
         action="store_true",
         help="write transactions only (no accounts, no rollups): to measure what they cost",
@@ -146,6 +154,10 @@ def run_sink(args: argparse.Namespace) -> int:
     )
     idle = _duration(args.until_idle, "--until-idle") if args.until_idle else None
     store_timeout = _duration(args.store_timeout, "--store-timeout")
+    lease = _duration(args.lease, "--lease")
+    if lease < 1:
+        msg = f"--lease must be at least 1s (longer than a write takes), got {args.lease}"
+        raise UsageError(msg)
     settings = settings_from(args)
     kafka.wait_for_metadata(settings, settings.connect_timeout)
     from bankstream import mongo
@@ -191,6 +203,7 @@ def run_sink(args: argparse.Namespace) -> int:
             metrics_dir=directory if port else None,
             connect_timeout=settings.connect_timeout,
             store_timeout=store_timeout,
+            lease=lease,
             verbose=args.verbose,
             fault=args.fault,
         )

@@ -64,6 +64,7 @@ class SinkSpec:
     metrics_dir: str | None
     connect_timeout: float
     store_timeout: float = 30.0  # seconds a store operation may take before it is retried
+    lease: float = 20.0  # seconds a half-written batch waits before another sink takes it over
     write_concern: dict[str, Any] | None = None  # w, j, wtimeout (seconds); None: the server's
     verbose: int = 0
     fault: str | None = None  # tests: where to die (see Writer._die)
@@ -122,6 +123,7 @@ class SinkWorker:
             names["rollups"],
             projections=spec.projections,
             writer_id=uuid.uuid4().hex[:12],
+            lease=spec.lease,
         )
         self.writer.fault = spec.fault
         logger = logging.getLogger(logs.LIBRDKAFKA_LOGGER)

@@ -83,8 +83,10 @@ class Writer:
         rollups: str = "rollups",
         projections: bool = True,
         writer_id: str | None = None,
+        lease: float = LEASE,
     ) -> None:
         self.db = db
+        self.lease = lease  # seconds a batch record is this writer's before another may take it
         self.transactions = db[transactions]
         self.accounts = db[accounts]
         self.rollups = db[rollups]
@@ -181,7 +183,7 @@ class Writer:
             "created": dt.datetime.now(dt.UTC),
             # who finishes it: its writer, or (once the lease is out) whoever recovers it
             "owner": self.writer_id,
-            "lease": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=LEASE),
+            "lease": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease),
         }
 
     def _finish(self, record: dict[str, Any], fresh: bool = False) -> None:
@@ -284,7 +286,7 @@ class Writer:
         even a writer's own record, when another process took it over while it was away."""
         while True:
             now = dt.datetime.now(dt.UTC)
-            lease = now + dt.timedelta(seconds=LEASE)
+            lease = now + dt.timedelta(seconds=self.lease)
             free = {"$or": [{"lease": {"$lt": now}}, {"owner": self.writer_id}]}
             claimed = self.batches.find_one_and_update(
                 {"_id": record_id, **free},

@@ -141,17 +141,18 @@ def test_every_event_once_and_projections_exact(run: Run):
 )
 def test_kill_9_at_any_step_then_restart_is_still_exact(run: Run, fault: str):
     run.produce("retail-day", 6_000)
-    died = run.sink("--fault", fault, "--batch-size", "1500")
+    # a short lease: the restart takes over the dead one's batch 5 s on, not 20
+    died = run.sink("--fault", fault, "--batch-size", "1500", "--lease", "5s")
     assert died.returncode != 0  # the process died as kill -9 would
-    done = run.sink("--batch-size", "1500")
+    done = run.sink("--batch-size", "1500", "--lease", "5s")
     assert done.returncode == 0, done.stderr
     run.check_exact(6_000)
 
 
 def test_a_sink_killed_mid_run_is_taken_over(run: Run):
     run.produce("retail-day", 20_000)
-    first = run.start_sink("--batch-size", "500")
-    second = run.start_sink("--batch-size", "500", "--until-idle", "12s")
+    first = run.start_sink("--batch-size", "500", "--lease", "5s")
+    second = run.start_sink("--batch-size", "500", "--until-idle", "12s", "--lease", "5s")
     time.sleep(6)
     # kill -9 the first sink's whole process group: its coordinator and its process
     for pid in _children(first.pid) + [first.pid]:

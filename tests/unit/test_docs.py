@@ -39,3 +39,22 @@ def test_the_indexed_job_sends_one_shard_per_pod():
     assert '--shard "${JOB_COMPLETION_INDEX}/${SHARDS}"' in command
     assert '--run-id "${RUN_ID}"' in command
     assert command.startswith("exec bankstream produce ")
+
+
+def test_the_sink_deployment_joins_one_group_on_the_producers_topic():
+    import yaml
+
+    from scenarios import load
+
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "sink-deployment.yaml").read_text())
+    assert deployment["kind"] == "Deployment"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    command = " ".join(container["args"])
+    assert env["TOPIC"] == load("payday-rush").scenario.delivery.topic
+    assert '--group "${GROUP}"' in command and '--topic "${TOPIC}"' in command
+    job = yaml.safe_load((ROOT / "deploy" / "k8s" / "producer-job.yaml").read_text())
+    run_id = {
+        e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["GROUP"].endswith(run_id["RUN_ID"])

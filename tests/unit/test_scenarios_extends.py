@@ -93,3 +93,15 @@ def test_digest_changes_with_the_scenario(files: Path):
     b = load(str(files / "base.yaml"), environ={}, overrides=["seed=2"])
     assert a.digest == load(str(files / "base.yaml"), environ={}).digest
     assert a.digest != b.digest
+
+
+def test_setting_one_threshold_keeps_the_default_others():
+    from scenarios import load
+
+    thresholds = load("seed-demo", overrides=["thresholds.e2e_latency_p50_seconds=< 1ms"]).scenario
+    metrics = set(thresholds.thresholds)
+    assert {"e2e_latency_p50_seconds", "lost", "duplicates", "produce_rate_ratio"} <= metrics
+    whole = load("seed-demo", overrides=['thresholds={"lost": "== 0"}']).scenario
+    assert set(whole.thresholds) == {"lost"}  # a whole mapping still replaces
+    dropped = load("max-throughput", overrides=["thresholds.lost=null"]).scenario
+    assert "lost" not in dropped.thresholds and "duplicates" in dropped.thresholds
