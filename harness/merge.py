@@ -310,7 +310,6 @@ def merge_store(
     from harness import result as result_files
     from harness.run import conclude, mongo_version
     from harness.verify import verify
-    from loadgen.pacing import Schedule
 
     scenario = loaded.scenario
     collections = scenario.sink.collections.model_dump()
@@ -320,12 +319,14 @@ def merge_store(
         manifest = merge_manifests(manifests)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-        problems = []
-        if {m["scenario_digest"] for m in manifests} != {loaded.digest}:
-            problems.append(
-                "the producers ran another version of the scenario than --scenario names "
-                "(digests differ): the thresholds may not be theirs"
+        problems: list[str] = []
+        names = {m["scenario"] for m in manifests}
+        if names != {scenario.name}:
+            msg = (
+                f"run {run_id} was of scenario {', '.join(sorted(names))}, not {scenario.name}: "
+                "give its --scenario (for its thresholds and collections)"
             )
+            raise UsageError(msg)
         verification = None
         note: str | None = "not verified (--verify-limit 0)"
         if verify_limit:
@@ -334,11 +335,20 @@ def merge_store(
         version = mongo_version(db)
     wall = float(manifest["wall_seconds"])
     acked = int(manifest["events"]["acked"])
-    schedule = Schedule.of_load(scenario.load)
+    # the target: the schedule the producers ran (their flags included), from the manifest
     target = None
-    if schedule.paced and wall:
-        end = min(wall, schedule.duration) if schedule.duration else wall
-        target = schedule.events_by(end) / end if end else None
+    stages = manifest["schedule"]["stages"]
+    if stages and wall:
+        called = 0.0
+        for stage in stages:
+            length = min(float(stage["duration"]), max(0.0, wall - float(stage["start"])))
+            if length <= 0:
+                break
+            slope = (stage["rate_to"] - stage["rate_from"]) / float(stage["duration"])
+            called += stage["rate_from"] * length + slope * length * length / 2
+        if manifest["schedule"]["events"]:
+            called = min(called, float(manifest["schedule"]["events"]))
+        target = called / wall
     rate = acked / wall if wall else None
     delivery = LogHistogram.from_dict(manifest["delivery_latency"]["histogram"])
     figures = {

@@ -256,6 +256,18 @@ def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_p
         assert {(t, s): n for t, c in by_type.items() for s, n in c.items() if n} == dict(counted)
         assert merged["figures"]["latency"]["end_to_end"]["count"] > 0
         assert invoke("merge", str(folders[0]), env=env).returncode == 2  # a shard is missing
+        # the Kubernetes way: the shard manifests the producers left in the runs collection
+        store = tmp_path / "store"
+        done = invoke(
+            "merge", "--run-id", run_id, "--scenario", "fraud-ring", "--results", str(store),
+            "--json", env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        from_store = json.loads((store / run_id / "result.json").read_text())
+        assert from_store["verification"]["exact"] and from_store["verification"]["stored"] == 4000
+        assert from_store["manifest"]["by_type"] == merged["manifest"]["by_type"]
+        deferred = [t for t in from_store["thresholds"] if t["passed"] is None]
+        assert {t["metric"] for t in deferred} == {"e2e_latency_p99_seconds", "max_lag_seconds"}
     finally:
         admin = kafka.admin_client(stack)
         topic = f"{load('fraud-ring').scenario.delivery.topic}.{run_id}"
