@@ -373,6 +373,9 @@ def run_merge(args: argparse.Namespace) -> int:
         msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
         raise UsageError(msg)
     settings = settings_from(args)
+    from bankstream import mongo
+
+    mongo.ping(settings)  # an unreachable store: one line that names the setting
     if args.run_id:
         from harness.merge import merge_store
         from scenarios import load

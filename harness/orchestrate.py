@@ -165,8 +165,6 @@ class Observed:
     drained_at: float | None = None
     drained: bool = False
     interrupted: bool = False
-    acked_at_warmup: int | None = None  # the producer's acked count when the warm-up ended
-    warmup_elapsed: float | None = None  # its elapsed seconds then
     sunk_at_warmup: int | None = None
     max_lag_seconds: float = 0.0
     max_lag: int = 0
@@ -305,9 +303,6 @@ class Orchestra:
                 self._tick_delivery.merge(hist)
                 obs.delivery_all.merge(hist)
                 if data.get("elapsed", 0.0) >= self.plan.warmup:
-                    if obs.acked_at_warmup is None:
-                        obs.acked_at_warmup = int(data["acked"])
-                        obs.warmup_elapsed = float(data["elapsed"])
                     obs.delivery.merge(hist)
             else:
                 if "writing_seconds" in data:

@@ -168,10 +168,17 @@ def _execute(
         if manifest["events"]["made"] <= args.verify_limit:
             first, last = manifest["cells"]
             accounts = account_limits(loaded, range(first, last + 1))
-        checked = verify(db, manifest, collections, limit=args.verify_limit, accounts=accounts)
-        verification = checked.as_dict()
-        verification["floors_checked"] = accounts is not None
-        verification["seconds"] = round(time.monotonic() - began, 2)
+        from pymongo.errors import PyMongoError
+
+        try:
+            checked = verify(db, manifest, collections, args.verify_limit, accounts=accounts)
+        except PyMongoError as exc:  # the store went away: the run is still reported
+            note = f"not verified: MongoDB did not answer ({settings.scrub(str(exc))[:200]})"
+            observed.problems.append(note)
+        else:
+            verification = checked.as_dict()
+            verification["floors_checked"] = accounts is not None
+            verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
     result: dict[str, Any] = {
@@ -279,19 +286,22 @@ def build_figures(
     events = m.get("events", {"made": 0, "acked": 0, "failed": 0, "unsent": 0, "produced": 0})
     wall = float(m.get("wall_seconds") or 0.0)
     acked = int(events["acked"])
-    # the measured window: from the end of the warm-up to the producer's end
-    start_acked, start_t = 0, 0.0
-    at_warmup, elapsed = obs.acked_at_warmup, obs.warmup_elapsed
-    if at_warmup is not None and elapsed is not None and wall > elapsed:
-        start_acked, start_t = at_warmup, elapsed
-    window = max(wall - start_t, 1e-9)
-    rate = (acked - start_acked) / window if wall else None
-    target = ratio = None
-    if schedule.paced and wall:
-        end = min(wall, schedule.duration) if schedule.duration else wall
-        if end > start_t:
-            target = (schedule.events_by(end) - schedule.events_by(start_t)) / (end - start_t)
-            ratio = rate / target if target and rate is not None else None
+    # the measured window: from the end of the warm-up to the last event handed to Kafka, as
+    # the producer counted them by send time (acknowledgements lag by the delivery latency)
+    measured = m.get("measured") or {}
+    count, until = measured.get("events"), measured.get("until_seconds")
+    rate = target = ratio = None
+    if count and until and until > warmup:
+        rate = count / (until - warmup)
+        # events are sent at N^-1(i): the window [warmup, until] holds those the schedule
+        # called for in it, and the last one is sent at `until`, so count the one at its end
+        if schedule.paced:
+            end = min(until, schedule.duration) if schedule.duration else until
+            if end > warmup:
+                target = (schedule.events_by(end) - schedule.events_by(warmup)) / (end - warmup)
+                ratio = rate / target if target else None
+    elif wall:
+        rate = acked / wall  # shorter than its warm-up: the whole run
     s = obs.sink_summary or {}
     sink_rate = s.get("events_per_second")
     whole_rate = acked / wall if wall else None

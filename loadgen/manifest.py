@@ -173,6 +173,15 @@ def build(
         "stall_seconds_by_process": [round(f["stall_seconds"], 3) for f in finals],
         "bytes": sum(f["bytes"] for f in finals),
         "stages": stages,
+        # after the load's warm-up: events handed to Kafka, from the end of the warm-up to the
+        # last one sent (seconds since the start), for the harness's produce rate
+        "measured": {
+            "warmup_seconds": float(scenario.load.warmup),
+            "events": sum(f.get("measured_events", 0) for f in finals),
+            "until_seconds": max(
+                (f["last_send"] - started for f in finals if f.get("last_send")), default=None
+            ),
+        },
         "delivery_latency": {"seconds": latency.summary(), "histogram": latency.to_dict()},
         "schedule_lag": {"seconds": lag.summary(), "histogram": lag.to_dict()},
         "kafka_errors": _merge_counts([f["kafka_errors"] for f in finals]),

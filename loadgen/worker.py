@@ -118,6 +118,10 @@ class Worker:
         self.kafka_errors: dict[str, int] = {}
         self.stages = spec.schedule.stages
         self.stage_counts = [0] * max(1, len(self.stages))
+        # after the load's warm-up: events handed to the client, and when the last one was
+        self.warmup = float(spec.loaded.scenario.load.warmup)
+        self.measured = 0
+        self.last_send = 0.0
         self.first_time: int | None = None
         self.last_time: int | None = None
         self.unsent = 0
@@ -256,6 +260,9 @@ class Worker:
             if elapsed >= stage.start:
                 index = k
         self.stage_counts[index] += count
+        if count and elapsed >= self.warmup:
+            self.measured += count
+            self.last_send = now
 
     # ------------------------------------------------------------------ reports and metrics
 
@@ -330,6 +337,8 @@ class Worker:
             "latency": self.latency.to_dict(),
             "schedule_lag": self.lag.to_dict(),
             "stage_counts": self.stage_counts,
+            "measured_events": self.measured,
+            "last_send": self.last_send,
             "first_event_time": self.first_time,
             "last_event_time": self.last_time,
             "events_made": self.stream.sent,
