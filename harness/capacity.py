@@ -197,14 +197,10 @@ def report(capacity: dict[str, Any], scenario: str, run_id: str) -> str:
 
 def find_max(args: argparse.Namespace, scenario: Any, run_id: str, output: str) -> int:
     from harness.charts import capacity as chart
+    from harness.run import speaker
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def say(text: str) -> None:
-        if output == "live":
-            console.print(text)
-        elif output == "json":
-            print(json.dumps({"message": text}), flush=True)
+    say = speaker(output)
 
     start = float(args.rate) if args.rate else None
     if start is None:

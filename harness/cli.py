@@ -33,13 +33,9 @@ def register(commands: Any) -> None:
         "still reports.",
         epilog=RUN_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--rate", metavar="N", help="events per second (or max)")
-    rate.add_argument("--stages", metavar="SPEC", help="stages DURATION:RATE[:linear],...")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--duration", metavar="D", help="how long, e.g. 2m (with --rate)")
-    length.add_argument("--events", metavar="N", help="how many events in all (with --rate)")
+    from loadgen.produce import add_load_flags
+
+    add_load_flags(p)
     p.add_argument("--processes", type=int, metavar="N", help="producer processes")
     p.add_argument(
         "--sink-processes",
@@ -216,9 +212,8 @@ def run_run(args: argparse.Namespace) -> int:
     from loadgen.coordinator import default_run_id
     from loadgen.pacing import Schedule
     from loadgen.population import cell_activity
-    from loadgen.produce import fit_warmup, load_overrides
+    from loadgen.produce import scenario_of
     from loadgen.stream import plan
-    from scenarios import load
 
     check_flags(args)
     if args.find_max:
@@ -227,16 +222,7 @@ def run_run(args: argparse.Namespace) -> int:
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)
-    overrides = list(args.overrides)
-    if args.seed is not None:
-        if not 0 <= args.seed < 2**63:
-            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
-            raise UsageError(msg)
-        overrides.append(f"seed={args.seed}")
-    flags = load_overrides(args)
-    if flags:
-        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
-    loaded = load(args.scenario, overrides=overrides, flags=flags)
+    loaded = scenario_of(args)
     settings = settings_from(args)
     output = "quiet" if args.quiet else "json" if args.json else "live"
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -375,7 +361,6 @@ def run_merge(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     from bankstream import mongo
 
-    mongo.ping(settings)  # an unreachable store: one line that names the setting
     if args.run_id:
         from harness.merge import merge_store
         from scenarios import load
@@ -384,6 +369,7 @@ def run_merge(args: argparse.Namespace) -> int:
             msg = "merge --run-id ID takes --scenario NAME|FILE and no result folders"
             raise UsageError(msg)
         loaded = load(args.scenario, overrides=args.overrides)
+        mongo.ping(settings)  # an unreachable store: one line that names the setting
         folder = args.output / args.run_id
         merged = merge_store(loaded, args.run_id, settings, folder, args.verify_limit)
     else:
@@ -391,6 +377,7 @@ def run_merge(args: argparse.Namespace) -> int:
             msg = "merge needs the result folders of the hosts (or --run-id ID --scenario S)"
             raise UsageError(msg)
         results = [read(path) for path in args.results]
+        mongo.ping(settings)
         folder = args.output / str(results[0]["run_id"])
         merged = merge_results(results, settings, folder, args.verify_limit)
     if args.json:

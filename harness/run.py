@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,20 @@ class Outcome:
     folder: Path
     exit_code: int
     failed: list[str]  # the thresholds (and checks) that did not hold, in words
+
+
+def speaker(output: str) -> Callable[[str], None]:
+    """How the harness tells a person what it does: a line on stderr (live), a JSON message on
+    stdout (json), or nothing (quiet)."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        if output == "live":
+            console.print(text)
+        elif output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    return say
 
 
 def child_flags(args: argparse.Namespace) -> list[str]:
@@ -104,13 +118,7 @@ def _execute(
     from loadgen.coordinator import ensure_topic
 
     scenario = loaded.scenario
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def say(text: str) -> None:
-        if output == "live":
-            console.print(text)
-        elif output == "json":
-            print(json.dumps({"message": text}), flush=True)
+    say = speaker(output)
 
     topic = args.topic or f"{scenario.delivery.topic}.{run_id}"
     name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"

@@ -25,17 +25,8 @@ acknowledged. The manifest goes to RESULTS/<run id>/manifest.json and MongoDB's 
 """
 
 
-def register(commands: Any) -> None:
-    p = commands.add_parser(
-        "produce",
-        help=summary("produce"),
-        description="Send a scenario's events to Kafka at the load's rate (open model: each "
-        "event has an intended send time; a producer that falls behind reports it and never "
-        "slows the schedule down), from several processes each owning a share of the cells and "
-        "of the rate. Live progress on stderr, metrics on /metrics, a run manifest at the end. "
-        "Defaults come from the scenario's load and delivery sections.",
-        epilog=EPILOG,
-    )
+def add_load_flags(p: argparse.ArgumentParser) -> None:
+    """SCENARIO and the flags that shape its load (``bankstream produce`` and ``run``)."""
     p.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--rate", metavar="N", help="events per second (or max: as fast as possible)")
@@ -47,6 +38,20 @@ def register(commands: Any) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--duration", metavar="D", help="how long, e.g. 10m (with --rate)")
     length.add_argument("--events", metavar="N", help="how many events in all (with --rate)")
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "produce",
+        help=summary("produce"),
+        description="Send a scenario's events to Kafka at the load's rate (open model: each "
+        "event has an intended send time; a producer that falls behind reports it and never "
+        "slows the schedule down), from several processes each owning a share of the cells and "
+        "of the rate. Live progress on stderr, metrics on /metrics, a run manifest at the end. "
+        "Defaults come from the scenario's load and delivery sections.",
+        epilog=EPILOG,
+    )
+    add_load_flags(p)
     p.add_argument(
         "--processes",
         type=int,
@@ -166,6 +171,21 @@ def fit_warmup(loaded: LoadedScenario, args: argparse.Namespace) -> list[tuple[s
     return [(f"load.warmup={format_duration(seconds / 10)}", "--warmup fitted to the run")]
 
 
+def scenario_of(args: argparse.Namespace) -> LoadedScenario:
+    """The scenario a run's flags describe: ``--set``, ``--seed``, then the load flags (``--rate``,
+    ``--stages``, ``--duration``, ``--events``, the warm-up fitted to them)."""
+    overrides = list(args.overrides)
+    flags = load_overrides(args)
+    if args.seed is not None:
+        if not 0 <= args.seed < 2**63:
+            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
+            raise UsageError(msg)
+        overrides.append(f"seed={args.seed}")
+    if flags:
+        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
+    return load(args.scenario, overrides=overrides, flags=flags)
+
+
 def run_produce(args: argparse.Namespace) -> int:
     if args.processes is not None and not 1 <= args.processes <= 256:
         msg = f"--processes must be between 1 and 256, got {args.processes}"
@@ -180,17 +200,8 @@ def run_produce(args: argparse.Namespace) -> int:
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)
-    overrides = list(args.overrides)
-    flags = load_overrides(args)
-    if args.seed is not None:
-        if not 0 <= args.seed < 2**63:
-            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
-            raise UsageError(msg)
-        overrides.append(f"seed={args.seed}")
+    loaded = scenario_of(args)
     settings = settings_from(args)
-    if flags:
-        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
-    loaded = load(args.scenario, overrides=overrides, flags=flags)
     scenario = loaded.scenario
     schedule = Schedule.of_load(scenario.load)
     run_id = args.run_id or default_run_id(scenario.name)
