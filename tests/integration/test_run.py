@@ -215,7 +215,7 @@ def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_p
                 "--rate",
                 "300",
                 "--events",
-                "4000",
+                "2000",
                 "--processes",
                 "1",
                 "--shard",
@@ -252,10 +252,10 @@ def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_p
         assert done.returncode == 0, done.stderr
         merged = json.loads((tmp_path / run_id / "result.json").read_text())
         v = merged["verification"]
-        assert v["exact"] and v["stored"] == v["expected"] == 4000
+        assert v["exact"] and v["stored"] == v["expected"] == 2000
         assert v["checksum_mismatches"] == 0 and v["counts_match"]
         # the same counts as one host sending the whole run
-        one_host = invoke("generate", "fraud-ring", "--events", "4000")
+        one_host = invoke("generate", "fraud-ring", "--events", "2000")
         counted = Counter(
             (e["type"], e["status"]) for e in map(json.loads, one_host.stdout.splitlines())
         )
@@ -271,7 +271,7 @@ def test_two_shard_hosts_merge_into_the_counts_of_one_run(stack: Settings, tmp_p
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         from_store = json.loads((store / run_id / "result.json").read_text())
-        assert from_store["verification"]["exact"] and from_store["verification"]["stored"] == 4000
+        assert from_store["verification"]["exact"] and from_store["verification"]["stored"] == 2000
         assert from_store["manifest"]["by_type"] == merged["manifest"]["by_type"]
         deferred = [t for t in from_store["thresholds"] if t["passed"] is None]
         assert {t["metric"] for t in deferred} == {"e2e_latency_p99_seconds", "max_lag_seconds"}
