@@ -11,6 +11,7 @@ from rich.console import Console
 
 from bankstream.commands import add_overrides, command_group, settings_from, summary
 from bankstream.errors import UsageError
+from harness.verify import DEFAULT_LIMIT
 
 RUN_EPILOG = """\
 exit codes: 0 every threshold held and the store holds exactly what was acknowledged; 1 a
@@ -84,10 +85,11 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--verify-limit",
         type=int,
-        default=1_000_000,
+        default=DEFAULT_LIMIT,
         metavar="N",
         help="the full stream check and the projections up to this many events (0: do not "
-        "verify at all; default: 1000000); counts, ledger and checksums are always checked",
+        f"verify at all; default: {DEFAULT_LIMIT}); counts, ledger and checksums are always "
+        "checked",
     )
     p.add_argument(
         "--results", type=Path, default=Path("results"), metavar="DIR", help="default: ./results"
@@ -167,7 +169,7 @@ def register(commands: Any) -> None:
     m.add_argument(
         "--verify-limit",
         type=int,
-        default=1_000_000,
+        default=DEFAULT_LIMIT,
         metavar="N",
         help="as for bankstream run (0: do not verify)",
     )

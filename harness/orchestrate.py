@@ -165,7 +165,6 @@ class Observed:
     drained_at: float | None = None
     drained: bool = False
     interrupted: bool = False
-    sunk_at_warmup: int | None = None
     max_lag_seconds: float = 0.0
     max_lag: int = 0
     resources: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -181,7 +180,6 @@ class Plan:
     target_at: Callable[[float], float | None]  # target rate at t seconds
     expected_acked: Callable[[dict[str, Any]], int | None] | None = None
     drain_timeout: float = 300.0
-    sharded: bool = False
     output: str = "live"  # live, json, quiet
 
 
@@ -316,8 +314,6 @@ class Orchestra:
                     obs.e2e.merge(hist)
                     obs.max_lag_seconds = max(obs.max_lag_seconds, float(data["lag_seconds"]))
                     obs.max_lag = max(obs.max_lag, int(data["lag"]))
-                    if obs.sunk_at_warmup is None:
-                        obs.sunk_at_warmup = self._sunk(data)
 
     def _past_warmup(self, stamp: float) -> bool:
         started = self.observed.produce_started

@@ -15,11 +15,10 @@ from typing import Any
 from rich.console import Console
 
 from bankstream.errors import EXIT_FAILURE, UsageError
-from bankstream.histogram import LogHistogram
 from bankstream.settings import Settings
 from harness import result as results
 from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan
-from harness.verify import DEFAULT_LIMIT, verify
+from harness.verify import verify
 from scenarios import LoadedScenario
 
 EXIT_STOPPED = 130
@@ -30,7 +29,6 @@ class Outcome:
     result: dict[str, Any]
     folder: Path
     exit_code: int
-    failed: list[str]  # the thresholds (and checks) that did not hold, in words
 
 
 def speaker(output: str) -> Callable[[str], None]:
@@ -148,7 +146,6 @@ def _execute(
         target_at=(lambda t: schedule.rate_at(t)) if schedule.paced else (lambda t: None),
         expected_acked=None if shard else (lambda summary: int(summary["acked"])),
         drain_timeout=args.drain_timeout,
-        sharded=shard is not None,
         output=output,
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
@@ -224,11 +221,11 @@ def _execute(
     # one host of several cannot see the whole store: the merge judges lost and duplicates
     deferred = {"lost", "duplicates"} if shard else set()
     conclude(result, scenario.thresholds, folder, deferred)
-    verdict, failed = result["verdict"], result["failed"]
+    verdict = result["verdict"]
     code = EXIT_STOPPED if observed.interrupted else 0 if verdict == "pass" else EXIT_FAILURE
     if not shard and not args.keep_topic:
         _drop_topics(settings, topic)
-    return Outcome(result, folder, code, failed)
+    return Outcome(result, folder, code)
 
 
 def conclude(
@@ -373,10 +370,6 @@ def _drop_topics(settings: Settings, topic: str) -> None:
             continue
 
 
-def merged_histogram(parts: list[Mapping[str, Any]]) -> LogHistogram:
-    return LogHistogram.merged(LogHistogram.from_dict(p) for p in parts)
-
-
 def check_flags(args: argparse.Namespace) -> None:
     for flag in ("processes", "sink_processes"):
         value = getattr(args, flag)
@@ -389,6 +382,3 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.verify_limit < 0:
         msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
         raise UsageError(msg)
-
-
-__all__ = ["DEFAULT_LIMIT", "Outcome", "check_flags", "execute"]
