@@ -197,7 +197,7 @@ def report(capacity: dict[str, Any], scenario: str, run_id: str) -> str:
 
 def find_max(args: argparse.Namespace, scenario: Any, run_id: str, output: str) -> int:
     from harness.charts import capacity as chart
-    from harness.run import speaker
+    from harness.orchestrate import speaker
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     say = speaker(output)

@@ -33,6 +33,22 @@ log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between timeline rows
 
 
+def speaker(output: str) -> Callable[[str], None]:
+    """How the harness tells a person what it does: a line on stderr (live), a JSON message on
+    stdout (json), or nothing (quiet)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        if output == "live":
+            console.print(text)
+        elif output == "json":
+            print(json.dumps({"message": text}), flush=True)
+
+    return say
+
+
 class Child:
     """A `bankstream` command in a session of its own; its JSON lines arrive on ``lines``."""
 
@@ -194,15 +210,10 @@ class Orchestra:
         self._tick_e2e = LogHistogram()
         from rich.console import Console
 
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # the live rows
+        self.say = speaker(plan.output)
 
     # ------------------------------------------------------------------ output
-
-    def say(self, text: str) -> None:
-        if self.plan.output == "live":
-            self.console.print(text)
-        elif self.plan.output == "json":
-            print(json.dumps({"message": text}), flush=True)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signalled += 1

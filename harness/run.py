@@ -7,17 +7,15 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from bankstream.errors import EXIT_FAILURE, UsageError
 from bankstream.settings import Settings
 from harness import result as results
-from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan
+from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan, speaker
 from harness.verify import verify
 from scenarios import LoadedScenario
 
@@ -29,20 +27,6 @@ class Outcome:
     result: dict[str, Any]
     folder: Path
     exit_code: int
-
-
-def speaker(output: str) -> Callable[[str], None]:
-    """How the harness tells a person what it does: a line on stderr (live), a JSON message on
-    stdout (json), or nothing (quiet)."""
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def say(text: str) -> None:
-        if output == "live":
-            console.print(text)
-        elif output == "json":
-            print(json.dumps({"message": text}), flush=True)
-
-    return say
 
 
 def child_flags(args: argparse.Namespace) -> list[str]:
