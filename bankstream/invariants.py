@@ -37,11 +37,11 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
         # the order they came in, so a swap among them still shows
         cells: dict[str, list[Event]] = {}
         for e in stream:
-            cells.setdefault(_made(e)[0], []).append(e)
+            cells.setdefault(made_order(e)[0], []).append(e)
         stream = []
         for cell in cells.values():
-            late = sorted((e for e in cell if e["delayed"]), key=_made)
-            stream += heapq.merge((e for e in cell if not e["delayed"]), late, key=_made)
+            late = sorted((e for e in cell if e["delayed"]), key=made_order)
+            stream += heapq.merge((e for e in cell if not e["delayed"]), late, key=made_order)
     for e in stream:
         tx, account, amount = e["tx_id"], e["account"], e["amount"]
         if tx in seen:
@@ -99,7 +99,7 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     return problems
 
 
-def _made(event: Event) -> tuple[str, int]:
+def made_order(event: Event) -> tuple[str, int]:
     """(cell's id prefix, counter) of a transaction id ``{run tag}-{cell}-{counter}``."""
     prefix, _, counter = str(event["tx_id"]).rpartition("-")
     return prefix, int(counter) if counter.isdigit() else -1

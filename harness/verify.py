@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bankstream.events import balance_checksum
-from bankstream.invariants import check_stream
+from bankstream.invariants import check_stream, made_order
 
 Document = dict[str, Any]
 DEFAULT_LIMIT = 1_000_000  # events: the full stream check and projections up to this many
@@ -217,13 +217,12 @@ def verify(
 
     stream_checked = kept is not None
     if kept is not None and not duplicates:
-        events = sorted(
-            ({**d, "duplicate": False} for d in kept), key=lambda d: _made(str(d["tx_id"]))
-        )
+        # the order they were made in (stored documents carry no order of their own)
+        events = sorted(({**d, "duplicate": False} for d in kept), key=made_order)
         for text in check_stream(events, limit=shown):
             problem(f"stream: {text}")
     projections = _projections(db, run_id, collections, kept)
-    if projections not in ("exact",) and not projections.startswith("not checked"):
+    if projections != "exact" and not projections.startswith("not checked"):
         problem(f"projections: {projections}")
     return Verification(
         expected=expected,
@@ -240,11 +239,6 @@ def verify(
         projections=projections,
         problems=problems,
     )
-
-
-def _made(tx_id: str) -> tuple[str, int]:
-    prefix, _, counter = tx_id.rpartition("-")
-    return prefix, int(counter) if counter.isdigit() else -1
 
 
 def _ledger(
