@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import platform
 import subprocess
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -79,48 +77,40 @@ def judge(
     return out
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(HERE), *args],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=True,
+    ).stdout.strip()
+
+
 def git_revision() -> str | None:
     """The checkout's commit (with -dirty when it has changes), when run from one."""
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(HERE), "rev-parse", "--short=12", "HEAD"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        rev = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{rev}-dirty" if dirty else rev
 
 
 def environment(settings: Any, mongo_version: str | None) -> dict[str, Any]:
-    import confluent_kafka
+    """The producer manifest's environment, and what a whole run adds: the git revision, the
+    MongoDB client and server, the Kafka version of the local stack."""
     import pymongo
 
-    from bankstream import __version__
+    from loadgen.manifest import environment as machine
 
     return {
-        "bankstream": __version__,
+        **machine(settings.kafka_bootstrap),
         "git_revision": git_revision(),
-        "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.__version__,
-        "librdkafka": confluent_kafka.libversion()[0],
         "pymongo": pymongo.__version__,
         "kafka": settings.kafka_version if not settings.is_given("kafka_bootstrap") else "external",
-        "kafka_bootstrap": settings.kafka_bootstrap,
         "mongodb": mongo_version,
         "mongodb_uri": settings.mongo_uri_redacted,
-        "cores": os.cpu_count(),
-        "host": platform.node(),
-        "platform": platform.platform(),
     }
 
 
