@@ -292,9 +292,7 @@ def shard_manifests(db: Any, runs: str, run_id: str) -> list[dict[str, Any]]:
         raise UsageError(msg)
     for d in found:
         d.pop("_id", None)
-    check_hosts(
-        [{"run_id": d["run_id"], "shard": d["shard"], "scenario_digest": "-"} for d in found]
-    )
+    check_hosts(found)  # a manifest has the run id, the shard and the scenario's digest
     return sorted(found, key=lambda d: d["shard"][0])
 
 
@@ -336,18 +334,14 @@ def merge_store(
     wall = float(manifest["wall_seconds"])
     acked = int(manifest["events"]["acked"])
     # the target: the schedule the producers ran (their flags included), from the manifest
+    from loadgen.pacing import Schedule
+
     target = None
-    stages = manifest["schedule"]["stages"]
-    if stages and wall:
-        called = 0.0
-        for stage in stages:
-            length = min(float(stage["duration"]), max(0.0, wall - float(stage["start"])))
-            if length <= 0:
-                break
-            slope = (stage["rate_to"] - stage["rate_from"]) / float(stage["duration"])
-            called += stage["rate_from"] * length + slope * length * length / 2
-        if manifest["schedule"]["events"]:
-            called = min(called, float(manifest["schedule"]["events"]))
+    schedule = Schedule.of_record(manifest["schedule"])
+    if schedule.paced and wall:
+        called = schedule.events_by(wall)
+        if schedule.limit:
+            called = min(called, float(schedule.limit))
         target = called / wall
     rate = acked / wall if wall else None
     delivery = LogHistogram.from_dict(manifest["delivery_latency"]["histogram"])

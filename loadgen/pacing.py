@@ -13,7 +13,9 @@ in the latencies instead of hiding in a slower schedule: no coordinated omission
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,6 +66,21 @@ class Schedule:
             before += stage.events if math.isfinite(stage.duration) else 0.0
             previous = rate
         return cls(tuple(stages), limit)
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> Schedule:
+        """The schedule a run manifest records (its ``schedule`` section: the stages' start,
+        duration and rates, the events, the duration of a run as fast as possible)."""
+        stages: list[Stage] = []
+        before = 0.0
+        for s in record["stages"]:
+            stage = Stage(
+                float(s["start"]), float(s["duration"]), s["rate_from"], s["rate_to"], before
+            )
+            stages.append(stage)
+            before += stage.events if math.isfinite(stage.duration) else 0.0
+        length = None if stages else record.get("duration_seconds")
+        return cls(tuple(stages), record.get("events"), length)
 
     def scaled(self, share: float) -> Schedule:
         """The schedule of a producer that sends ``share`` of the run's events."""
