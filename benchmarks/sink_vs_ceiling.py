@@ -27,23 +27,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bankstream import kafka, mongo
 from bankstream.settings import Settings, load_settings
-from harness.ceiling import mongo_ceiling
-from loadgen.stream import RunStream, plan
+from harness.ceiling import documents as ceiling_documents
+from harness.ceiling import mongo_ceiling, payloads
 from scenarios import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def documents(scenario: str, events: int) -> list[dict[str, Any]]:
-    """The events the producer sends (the same ids and fields; no send time), as documents."""
-    out: list[dict[str, Any]] = []
-    for batch in RunStream(plan(load(scenario, environ={}), events=events)).batches():
-        out += ({"_id": e["tx_id"], **e} for e in map(orjson.loads, batch.lines))
-    return out
+    """The events the producer sends (the same ids and fields), as the sink stores them."""
+    return ceiling_documents(payloads(load(scenario, environ={}), events)[1])
 
 
 def ceiling(db: Any, items: list[dict[str, Any]], size: int) -> float:
