@@ -226,17 +226,8 @@ def run_run(args: argparse.Namespace) -> int:
         raise UsageError(msg)
     loaded = scenario_of(args)
     settings = settings_from(args)
-    output = "quiet" if args.quiet else "json" if args.json else "live"
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    if args.no_stack:
-        from bankstream import kafka, mongo
-
-        kafka.wait_for_metadata(settings, settings.connect_timeout)
-        mongo.ping(settings)
-    else:
-        from bankstream.stack import lifecycle
-
-        lifecycle.up(settings, report=(console.print if output == "live" else _quietly))
+    output = _output(args)
+    _services(args, settings, output)
     run_id = args.run_id or default_run_id(loaded.scenario.name)
     # the producer's own checks (the load against the population, cells, shards), before
     # anything starts; a shard's target is its share of the run's rate
@@ -254,12 +245,29 @@ def run_run(args: argparse.Namespace) -> int:
     if output == "json":
         print(json.dumps(_summary(result, outcome.folder)), flush=True)
     else:
-        _print_verdict(console, result, outcome.folder)
+        _print_verdict(
+            Console(stderr=True, highlight=False, soft_wrap=True), result, outcome.folder
+        )
     return outcome.exit_code
 
 
-def _quietly(text: str) -> None:
-    return None
+def _output(args: argparse.Namespace) -> str:
+    return "quiet" if args.quiet else "json" if args.json else "live"
+
+
+def _services(args: argparse.Namespace, settings: Any, output: str) -> None:
+    """The configured servers answering: the local stack started where it is ours to start
+    (its progress shown only to a person), or, with --no-stack, Kafka and MongoDB pinged."""
+    if args.no_stack:
+        from bankstream import kafka, mongo
+
+        kafka.wait_for_metadata(settings, settings.connect_timeout)
+        mongo.ping(settings)
+    else:
+        from bankstream.stack import lifecycle
+
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        lifecycle.up(settings, report=console.print if output == "live" else lambda _: None)
 
 
 def _summary(result: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -453,16 +461,14 @@ def find_max_run(args: argparse.Namespace) -> int:
             msg = f"--rate (the first step's rate) must be a positive number, got {args.rate}"
             raise UsageError(msg)
     args.budget_seconds, args.step_seconds = seconds["budget"], seconds["step"]
+    # the scenario as the steps start from: --rate is each step's own, not the scenario's
+    # (a scenario with stages has no rate to set)
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     loaded = load(args.scenario, overrides=overrides)
-    output = "quiet" if args.quiet else "json" if args.json else "live"
-    if not args.no_stack:
-        from bankstream.stack import lifecycle
-
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
-        lifecycle.up(settings_from(args), report=(console.print if output == "live" else _quietly))
-        args.no_stack = True  # the steps use what is up now
+    output = _output(args)
+    _services(args, settings_from(args), output)
+    args.no_stack = True  # the steps use what is up now
     run_id = args.run_id or default_run_id(f"{loaded.scenario.name}-max")
     return find_max(args, loaded.scenario, run_id, output)
