@@ -13,6 +13,16 @@ from sink.writer import PENDING
 Document = dict[str, Any]
 
 
+def _dotted(doc: Document, name: str) -> Any:
+    """``doc``'s value at the dotted path ``name`` (0 when absent, as an $inc starts)."""
+    value: Any = doc
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return 0
+        value = value[part]
+    return value
+
+
 def differences(
     db: Database[Document],
     transactions: str = "transactions",
@@ -40,9 +50,10 @@ def differences(
         if doc is None:
             out.append(f"rollup {key} missing")
             continue
-        for name, value in change.inc.items():
-            if doc.get(name, 0) != value:
-                out.append(f"rollup {key}: {name} {doc.get(name, 0)}, expected {value}")
+        for name, value in [*change.inc.items(), *change.low.items(), *change.high.items()]:
+            stored_value = _dotted(doc, name)
+            if stored_value != value:
+                out.append(f"rollup {key}: {name} {stored_value}, expected {value}")
     out += [f"rollup {key} is not in any transaction" for key in stored]
     have = {d["_id"]: d for d in db[accounts].find({})}
     for account, state in expected.accounts.items():

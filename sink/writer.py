@@ -106,8 +106,8 @@ class Writer:
         self.transactions.create_index([("event_time", 1)])
         self.transactions.create_index([("type", 1), ("event_time", 1)])
         self.transactions.create_index([("run_id", 1)])
-        self.rollups.create_index([("kind", 1), ("t", 1)])
-        self.rollups.create_index([("kind", 1), ("debits", -1)])
+        self.rollups.create_index([("kind", 1), ("run", 1), ("t", 1)])
+        self.rollups.create_index([("kind", 1), ("run", 1), ("debits", -1)])
         self.accounts.create_index([("customer", 1)])
         self.batches.create_index([("partitions", 1)])
 
@@ -177,7 +177,7 @@ class Writer:
                 {"_id": account, **state} for account, state in projection.accounts.items()
             ],
             "rollups": [
-                {"_id": key, "keys": change.keys, "inc": change.inc}
+                {"_id": key, "update": change.update()}
                 for key, change in projection.rollups.items()
             ],
             "created": dt.datetime.now(dt.UTC),
@@ -207,7 +207,7 @@ class Writer:
         updates = [
             UpdateOne(
                 {"_id": r["_id"]},
-                {"$inc": r["inc"], "$setOnInsert": r["keys"], "$set": {guard: counter}},
+                {**r["update"], "$set": {guard: counter}},
                 upsert=True,
             )
             for r in record["rollups"]

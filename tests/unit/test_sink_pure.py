@@ -92,6 +92,18 @@ def test_projections_count_what_the_events_say(events: list[dict[str, Any]]):
     for r in minutes:
         by_status[r.keys["status"]] += r.inc["count"]
     assert by_status == Counter(e["status"] for e in events)
+    hours = [r for r in rollups.values() if r.keys["kind"] == "hour"]
+    assert sum(r.inc["amount"] for r in hours) == sum(e["amount"] for e in events)
+    # one summary per run: its span, and each cell's last transaction counter
+    (summary,) = [r for r in rollups.values() if r.keys["kind"] == "run"]
+    assert summary.inc["count"] == len(events)
+    assert summary.low["first_event_time"] == min(e["event_time"] for e in events)
+    assert summary.high["last_event_time"] == max(e["event_time"] for e in events)
+    tails: dict[str, int] = {}
+    for e in events:
+        cell, _, counter = e["tx_id"].rpartition("-")
+        tails[cell] = max(tails.get(cell, 0), int(counter))
+    assert {k.removeprefix("tails."): v for k, v in summary.high.items() if "." in k} == tails
     fraud = [r for r in rollups.values() if r.keys["kind"] == "hour_fraud"]
     assert sum(r.inc["count"] for r in fraud) == sum(e["fraud"] for e in events)
     customers = [r for r in rollups.values() if r.keys["kind"] == "customer"]
