@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "harness.cli",
         "merge the results of the hosts of one run into one result, verified against the store",
     ),
+    "dashboard": (
+        "dashboard.cli",
+        "the Streamlit dashboard: banking analytics and pipeline performance, live",
+    ),
     "bench": (
         "harness.cli",
         "benchmarks of the configured cluster: the raw clients' ceilings for a scenario",

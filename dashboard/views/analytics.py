@@ -1,0 +1,5 @@
+"""The banking analytics page (a Streamlit page script)."""
+
+from dashboard.analytics import render
+
+render()

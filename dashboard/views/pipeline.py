@@ -1,0 +1,5 @@
+"""The pipeline performance page (a Streamlit page script)."""
+
+from dashboard.pipeline import render
+
+render()
