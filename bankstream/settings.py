@@ -302,7 +302,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 # BANKSTREAM_* variables that are not settings but are read elsewhere
-OTHER_VARIABLES = {"CONFIG", "SCENARIO_SET", "KEEP_STACK"}
+# handed from one process to another (the dashboard: from `bankstream dashboard` to Streamlit)
+OTHER_VARIABLES = {"CONFIG", "SCENARIO_SET", "KEEP_STACK", "DASHBOARD_RESULTS", "DASHBOARD_REFRESH"}
 
 
 def _check_environment(environ: Mapping[str, str]) -> None:

@@ -120,7 +120,7 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
     start, end = _span(run, window)
     cols = st.columns(5)
     cols[0].metric("Events stored", f"{run.count:,}")
-    cols[1].metric("Money moved (approved)", common.money(run.amount))
+    cols[1].metric("Money moved (approved, R$)", common.money(run.amount, currency=""))
     cols[2].metric("Declined", f"{run.declined:,}")
     cols[3].metric("Fraud events", f"{run.fraud:,}")
     cols[4].metric("Simulated span", f"{(run.last - run.first).total_seconds() / 3600:,.1f} h")

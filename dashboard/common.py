@@ -21,11 +21,24 @@ def settings() -> Settings:
     return load_settings()
 
 
+_opened: list[Any] = []
+
+
 @st.cache_resource
 def client() -> Any:
     from bankstream import mongo
 
-    return mongo.client(settings(), timeout=5.0)
+    made = mongo.client(settings(), timeout=5.0)
+    _opened.append(made)
+    return made
+
+
+def forget() -> None:
+    """Drop the cached settings, client and queries (closing the clients): a fresh start."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    while _opened:
+        _opened.pop().close()
 
 
 def store() -> Store:
@@ -53,7 +66,7 @@ def money(cents: float | int | None, currency: str = "R$") -> str:
         return "-"
     whole, part = divmod(abs(int(cents)), 100)
     sign = "-" if cents < 0 else ""
-    return f"{sign}{currency} {whole:,}.{part:02d}"
+    return f"{sign}{currency}{' ' if currency else ''}{whole:,}.{part:02d}"
 
 
 def store_problem(exc: Exception) -> None:

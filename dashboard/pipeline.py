@@ -122,7 +122,7 @@ def _past_runs() -> None:
     picked = st.multiselect(
         "Compare runs side by side (the first is the baseline)",
         ids,
-        default=ids[:2] if len(ids) >= 2 else ids,
+        default=[ids[1], ids[0]] if len(ids) >= 2 else ids,  # the latest against the one before
     )
     if len(picked) >= 2:
         from harness.compare import compare

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything bankstream needs on a fresh Debian machine; idempotent (a second run is quick).
-#   system packages: a C compiler, Java 17+, Maven, Prometheus (Debian's packages)
+#   system packages: a C compiler, Java 17+, Maven, Prometheus, Chromium and chromium-driver
+#   (Debian's packages)
 #   Python: a virtualenv in .venv with bankstream and its dev tools
 #   the local stack's jars: Kafka and mongo-java-server from Maven Central (bankstream stack install)
 set -euo pipefail
@@ -16,6 +17,9 @@ command -v cc >/dev/null || need_apt+=(gcc libc6-dev)  # the ledger's C loop
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+# the dashboard's browser test: headless Chromium and its WebDriver
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
