@@ -10,7 +10,7 @@ import streamlit as st
 from pymongo.errors import PyMongoError
 
 from bankstream.events import TX_TYPES
-from dashboard import common
+from dashboard import common, store
 from dashboard.store import Run
 
 TTL = common.refresh_seconds()
@@ -34,15 +34,10 @@ def _run(run: str) -> Run | None:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _by_type(
-    run: str, start: dt.datetime, end: dt.datetime, types: tuple[str, ...], minutes: bool
-) -> pd.DataFrame:
-    return common.store().by_type(run, start, end, list(types), minutes)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def _breakdown(kind: str, label: str, run: str, start: dt.datetime, end: dt.datetime) -> Any:
-    return common.store().breakdown(kind, label, run, start, end)
+def _hourly(
+    run: str, start: dt.datetime, end: dt.datetime, minutes: bool
+) -> dict[str, list[dict[str, Any]]]:
+    return common.store().hourly(run, start, end, minutes)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -58,6 +53,31 @@ def _balances() -> Any:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _latest(run: Run, n: int, types: tuple[str, ...]) -> pd.DataFrame:
     return common.store().latest(run, n, list(types) or None)
+
+
+def _prefetch(run: Run, start: dt.datetime, end: dt.datetime, types: tuple[str, ...]) -> None:
+    """Fill the caches the page reads, side by side: the server answers the reads in
+    parallel (each waits on MongoDB, not on Python)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+
+    def call(job: Any) -> Any:
+        import threading
+
+        add_script_run_ctx(threading.current_thread(), ctx)
+        return job()
+
+    jobs = [
+        lambda: _latest(run, 50, types),
+        lambda: _hourly(run.run, start, end, False),
+        lambda: _top(run.run, 20),
+        _balances,
+    ]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        list(pool.map(call, jobs))
 
 
 def _span(run: Run, window: str) -> tuple[dt.datetime, dt.datetime]:
@@ -118,6 +138,7 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
         st.warning(f"Run {chosen} is not in the store any more.")
         return
     start, end = _span(run, window)
+    _prefetch(run, start, end, types)
     cols = st.columns(5)
     cols[0].metric("Events stored", f"{run.count:,}")
     cols[1].metric("Money moved (approved, R$)", common.money(run.amount, currency=""))
@@ -133,7 +154,8 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
     latest = _latest(run, 50, types)
     st.dataframe(_money_columns(latest, "amount", "balance_after"), hide_index=True, height=260)
 
-    hourly = _by_type(run.run, start, end, types, False)
+    rollups = _hourly(run.run, start, end, False)
+    hourly = store.by_type(rollups["hour"], list(types))
     st.subheader("Totals by type and status")
     if hourly.empty:
         st.caption("No events in this range.")
@@ -152,7 +174,11 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
 
     st.subheader("Volume over time")
     minutes = end - start <= dt.timedelta(hours=3)
-    series = _by_type(run.run, start, end, types, True) if minutes else hourly
+    series = (
+        store.by_type(_hourly(run.run, start, end, True)["minute"], list(types))
+        if minutes
+        else hourly
+    )
     if series.empty:
         st.caption("No events in this range.")
     else:
@@ -179,11 +205,11 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Declines by reason")
-        declines = _breakdown("hour_decline", "reason", run.run, start, end)
+        declines = store.breakdown(rollups["hour_decline"], "reason")
         _bars(declines, "reason", "count")
     with right:
         st.subheader("Fraud by typology")
-        fraud = _breakdown("hour_fraud", "typology", run.run, start, end)
+        fraud = store.breakdown(rollups["hour_fraud"], "typology")
         _bars(fraud, "typology", "count")
         if not fraud.empty:
             st.dataframe(_money_columns(fraud, "amount"), hide_index=True)
@@ -191,13 +217,13 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
     left, middle, right = st.columns(3)
     with left:
         st.subheader("By city")
-        _bars(_breakdown("hour_city", "city", run.run, start, end).head(20), "city", "count")
+        _bars(store.breakdown(rollups["hour_city"], "city").head(20), "city", "count")
     with middle:
         st.subheader("By channel")
-        _bars(_breakdown("hour_channel", "channel", run.run, start, end), "channel", "count")
+        _bars(store.breakdown(rollups["hour_channel"], "channel"), "channel", "count")
     with right:
         st.subheader("By device")
-        _bars(_breakdown("hour_device", "device", run.run, start, end), "device", "count")
+        _bars(store.breakdown(rollups["hour_device"], "device"), "device", "count")
     st.caption("Breakdowns count every event of the range; amounts are approved money.")
 
     _drill_down(run)
@@ -217,8 +243,8 @@ def _drill_down(run: Run) -> None:
     ).strip()
     if not account:
         return
-    store = common.store()
-    state = store.account(account)
+    reader = common.store()
+    state = reader.account(account)
     if state is None:
         st.warning(f"No account {account!r} in the store.")
         return
@@ -227,7 +253,7 @@ def _drill_down(run: Run) -> None:
     cols[1].metric("Customer", str(state.get("customer_name") or state.get("customer")))
     cols[2].metric("Segment", str(state.get("segment")))
     cols[3].metric("Events (last seq)", f"{state.get('last_seq', 0):,}")
-    history = store.account_history(account, run.run)
+    history = reader.account_history(account, run.run)
     if history.empty:
         st.caption(f"No transaction of this account in run {run.run}.")
         return

@@ -58,13 +58,12 @@ def _live(url: str, minutes: float) -> None:
             f"(deploy/grafana), the last {minutes:g} minutes."
         )
         columns = st.columns(2)
-        for i, panel in enumerate(PANELS):
+        frames = data.panel_frames(url, PANELS, minutes)
+        for i, (panel, frame) in enumerate(zip(PANELS, frames, strict=True)):
             with columns[i % 2]:
                 st.markdown(f"**{panel.title}**")
-                try:
-                    frame = data.panel_frame(url, panel.queries, minutes)
-                except data.PrometheusError as exc:
-                    st.warning(settings.scrub(str(exc)))
+                if isinstance(frame, data.PrometheusError):
+                    st.warning(settings.scrub(str(frame)))
                     continue
                 if frame.empty:
                     st.caption("no data in this window")

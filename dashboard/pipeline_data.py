@@ -66,20 +66,37 @@ def legend(template: str, labels: dict[str, str]) -> str:
     return out
 
 
-def panel_frame(
-    url: str, queries: Any, minutes: float, step: float = 5.0, now: float | None = None
-) -> pd.DataFrame:
-    """A panel's queries over the last ``minutes``: one column per series, indexed by time."""
+def panel_frames(
+    url: str, panels: Any, minutes: float, step: float = 5.0, now: float | None = None
+) -> list[pd.DataFrame | PrometheusError]:
+    """Each panel's queries over the last ``minutes`` (one column per series, indexed by
+    time), or the error its query met. The queries run side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
     end = now if now is not None else time.time()
     start = end - minutes * 60
-    columns: dict[str, pd.Series] = {}
-    for q in queries:
-        for labels, points in query_range(url, q.expr, start, end, step):
+    queries = [(i, q) for i, panel in enumerate(panels) for q in panel.queries]
+
+    def run(query: Any) -> Any:
+        try:
+            return query_range(url, query.expr, start, end, step)
+        except PrometheusError as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(run, [q for _, q in queries]))
+    columns: list[dict[str, pd.Series]] = [{} for _ in panels]
+    failed: dict[int, PrometheusError] = {}
+    for (i, q), answer in zip(queries, answers, strict=True):
+        if isinstance(answer, PrometheusError):
+            failed.setdefault(i, answer)
+            continue
+        for labels, points in answer:
             if not points:
                 continue
             times = pd.to_datetime([t for t, _ in points], unit="s", utc=True)
-            columns[legend(q.legend, labels)] = pd.Series([v for _, v in points], index=times)
-    return pd.DataFrame(columns)
+            columns[i][legend(q.legend, labels)] = pd.Series([v for _, v in points], index=times)
+    return [failed[i] if i in failed else pd.DataFrame(c) for i, c in enumerate(columns)]
 
 
 # ---------------------------------------------------------------------- results of runs

@@ -29,6 +29,15 @@ Document = dict[str, Any]
 HOUR = dt.timedelta(hours=1)
 # how many ids the latest-transactions read asks for at most (a run of a few cells or many)
 MOST_IDS = 20_000
+# the hourly rollup kinds and the label each is broken down by ("hour": by type and status)
+HOURLY = {
+    "hour": "type",
+    "hour_city": "city",
+    "hour_channel": "channel",
+    "hour_device": "device",
+    "hour_decline": "reason",
+    "hour_fraud": "typology",
+}
 
 
 @dataclass(frozen=True)
@@ -95,13 +104,18 @@ class Store:
 
     # ------------------------------------------------------------------ rollups
 
-    def _hourly(
-        self, kind: str, run: str, start: dt.datetime, end: dt.datetime, **more: Any
-    ) -> list[Document]:
+    def hourly(
+        self, run: str, start: dt.datetime, end: dt.datetime, minutes: bool = False
+    ) -> dict[str, list[Document]]:
+        """Every hourly rollup of the run in the range (or the per-minute ones), by kind: one
+        read for the whole page (the local server reads the rollups once, not per chart)."""
         span = {"$gte": _naive(start), "$lt": _naive(end)}
-        query: Document = {"kind": kind, "run": run, "t": span}
-        query.update(more)
-        return list(self.rollups.find(query, {"_w": 0, "_id": 0}))
+        kinds = ["minute"] if minutes else list(HOURLY)
+        query: Document = {"run": run, "t": span, "kind": {"$in": kinds}}
+        out: dict[str, list[Document]] = {kind: [] for kind in kinds}
+        for doc in self.rollups.find(query, {"_w": 0, "_id": 0}):
+            out[doc["kind"]].append(doc)
+        return out
 
     def by_type(
         self,
@@ -113,29 +127,14 @@ class Store:
     ) -> pd.DataFrame:
         """Counts and amounts per hour (or minute) x type x status: columns t, type, status,
         count, amount (cents)."""
-        more: Document = {"type": {"$in": list(types)}} if types else {}
-        docs = self._hourly("minute" if minutes else "hour", run, start, end, **more)
-        frame = pd.DataFrame(docs, columns=["t", "type", "status", "count", "amount"])
-        return frame.sort_values(["t", "type", "status"], ignore_index=True)
+        return by_type(
+            self.hourly(run, start, end, minutes)["minute" if minutes else "hour"], types
+        )
 
     def breakdown(
         self, kind: str, label: str, run: str, start: dt.datetime, end: dt.datetime
     ) -> pd.DataFrame:
-        """One hourly rollup kind summed over the range, by its label (city, channel, device,
-        reason, typology): columns label, count, amount, declined (where it has them)."""
-        docs = self._hourly(kind, run, start, end)
-        columns = [label, "count", "amount", "declined"]
-        frame = pd.DataFrame(docs, columns=[*columns, "state", "region"])
-        if frame.empty:
-            return pd.DataFrame(columns=columns)
-        extra = [c for c in ("state", "region") if frame[c].notna().any()]
-        grouped = (
-            frame.fillna({"declined": 0})
-            .groupby([label, *extra], dropna=False)[["count", "amount", "declined"]]
-            .sum()
-            .reset_index()
-        )
-        return grouped.sort_values("count", ascending=False, ignore_index=True)
+        return breakdown(self.hourly(run, start, end)[kind], label)
 
     def top_customers(self, run: str, n: int = 20) -> pd.DataFrame:
         """The ``n`` customers who moved the most money out (approved debits) in the run."""
@@ -150,9 +149,18 @@ class Store:
             "credits": 1,
             "declined": 1,
         }
-        cursor = self.rollups.find({"kind": "customer", "run": run}, fields, batch_size=10_000)
-        top = heapq.nlargest(n, cursor, key=lambda d: (d.get("debits", 0), d.get("count", 0)))
-        return pd.DataFrame(top, columns=[c for c in fields if c != "_id"])
+        # the totals alone first (the local server has no index to sort by), then the n
+        # documents by _id; MongoDB 8 serves both from its indexes
+        totals = self.rollups.find(
+            {"kind": "customer", "run": run},
+            {"_id": 0, "customer": 1, "debits": 1, "count": 1},
+            batch_size=100_000,
+        )
+        top = heapq.nlargest(n, totals, key=lambda d: (d.get("debits", 0), d.get("count", 0)))
+        ids = [f"customer|{run}|{d['customer']}" for d in top]
+        found = {d["customer"]: d for d in self.rollups.find({"_id": {"$in": ids}}, fields)}
+        rows = [found[d["customer"]] for d in top if d["customer"] in found]
+        return pd.DataFrame(rows, columns=[c for c in fields if c != "_id"])
 
     # ------------------------------------------------------------------ accounts
 
@@ -225,6 +233,31 @@ class Store:
                 depth[cell] *= 2
         docs = sorted(found.values(), key=lambda d: d["event_time"], reverse=True)[:n]
         return _transactions(docs)
+
+
+def by_type(docs: list[Document], types: list[str] | None = None) -> pd.DataFrame:
+    """Hour (or minute) x type x status rollups as a table: t, type, status, count, amount."""
+    wanted = set(types) if types else None
+    rows = [d for d in docs if wanted is None or d.get("type") in wanted]
+    frame = pd.DataFrame(rows, columns=["t", "type", "status", "count", "amount"])
+    return frame.sort_values(["t", "type", "status"], ignore_index=True)
+
+
+def breakdown(docs: list[Document], label: str) -> pd.DataFrame:
+    """Hourly rollups of one kind summed over their hours, by ``label`` (city, channel,
+    device, reason, typology): label, count, amount, declined (and state, region for cities)."""
+    columns = [label, "count", "amount", "declined"]
+    frame = pd.DataFrame(docs, columns=[*columns, "state", "region"])
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    extra = [c for c in ("state", "region") if frame[c].notna().any()]
+    grouped = (
+        frame.fillna({"declined": 0})
+        .groupby([label, *extra], dropna=False)[["count", "amount", "declined"]]
+        .sum()
+        .reset_index()
+    )
+    return grouped.sort_values("count", ascending=False, ignore_index=True)
 
 
 TX_COLUMNS = [
