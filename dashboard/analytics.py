@@ -10,7 +10,7 @@ import streamlit as st
 from pymongo.errors import PyMongoError
 
 from bankstream.events import TX_TYPES
-from dashboard import common, store
+from dashboard import charts, common, store
 from dashboard.store import Run
 
 TTL = common.refresh_seconds()
@@ -164,7 +164,8 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
         left, right = st.columns(2)
         left.dataframe(_money_columns(totals, "amount"), hide_index=True)
         pivot = totals.pivot_table(index="type", columns="status", values="count", fill_value=0)
-        right.bar_chart(pivot)
+        with right:
+            charts.bars(pivot, "events")
         st.download_button(
             "Download this view (CSV: hour x type x status)",
             hourly.to_csv(index=False).encode(),
@@ -183,7 +184,7 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
         st.caption("No events in this range.")
     else:
         volume = series.pivot_table(index="t", columns="type", values="count", aggfunc="sum")
-        st.line_chart(volume.fillna(0), y_label="events per " + ("minute" if minutes else "hour"))
+        charts.lines(volume.fillna(0), "events per " + ("minute" if minutes else "hour"), 300)
 
     left, right = st.columns(2)
     with left:
@@ -192,7 +193,7 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
         if accounts:
             labels = [f"{common.money(int(e))}" for e in edges[:-1]]
             frame = pd.DataFrame({"accounts": counts}, index=pd.Index(labels, name="balance from"))
-            st.bar_chart(frame, sort=False)
+            charts.bars(frame, "accounts")
             st.caption(
                 f"Current balance of each of the store's {accounts:,} accounts (their latest "
                 "event, of any run), the 1% at the tails folded into the end bins."
@@ -233,7 +234,7 @@ def _bars(frame: pd.DataFrame, label: str, value: str) -> None:
     if frame.empty:
         st.caption("None in this range.")
         return
-    st.bar_chart(frame.set_index(label)[[value]], horizontal=True)
+    charts.bars(frame.set_index(label)[[value]], "events", horizontal=True)
 
 
 def _drill_down(run: Run) -> None:
@@ -258,5 +259,5 @@ def _drill_down(run: Run) -> None:
         st.caption(f"No transaction of this account in run {run.run}.")
         return
     chart = history.sort_values("seq").set_index("event_time")[["balance_after"]] / 100.0
-    st.line_chart(chart, y_label="balance (R$)")
+    charts.lines(chart, "balance (R$)")
     st.dataframe(_money_columns(history, "amount", "balance_after"), hide_index=True)

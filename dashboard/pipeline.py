@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 from pymongo.errors import PyMongoError
 
-from dashboard import common
+from dashboard import charts, common
 from dashboard import pipeline_data as data
 from dashboard.promql import PANELS
 
@@ -68,7 +68,7 @@ def _live(url: str, minutes: float) -> None:
                 if frame.empty:
                     st.caption("no data in this window")
                 else:
-                    st.line_chart(frame, height=220)
+                    charts.lines(frame, height=220)
         return
     st.subheader("Run records, from MongoDB")
     st.info(
@@ -89,7 +89,7 @@ def _live(url: str, minutes: float) -> None:
     records["stored"] = records["run"].map(stored)
     st.dataframe(records, hide_index=True)
     chart = records.set_index("run")[["acked", "stored"]].fillna(0)
-    st.bar_chart(chart, stack=False)
+    charts.bars(chart, "events", stack=False)
 
 
 def _past_runs() -> None:
@@ -110,14 +110,14 @@ def _past_runs() -> None:
         with left:
             st.markdown("**Produced vs sunk (events/s)**")
             rates = timeline[["target_rate", "produce_rate", "sink_rate"]].astype("float64")
-            st.line_chart(rates, height=220)
+            charts.lines(rates, height=220)
             st.markdown("**Consumer lag (messages)**")
-            st.line_chart(timeline[["lag"]], height=220)
+            charts.lines(timeline[["lag"]], height=220)
         with right:
             st.markdown("**End-to-end latency (s)**")
-            st.line_chart(timeline[["e2e_p50", "e2e_p99"]].astype("float64"), height=220)
+            charts.lines(timeline[["e2e_p50", "e2e_p99"]].astype("float64"), height=220)
             st.markdown("**Delivery latency (s)**")
-            st.line_chart(timeline[["delivery_p50", "delivery_p99"]].astype("float64"), height=220)
+            charts.lines(timeline[["delivery_p50", "delivery_p99"]].astype("float64"), height=220)
     picked = st.multiselect(
         "Compare runs side by side (the first is the baseline)",
         ids,
@@ -155,8 +155,8 @@ def _capacity() -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Achieved vs target (events/s)**")
-        st.line_chart(curve[["achieved", "sink_rate"]].astype("float64"), height=240)
+        charts.lines(curve[["achieved", "sink_rate"]].astype("float64"), height=240)
     with right:
         st.markdown("**End-to-end latency vs target rate (s)**")
-        st.line_chart(curve[["e2e_p50", "e2e_p99"]].astype("float64"), height=240)
+        charts.lines(curve[["e2e_p50", "e2e_p99"]].astype("float64"), height=240)
     st.dataframe(steps, hide_index=True)
