@@ -6,6 +6,7 @@ argparse mistakes get a "did you mean ...?" and exit code 2.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Sequence
@@ -59,14 +60,19 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
+def parse(words: Sequence[str]) -> argparse.Namespace:
+    """The command line as ``main`` reads it (argparse's one-line errors, exit code 2)."""
     parser = build_parser(words)
     args, extra = parser.parse_known_args(words)
-    if extra:
-        if not getattr(args, "passthrough", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.extra = extra  # the command hands them on (bankstream dashboard: to Streamlit)
+    args.extra = extra
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args  # extra: what the command hands on (bankstream dashboard: to Streamlit)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    args = parse(words)
     logs.configure(args.verbose)
     try:
         code: int = args.run(args)
