@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(words)
     logs.configure(args.verbose)
     try:
+        from bankstream.settings import check_environment
+
+        check_environment()  # a misspelled BANKSTREAM_ variable, whatever the command
         code: int = args.run(args)
     except BankstreamError as exc:
         for line in exc.message.splitlines():

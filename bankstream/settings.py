@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         if value and not value.startswith(("mongodb://", "mongodb+srv://")):
             msg = "expected a URI starting with mongodb:// or mongodb+srv://"
             raise ValueError(msg)
+        if value.startswith("mongodb://"):  # +srv would look its hosts up in DNS here
+            problem = _uri_options_problem(value)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @field_validator("prometheus_url")
@@ -244,6 +248,36 @@ USERINFO_RE = re.compile(
 SECRET_PARAM_RE = re.compile(r"(?i)([?&;][^=&;]*(?:password|secret|token)[^=&;]*=)([^&;]*)")
 
 
+def _uri_options_problem(uri: str) -> str | None:
+    """What pymongo refuses in the URI's options (it would warn on stderr, or fail later)."""
+    import warnings
+
+    from pymongo import uri_parser
+    from pymongo.errors import ConfigurationError, InvalidURI
+
+    def refused(text: str) -> str | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                uri_parser.parse_uri(text)
+            except (ConfigurationError, InvalidURI, ValueError, UserWarning) as exc:
+                return str(exc).split(" Refer to docstring")[0]
+        return None
+
+    found = refused(uri)
+    if found is None:
+        return None
+    query = urlsplit(uri).query
+    unknown = [
+        part.split("=", 1)[0]
+        for part in re.split(r"[&;]", query)
+        if part and "nknown option" in (refused(f"mongodb://localhost/?{part}") or "")
+    ]
+    if unknown:
+        return f"unknown option(s) {', '.join(unknown)} in the URI (see MongoDB's URI options)"
+    return redact_uri(found)
+
+
 def secret_key(key: str) -> bool:
     """True for client settings that hold a secret (their values are never shown)."""
     lowered = key.lower()
@@ -304,6 +338,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 # BANKSTREAM_* variables that are not settings but are read elsewhere
 # handed from one process to another (the dashboard: from `bankstream dashboard` to Streamlit)
 OTHER_VARIABLES = {"CONFIG", "SCENARIO_SET", "KEEP_STACK", "DASHBOARD_RESULTS", "DASHBOARD_REFRESH"}
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Every BANKSTREAM_ variable is a setting or one of ours (UsageError otherwise)."""
+    _check_environment(os.environ if environ is None else environ)
 
 
 def _check_environment(environ: Mapping[str, str]) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bankstream.commands import add_overrides, summary
-from bankstream.errors import UsageError
+from bankstream.errors import BankstreamError, UsageError
 from loadgen.pacing import Schedule
 from loadgen.stream import RunStream, plan
 from scenarios import load
@@ -58,6 +61,21 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run_generate)
 
 
+def _not_an_input(output: Path, inputs: tuple[Path, ...]) -> None:
+    """Refuse an --output that is one of the command's own input files."""
+    for source in inputs:
+        try:
+            same = output.exists() and os.path.samefile(output, source)
+        except OSError:
+            same = False
+        if same:
+            msg = (
+                f"--output {output} is the scenario file this command reads ({source}): "
+                "writing there would destroy it; give another file"
+            )
+            raise UsageError(msg)
+
+
 def run_generate(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -81,6 +99,8 @@ def run_generate(args: argparse.Namespace) -> int:
     run = plan(loaded, events=events, cells=args.cells, run_id=args.run_id)
     own = run.own_events or 0
     began = time.perf_counter()
+    if args.output != "-":
+        _not_an_input(Path(args.output), loaded.sources)
     out: IO[bytes]
     try:
         out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
@@ -116,10 +136,15 @@ def run_generate(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # e.g. | head: the reader has what it wanted
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the disk is full, the device refuses writes
+        where = "standard output" if args.output == "-" else args.output
+        msg = f"cannot write {where} after {written:,} events: {exc.strerror or exc}"
+        raise BankstreamError(msg) from None
     finally:
         progress.stop()
         if args.output != "-":
-            out.close()
+            with contextlib.suppress(OSError):  # what could not be written was reported
+                out.close()
     seconds = time.perf_counter() - began
     if not args.quiet:
         cells = run.cells

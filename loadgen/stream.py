@@ -103,7 +103,10 @@ def plan(
     if events is None:
         events = schedule.total
     if events is not None and not 0 < events <= MAX_EVENTS:
-        msg = f"the number of events must be between 1 and {MAX_EVENTS:,}, got {events:,}"
+        got = (
+            f"{events:,}" if abs(events) < 10**24 else f"a number of {len(str(abs(events)))} digits"
+        )
+        msg = f"the number of events must be between 1 and {MAX_EVENTS:,}, got {got}"
         raise LoadgenUsageError(msg)
     _check_memory(model, chosen)
     check_fit(model, schedule)

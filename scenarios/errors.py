@@ -26,8 +26,20 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        where = (
+            f"{printable(self.file)}:{self.line}" if self.line is not None else printable(self.file)
+        )
+        message = printable(self.message, 300)
+        return f"{where}: {printable(self.path)}: {message}" if self.path else f"{where}: {message}"
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """``text`` safe for one terminal line: control characters (escape codes, line breaks)
+    escaped, and cut to about ``limit`` characters."""
+    out = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+    return out if len(out) <= limit else f"{out[: limit - 20]}... ({len(out):,} characters)"
 
 
 class ScenarioError(UsageError):

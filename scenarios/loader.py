@@ -51,6 +51,7 @@ class LoadedScenario:
     scenario: Scenario
     chain: list[str]  # the files merged, the scenario's own file first
     overrides: list[str]
+    sources: tuple[Path, ...] = ()  # those files' paths, the scenario's own first
 
     @property
     def digest(self) -> str:
@@ -67,82 +68,220 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+# What a scenario file may hold: checked before anything is built from it, so a hostile file
+# (a billion-laughs alias bomb, a huge file, deep nesting, a number of 5,000 digits) is a located
+# error in well under a second, never a hang, a traceback or gigabytes of memory.
+MAX_FILE_BYTES = 256 * 1024
+MAX_NODES = 50_000  # values in the document, an alias counted each time it is used
+MAX_DEPTH = 48  # mappings and lists inside each other
+MAX_SCALAR = 4_096  # characters of one value
+MAX_DIGITS = 30  # digits of one number
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
 def _index(
-    node: yaml.Node,
-    path: KeyPath,
+    root: yaml.Node,
     lines: dict[KeyPath, int],
     problems: list[Problem],
     display: str,
-    loader: yaml.SafeLoader,
 ) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        first: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges keys in; they are not duplicates
-            try:
-                key = loader.construct_object(key_node, deep=True)
-            except yaml.YAMLError:
-                key = key_node.value
-            if not isinstance(key, str):
-                problems.append(
-                    Problem(
-                        display,
-                        line,
-                        dotted(path),
-                        f"key {key_node.value!r} must be text (quote it)",
+    """The line of each key, and the keys that are not text or given twice. A node reached
+    again through an alias is not walked again (its keys keep the lines of their first use)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges keys in; they are not duplicates
+                if (
+                    not isinstance(key_node, yaml.ScalarNode)
+                    or key_node.tag != "tag:yaml.org,2002:str"
+                ):
+                    shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "..."
+                    problems.append(
+                        Problem(
+                            display, line, dotted(path), f"key {shown!r} must be text (quote it)"
+                        )
                     )
-                )
-                key = str(key_node.value)
-            if key in first:
-                problems.append(
-                    Problem(
-                        display,
-                        line,
-                        dotted((*path, key)),
-                        f"duplicate key (first at line {first[key]})",
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                if key in first:
+                    problems.append(
+                        Problem(
+                            display,
+                            line,
+                            dotted((*path, key)),
+                            f"duplicate key (first at line {first[key]})",
+                        )
                     )
-                )
-            first.setdefault(key, line)
-            _index(value_node, (*path, key), lines, problems, display, loader)
-            lines[(*path, key)] = line
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*path, i), lines, problems, display, loader)
+                first.setdefault(key, line)
+                lines[(*path, key)] = line
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+
+
+def _nesting(text: str, display: str) -> Problem | None:
+    """Mappings and lists nested deeper than MAX_DEPTH (found from the parser's events, which
+    need no recursion: the composer that builds nodes does)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else None
+                message = f"nested deeper than {MAX_DEPTH} levels of mappings and lists"
+                return Problem(display, line, "", message)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+    return None
+
+
+def _bounds(root: yaml.Node, display: str, loader: yaml.SafeLoader) -> list[Problem]:
+    """Values too many (aliases expanded), too long, numbers of too many digits, dates that do
+    not exist: each where it is written."""
+    problems: list[Problem] = []
+    sizes: dict[int, int] = {}  # node -> values under it, aliases expanded
+    order: list[yaml.Node] = []
+    stack: list[yaml.Node] = [root]
+    while stack:  # every node once, parents before children
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                stack += [key_node, value_node]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    for node in reversed(order):  # children before parents
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+        if isinstance(node, yaml.ScalarNode):
+            problem = _scalar(node, display, loader)
+            if problem is not None:
+                problems.append(problem)
+    if sizes[id(root)] > MAX_NODES:
+        message = (
+            f"more than {MAX_NODES:,} values (aliases counted each time they are used): "
+            "a scenario is far smaller; is this an alias bomb?"
+        )
+        problems.insert(0, Problem(display, root.start_mark.line + 1, "", message))
+    return problems[:20]
+
+
+def _scalar(node: yaml.ScalarNode, display: str, loader: yaml.SafeLoader) -> Problem | None:
+    line = node.start_mark.line + 1
+    value = str(node.value)
+    if len(value) > MAX_SCALAR:
+        return Problem(
+            display, line, "", f"a value of {len(value):,} characters (at most {MAX_SCALAR:,})"
+        )
+    if node.tag in (INT_TAG, FLOAT_TAG) and sum(c.isdigit() for c in value) > MAX_DIGITS:
+        return Problem(
+            display, line, "", f"a number of more than {MAX_DIGITS} digits: {value[:20]}..."
+        )
+    if node.tag in (INT_TAG, FLOAT_TAG, TIMESTAMP_TAG):
+        try:
+            loader.construct_object(node)
+        except (ValueError, OverflowError, TypeError) as exc:
+            kind = "date/time" if node.tag == TIMESTAMP_TAG else "number"
+            return Problem(display, line, "", f"{value!r} is not a valid {kind}: {exc}")
+    return None
+
+
+def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any, list[Problem]]:
+    """(the root node, the data, problems) of one YAML document, within the bounds above."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        deep = _nesting(text, display)
+        if deep is not None:
+            return None, None, [deep]
+        loader = _Loader(text)
+        node = loader.get_single_node()
+        if node is not None:
+            bounded = _bounds(node, display, loader)
+            if bounded:
+                return node, None, bounded
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as fast:
+        exc = _clearer(text, fast)
+        mark = getattr(exc, "problem_mark", None)
+        where = mark.line + 1 if mark is not None else None
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = text[: exc.position].count("\n") + 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "nesting depth" in str(problem):  # libyaml's own limit, before ours
+            problem = f"nested deeper than {MAX_DEPTH} levels of mappings and lists"
+            return None, None, [Problem(display, where, "", problem)]
+        return None, None, [Problem(display, where, "", f"invalid YAML: {problem}")]
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:  # what no check caught
+        return None, None, [Problem(display, None, "", f"cannot be read as YAML: {exc}")]
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return node, data, []
+
+
+def _clearer(text: str, exc: yaml.YAMLError) -> yaml.YAMLError:
+    """The pure-Python parser's account of a syntax error (it says what it expected and what it
+    found; libyaml's is terser). Only on the error path, of a file already within bounds."""
+    if _Loader is yaml.SafeLoader:
+        return exc
+    try:
+        loader = yaml.SafeLoader(text)  # its reader checks the characters here
+        try:
+            loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as slow:
+        return slow
+    except RecursionError:
+        return exc
+    return exc
 
 
 def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
     display = _display(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return None, [Problem(display, None, "", "no such file")]
     except IsADirectoryError:
         return None, [Problem(display, None, "", "is a folder: give a scenario YAML file")]
     except OSError as exc:
         return None, [Problem(display, None, "", f"cannot read the file ({exc.strerror})")]
+    if len(raw) > MAX_FILE_BYTES:
+        message = (
+            f"larger than {MAX_FILE_BYTES // 1024} KiB: a scenario file is a few KiB "
+            "(is this the right file?)"
+        )
+        return None, [Problem(display, None, "", message)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return None, [Problem(display, line, "", "not UTF-8 text: save the file as UTF-8")]
-    loader: yaml.SafeLoader | None = None
-    try:
-        loader = yaml.SafeLoader(text)
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = mark.line + 1 if mark is not None else None
-        if isinstance(exc, yaml.reader.ReaderError):
-            where = text[: exc.position].count("\n") + 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return None, [Problem(display, where, "", f"invalid YAML: {problem}")]
-    finally:
-        if loader is not None:
-            loader.dispose()
+    node, data, problems = parse_yaml(text, display)
+    if problems:
+        return None, problems
     if node is None or data is None:
         return None, [
             Problem(
@@ -162,10 +301,10 @@ def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
                 f"expected a mapping of scenario keys at the top, got {kind}",
             )
         ]
-    problems: list[Problem] = []
+    found: list[Problem] = []
     lines: dict[KeyPath, int] = {}
-    _index(node, (), lines, problems, display, yaml.SafeLoader(""))
-    return Document(display, path, data, lines), problems
+    _index(node, lines, found, display)
+    return Document(display, path, data, lines), found
 
 
 def find_scenario(ref: str, near: Path | None = None) -> Path | None:
@@ -289,10 +428,17 @@ def parse_assignment(text: str, source: str) -> tuple[KeyPath, Any]:
     if not sep or not parts or position != len(key) or key.endswith("."):
         message = f"expected path.to.key=value (a key with dots in [brackets]), got {text!r}"
         raise ScenarioError([Problem(source, None, "", message)])
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    if not raw.strip():
+        return tuple(parts), None
+    if len(raw) > MAX_SCALAR:
+        message = f"{dotted(parts)}: a value of {len(raw):,} characters (at most {MAX_SCALAR:,})"
+        raise ScenarioError([Problem(source, None, "", message)])
+    _, value, problems = parse_yaml(raw, source)
+    if problems:
+        if any("invalid YAML" in p.message for p in problems):
+            return tuple(parts), raw  # not YAML: the text as it is
+        located = [Problem(source, None, dotted(parts), p.message) for p in problems]
+        raise ScenarioError(located)
     return tuple(parts), value
 
 
@@ -413,7 +559,10 @@ def load(
     if problems:
         raise ScenarioError(problems)
     return LoadedScenario(
-        scenario, [d.display for d in docs], [f"{text} ({source})" for text, source in assignments]
+        scenario,
+        [d.display for d in docs],
+        [f"{text} ({source})" for text, source in assignments],
+        tuple(d.path for d in docs),
     )
 
 
@@ -466,7 +615,16 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _text)
 
 
-def dump_yaml(scenario: Scenario) -> str:
-    """The resolved scenario as YAML (every key, defaults included), loadable again."""
+def dump_yaml(scenario: Scenario, mask_secrets: bool = True) -> str:
+    """The resolved scenario as YAML (every key, defaults included), loadable again. Client
+    settings that hold a secret (sasl.password, ...) show as ``***`` unless ``mask_secrets`` is
+    false."""
+    from bankstream.settings import secret_key
+
     data = scenario.model_dump(mode="json", exclude={"extends"})
+    config = (data.get("delivery") or {}).get("kafka_config") or {}
+    if mask_secrets:
+        for key in config:
+            if secret_key(str(key)):
+                config[key] = "***"
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
