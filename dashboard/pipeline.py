@@ -105,7 +105,9 @@ def _past_runs() -> None:
     by_id = {r["run_id"]: r for r in found}
     chosen = st.selectbox("Timeline of run", ids, index=0)
     timeline = data.timeline(by_id[chosen])
-    if not timeline.empty:
+    wanted = {"target_rate", "produce_rate", "sink_rate", "lag", "e2e_p50", "e2e_p99"}
+    wanted |= {"delivery_p50", "delivery_p99"}
+    if not timeline.empty and wanted <= set(timeline.columns):
         left, right = st.columns(2)
         with left:
             st.markdown("**Produced vs sunk (events/s)**")
@@ -128,8 +130,12 @@ def _past_runs() -> None:
         from harness.compare import table as compare_table
 
         results = [by_id[r] for r in picked]
-        rows = compare_table(results, compare(results))
-        st.dataframe(pd.DataFrame(rows[1:], columns=rows[0]), hide_index=True)
+        try:
+            rows = compare_table(results, compare(results))
+        except (KeyError, TypeError, ValueError) as exc:  # a result of another version
+            st.warning(f"These results cannot be compared ({type(exc).__name__}: {exc}).")
+        else:
+            st.dataframe(pd.DataFrame(rows[1:], columns=rows[0]), hide_index=True)
         st.caption("A change is flagged only beyond the runs' own noise (`bankstream compare`).")
 
 
@@ -142,14 +148,14 @@ def _capacity() -> None:
     names = [f"{c.get('run_id')} ({c.get('scenario')})" for c in found]
     index = st.selectbox("Search", range(len(found)), format_func=lambda i: names[i])
     search = found[index]
-    steps = pd.DataFrame([s for s in search["steps"] if "achieved" in s])
+    steps = pd.DataFrame([s for s in search["steps"] if isinstance(s, dict) and "achieved" in s])
     found_rate = search.get("found_rate")
     st.caption(
         f"Highest rate that met every threshold: {found_rate:,.0f} events/s."
         if found_rate
         else "No rate met every threshold."
     )
-    if steps.empty:
+    if steps.empty or not {"rate", "sink_rate", "e2e_p50", "e2e_p99"} <= set(steps.columns):
         return
     curve = steps.set_index("rate")
     left, right = st.columns(2)

@@ -115,7 +115,11 @@ def results(folder: Path, limit: int = 200) -> list[Document]:
             found = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(found, dict) and "figures" in found and "run_id" in found:
+        if (
+            isinstance(found, dict)
+            and isinstance(found.get("figures"), dict)
+            and isinstance(found.get("run_id"), str)
+        ):
             found["_path"] = str(path)
             out.append(found)
     return out
@@ -141,22 +145,23 @@ def capacities(folder: Path, limit: int = 50) -> list[Document]:
 
 def summary_row(result: Document) -> Document:
     """One run's headline figures, for the table of past runs."""
-    f = result["figures"]
-    e2e = f["latency"]["end_to_end"]
+    f = result.get("figures") or {}
+    produce, sink = f.get("produce") or {}, f.get("sink") or {}
+    e2e = (f.get("latency") or {}).get("end_to_end") or {}
     return {
         "run": result["run_id"],
         "scenario": result.get("scenario"),
         "started": result.get("started_at"),
         "verdict": result.get("verdict"),
-        "target/s": f["produce"].get("target_rate"),
-        "produced/s": f["produce"].get("rate"),
-        "sunk/s": f["sink"].get("rate"),
-        "acked": f["produce"].get("acked"),
-        "inserted": f["sink"].get("inserted"),
-        "dead-lettered": f["sink"].get("dead_lettered"),
+        "target/s": produce.get("target_rate"),
+        "produced/s": produce.get("rate"),
+        "sunk/s": sink.get("rate"),
+        "acked": produce.get("acked"),
+        "inserted": sink.get("inserted"),
+        "dead-lettered": sink.get("dead_lettered"),
         "e2e p50 (s)": e2e.get("p50"),
         "e2e p99 (s)": e2e.get("p99"),
-        "max lag (msgs)": f["lag"].get("max_messages"),
+        "max lag (msgs)": (f.get("lag") or {}).get("max_messages"),
     }
 
 
