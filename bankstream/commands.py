@@ -149,3 +149,20 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
         help="override a scenario key, e.g. --set load.rate=500 (repeatable; a key with dots "
         "in [brackets])",
     )
+
+
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def run_id(text: str) -> str:
+    """An argparse type: a run id is part of topic, folder and document names, so letters,
+    digits, '.', '_' and '-' only (up to 100, the first a letter or digit)."""
+    if not RUN_ID_RE.fullmatch(text):
+        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+        shown = shown if len(shown) <= 40 else f"{shown[:40]}..."
+        msg = (
+            f"'{shown}' is not a run id: use letters, digits, '.', '_' and '-' (up to 100, "
+            "starting with a letter or digit)"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return text

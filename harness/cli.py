@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bankstream.commands import add_overrides, command_group, settings_from, summary
+from bankstream.commands import add_overrides, command_group, run_id, settings_from, summary
 from bankstream.errors import UsageError
 from harness.verify import DEFAULT_LIMIT
 
@@ -46,7 +46,12 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--seed", type=int, metavar="S", help="override the scenario's seed")
     add_overrides(p)
-    p.add_argument("--run-id", metavar="ID", help="the run's id (default: <scenario>-<time>-<hex>)")
+    p.add_argument(
+        "--run-id",
+        type=run_id,
+        metavar="ID",
+        help="the run's id (default: <scenario>-<time>-<hex>)",
+    )
     p.add_argument(
         "--shard",
         metavar="I/N",
@@ -148,6 +153,7 @@ def register(commands: Any) -> None:
     )
     m.add_argument(
         "--run-id",
+        type=run_id,
         metavar="ID",
         help="instead of result folders: the shard manifests the producers of run ID left in "
         "MongoDB's runs collection (the Kubernetes Job), with --scenario",
@@ -220,7 +226,7 @@ def run_run(args: argparse.Namespace) -> int:
     check_flags(args)
     if args.find_max:
         return find_max_run(args)
-    shard = parse_shard(args.shard) if args.shard else None
+    shard = parse_shard(args.shard) if args.shard is not None else None
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)

@@ -13,7 +13,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bankstream.commands import add_overrides, summary
+from bankstream.commands import add_overrides, run_id, summary
 from bankstream.errors import BankstreamError, UsageError
 from loadgen.pacing import Schedule
 from loadgen.stream import RunStream, plan
@@ -44,6 +44,7 @@ def register(commands: Any) -> None:
     add_overrides(p)
     p.add_argument(
         "--run-id",
+        type=run_id,
         metavar="ID",
         help="run id written in every event (default: gen-<8 hex of the scenario digest>)",
     )

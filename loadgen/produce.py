@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bankstream.commands import add_overrides, settings_from, summary
+from bankstream.commands import add_overrides, run_id, settings_from, summary
 from bankstream.errors import UsageError
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
@@ -67,7 +67,12 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--seed", type=int, metavar="S", help="override the scenario's seed")
     add_overrides(p)
-    p.add_argument("--run-id", metavar="ID", help="the run's id (default: <scenario>-<time>-<hex>)")
+    p.add_argument(
+        "--run-id",
+        type=run_id,
+        metavar="ID",
+        help="the run's id (default: <scenario>-<time>-<hex>)",
+    )
     p.add_argument("--topic", metavar="T", help="Kafka topic (default: the scenario's)")
     p.add_argument(
         "--metrics-port",
@@ -161,7 +166,13 @@ def fit_warmup(loaded: LoadedScenario, args: argparse.Namespace) -> list[tuple[s
     elif args.duration is not None:
         seconds = parse_duration(args.duration)
     elif args.events is not None:
-        seconds = int(args.events) / rate if rate else math.inf
+        try:
+            count = int(args.events)
+        except ValueError:
+            return []  # not a number: the scenario's check of load.events says so, located
+        if not 0 < count <= 10**15:
+            return []  # out of range: the same
+        seconds = count / rate if rate else math.inf
     elif args.rate is not None and rate:
         seconds = load_.events / rate if load_.events else load_.duration or math.inf
     else:
@@ -196,7 +207,7 @@ def run_produce(args: argparse.Namespace) -> int:
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"
         raise UsageError(msg)
-    shard = parse_shard(args.shard) if args.shard else None
+    shard = parse_shard(args.shard) if args.shard is not None else None
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)

@@ -157,6 +157,21 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
     assert "s3cr3t-pw" not in line
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["produce", "retail-day", "--events", "9" * 400], "a number of more than 30 digits"),
+        (["produce", "retail-day", "--shard", ""], "--shard expects I/N"),
+        (["produce", "retail-day", "--run-id", ""], "is not a run id"),
+        (["run", "retail-day", "--run-id", "../../etc"], "is not a run id"),
+        (["generate", "retail-day", "--run-id", "\x1b[31mred"], "'\\x1b[31mred' is not a run id"),
+    ],
+    ids=["events-400-digits", "empty-shard", "empty-run-id", "run-id-path", "run-id-escape"],
+)
+def test_bad_flags_of_every_command_are_one_line_and_exit_2(args: list[str], said: str):
+    one_line(cli(*args), 2, said)
+
+
 def test_scenario_secrets_are_masked_in_show(scenario):
     path = scenario(
         BASE + "delivery:\n  kafka_config: {sasl.password: hunter2x, sasl.username: bob, "
