@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from bankstream.errors import EXIT_USAGE
+from bankstream.errors import EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
     from bankstream.settings import Settings
@@ -166,3 +166,24 @@ def run_id(text: str) -> str:
         )
         raise argparse.ArgumentTypeError(msg)
     return text
+
+
+def writable_folder(folder: Path, flag: str) -> Path:
+    """``folder``, created if missing, when this process can write in it (UsageError, before any
+    work starts, when it cannot)."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".bankstream-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        shown = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(folder)
+        )
+        shown = shown if len(shown) <= 60 else f"{shown[:60]}..."
+        msg = f"{flag} {shown}: cannot write there ({exc.strerror or exc}); give another folder"
+        raise UsageError(msg) from None
+    return folder

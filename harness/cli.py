@@ -9,7 +9,14 @@ from typing import Any
 
 from rich.console import Console
 
-from bankstream.commands import add_overrides, command_group, run_id, settings_from, summary
+from bankstream.commands import (
+    add_overrides,
+    command_group,
+    run_id,
+    settings_from,
+    summary,
+    writable_folder,
+)
 from bankstream.errors import UsageError
 from harness.verify import DEFAULT_LIMIT
 
@@ -215,6 +222,7 @@ def register(commands: Any) -> None:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    writable_folder(args.results, "--results")
     from harness.run import check_flags, execute
     from loadgen.assign import parse_shard, split
     from loadgen.coordinator import default_run_id
@@ -368,6 +376,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    writable_folder(args.output, "--results")
     from harness.merge import merge_results
     from harness.result import read
 
@@ -404,6 +413,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_ceiling(args: argparse.Namespace) -> int:
+    writable_folder(args.results, "--results")
     from harness import ceiling
     from scenarios import load
 

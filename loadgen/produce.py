@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bankstream.commands import add_overrides, run_id, settings_from, summary
+from bankstream.commands import add_overrides, run_id, settings_from, summary, writable_folder
 from bankstream.errors import UsageError
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
@@ -198,6 +198,7 @@ def scenario_of(args: argparse.Namespace) -> LoadedScenario:
 
 
 def run_produce(args: argparse.Namespace) -> int:
+    writable_folder(args.results, "--results")
     if args.processes is not None and not 1 <= args.processes <= 256:
         msg = f"--processes must be between 1 and 256, got {args.processes}"
         raise UsageError(msg)

@@ -165,8 +165,18 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         (["produce", "retail-day", "--run-id", ""], "is not a run id"),
         (["run", "retail-day", "--run-id", "../../etc"], "is not a run id"),
         (["generate", "retail-day", "--run-id", "\x1b[31mred"], "'\\x1b[31mred' is not a run id"),
+        (["run", "retail-day", "--results", "9" * 400], "cannot write there (File name too long)"),
+        (["produce", "retail-day", "--results", "/proc/version"], "cannot write there"),
     ],
-    ids=["events-400-digits", "empty-shard", "empty-run-id", "run-id-path", "run-id-escape"],
+    ids=[
+        "events-400-digits",
+        "empty-shard",
+        "empty-run-id",
+        "run-id-path",
+        "run-id-escape",
+        "results-name-too-long",
+        "results-not-a-folder",
+    ],
 )
 def test_bad_flags_of_every_command_are_one_line_and_exit_2(args: list[str], said: str):
     one_line(cli(*args), 2, said)
