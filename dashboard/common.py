@@ -41,8 +41,13 @@ def forget() -> None:
         _opened.pop().close()
 
 
+@st.cache_resource
+def _indexed() -> bool:
+    return Store(client()[settings().mongo_database]).indexed
+
+
 def store() -> Store:
-    return Store(client()[settings().mongo_database])
+    return Store(client()[settings().mongo_database], indexed=_indexed())
 
 
 def database() -> Any:

@@ -84,12 +84,30 @@ def _naive(when: dt.datetime) -> dt.datetime:
 
 
 class Store:
-    def __init__(self, db: Database[Document], names: Collections | None = None) -> None:
+    def __init__(
+        self,
+        db: Database[Document],
+        names: Collections | None = None,
+        indexed: bool | None = None,
+    ) -> None:
+        """``indexed``: the server sorts from the sink's indexes (MongoDB); None: ask it (the
+        local MongoDB-wire server, a JVM, has only ``_id``)."""
         names = names or Collections()
         self.db = db
         self.transactions = db[names.transactions]
         self.accounts = db[names.accounts]
         self.rollups = db[names.rollups]
+        self._indexed = indexed
+
+    @property
+    def indexed(self) -> bool:
+        if self._indexed is None:
+            try:
+                status = self.db.client.admin.command("serverStatus")
+                self._indexed = status.get("process") != "java"
+            except Exception:  # a server that does not say: the reads that work everywhere
+                self._indexed = False
+        return self._indexed
 
     # ------------------------------------------------------------------ runs
 
@@ -149,10 +167,14 @@ class Store:
             "credits": 1,
             "declined": 1,
         }
-        # the totals alone first (the local server has no index to sort by), then the n
-        # documents by _id; MongoDB 8 serves both from its indexes
+        query = {"kind": "customer", "run": run}
+        if self.indexed:  # MongoDB: the top n straight from the index kind + run + debits
+            cursor = self.rollups.find(query, fields).sort("debits", -1)
+            return pd.DataFrame(list(cursor.limit(n)), columns=[c for c in fields if c != "_id"])
+        # the local server sorts everything in memory (1.7 s for 100,000 customers): the
+        # totals alone, the top n here, then those n documents by _id
         totals = self.rollups.find(
-            {"kind": "customer", "run": run},
+            query,
             {"_id": 0, "customer": 1, "debits": 1, "count": 1},
             batch_size=100_000,
         )

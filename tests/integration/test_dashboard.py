@@ -358,3 +358,16 @@ def test_both_pages_render_in_headless_chromium(stack, short_run, tmp_path):
 def _close_clients() -> Iterator[None]:
     yield
     common.forget()
+
+
+def test_the_indexed_reads_equal_the_local_servers(seeded):
+    """MongoDB sorts the top customers from its index; the local server's path reads the totals:
+    both give the same customers (checked here on the local server, which can do both)."""
+    from dashboard.store import Store
+
+    db, _ = seeded
+    for run in (RETAIL, FRAUD):
+        fast = Store(db, indexed=True).top_customers(run, 20)
+        local = Store(db, indexed=False).top_customers(run, 20)
+        assert list(fast["debits"]) == list(local["debits"]) and len(fast) == 20
+    assert Store(db).indexed is False  # the local server says it is a JVM
