@@ -69,12 +69,17 @@ def at(ms: int) -> dt.datetime:
 def project(events: Iterable[Mapping[str, Any]]) -> Projection:
     accounts: dict[str, dict[str, Any]] = {}
     rollups: dict[str, Rollup] = {}
+    get = rollups.get
+    # each run's summary, kept in plain locals while the batch is walked (the hot path)
+    summaries: dict[str, list[Any]] = {}  # run -> [count, moved, declined, fraud, first, last]
+    tails: dict[str, dict[str, int]] = {}  # run -> cell -> highest transaction counter
+    hours: dict[int, dt.datetime] = {}
 
-    def rollup(key: str, **keys: Any) -> Rollup:
-        found = rollups.get(key)
-        if found is None:
-            found = rollups[key] = Rollup(keys)
-        return found
+    def at_hour(ms: int) -> dt.datetime:
+        when = hours.get(ms)
+        if when is None:
+            when = hours[ms] = at(ms)
+        return when
 
     for e in events:
         account, seq = e["account"], e["seq"]
@@ -100,87 +105,156 @@ def project(events: Iterable[Mapping[str, Any]]) -> Projection:
         amount = e["amount"]
         moved = amount if approved else 0
         declined = 0 if approved else 1
+        fraud = e["fraud"]
         kind, status = e["type"], e["status"]
-        summary = rollup(f"run|{run}", kind="run", run=run, scenario=e["scenario"])
-        summary.add(count=1, amount=moved, declined=declined, fraud=1 if e["fraud"] else 0)
-        summary.least("first_event_time", ms)
-        summary.most("last_event_time", ms)
+
+        summary = summaries.get(run)
+        if summary is None:
+            summary = summaries[run] = [0, 0, 0, 0, ms, ms, e["scenario"]]
+            tails[run] = {}
+        summary[0] += 1
+        summary[1] += moved
+        summary[2] += declined
+        if fraud:
+            summary[3] += 1
+        if ms < summary[4]:
+            summary[4] = ms
+        if ms > summary[5]:
+            summary[5] = ms
         cell, _, counter = str(e["tx_id"]).rpartition("-")
         if counter.isdigit() and cell and "." not in cell and not cell.startswith("$"):
             # the last transaction of each cell: its ids are <cell>-<counter> in event-time
             # order, so the latest transactions are read by _id (no sort, no scan)
-            summary.most(f"tails.{cell}", int(counter))
-        rollup(
-            f"minute|{run}|{minute}|{kind}|{status}",
-            kind="minute",
-            run=run,
-            t=at(minute),
-            type=kind,
-            status=status,
-        ).add(count=1, amount=amount)
-        rollup(
-            f"hour|{run}|{hour}|{kind}|{status}",
-            kind="hour",
-            run=run,
-            t=at(hour),
-            type=kind,
-            status=status,
-        ).add(count=1, amount=amount)
-        rollup(
-            f"hour_city|{run}|{hour}|{e['city']}",
-            kind="hour_city",
-            run=run,
-            t=at(hour),
-            city=e["city"],
-            state=e["state"],
-            region=e["region"],
-        ).add(count=1, amount=moved, declined=declined)
-        rollup(
-            f"hour_channel|{run}|{hour}|{e['channel']}",
-            kind="hour_channel",
-            run=run,
-            t=at(hour),
-            channel=e["channel"],
-        ).add(count=1, amount=moved, declined=declined)
+            number = int(counter)
+            cells = tails[run]
+            if number > cells.get(cell, 0):
+                cells[cell] = number
+
+        key = f"minute|{run}|{minute}|{kind}|{status}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {"kind": "minute", "run": run, "t": at(minute), "type": kind, "status": status},
+                {"count": 0, "amount": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        inc["amount"] += amount
+
+        when = at_hour(hour)
+        key = f"hour|{run}|{hour}|{kind}|{status}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {"kind": "hour", "run": run, "t": when, "type": kind, "status": status},
+                {"count": 0, "amount": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        inc["amount"] += amount
+
+        city = e["city"]
+        key = f"hour_city|{run}|{hour}|{city}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {
+                    "kind": "hour_city",
+                    "run": run,
+                    "t": when,
+                    "city": city,
+                    "state": e["state"],
+                    "region": e["region"],
+                },
+                {"count": 0, "amount": 0, "declined": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        inc["amount"] += moved
+        inc["declined"] += declined
+
+        channel = e["channel"]
+        key = f"hour_channel|{run}|{hour}|{channel}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {"kind": "hour_channel", "run": run, "t": when, "channel": channel},
+                {"count": 0, "amount": 0, "declined": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        inc["amount"] += moved
+        inc["declined"] += declined
+
         device = "new" if e["device"].startswith("D-new-") else "usual"
-        rollup(
-            f"hour_device|{run}|{hour}|{device}",
-            kind="hour_device",
-            run=run,
-            t=at(hour),
-            device=device,
-        ).add(count=1, amount=moved, declined=declined)
+        key = f"hour_device|{run}|{hour}|{device}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {"kind": "hour_device", "run": run, "t": when, "device": device},
+                {"count": 0, "amount": 0, "declined": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        inc["amount"] += moved
+        inc["declined"] += declined
+
         if not approved:
             reason = e["decline_reason"]
-            rollup(
-                f"hour_decline|{run}|{hour}|{reason}",
-                kind="hour_decline",
-                run=run,
-                t=at(hour),
-                reason=reason,
-            ).add(count=1, amount=amount)
-        if e["fraud"]:
+            key = f"hour_decline|{run}|{hour}|{reason}"
+            r = get(key)
+            if r is None:
+                r = rollups[key] = Rollup(
+                    {"kind": "hour_decline", "run": run, "t": when, "reason": reason},
+                    {"count": 0, "amount": 0},
+                )
+            inc = r.inc
+            inc["count"] += 1
+            inc["amount"] += amount
+        if fraud:
             typology = e["typology"]
-            rollup(
-                f"hour_fraud|{run}|{hour}|{typology}",
-                kind="hour_fraud",
-                run=run,
-                t=at(hour),
-                typology=typology,
-            ).add(count=1, amount=moved, declined=declined)
-        debit = e["direction"] == "debit"
-        rollup(
-            f"customer|{run}|{e['customer']}",
-            kind="customer",
-            run=run,
-            customer=e["customer"],
-            customer_name=e["customer_name"],
-            segment=e["segment"],
-            city=e["city"],
-        ).add(
-            count=1,
-            debits=moved if debit else 0,
-            credits=0 if debit else moved,
-            declined=declined,
+            key = f"hour_fraud|{run}|{hour}|{typology}"
+            r = get(key)
+            if r is None:
+                r = rollups[key] = Rollup(
+                    {"kind": "hour_fraud", "run": run, "t": when, "typology": typology},
+                    {"count": 0, "amount": 0, "declined": 0},
+                )
+            inc = r.inc
+            inc["count"] += 1
+            inc["amount"] += moved
+            inc["declined"] += declined
+
+        customer = e["customer"]
+        key = f"customer|{run}|{customer}"
+        r = get(key)
+        if r is None:
+            r = rollups[key] = Rollup(
+                {
+                    "kind": "customer",
+                    "run": run,
+                    "customer": customer,
+                    "customer_name": e["customer_name"],
+                    "segment": e["segment"],
+                    "city": city,
+                },
+                {"count": 0, "debits": 0, "credits": 0, "declined": 0},
+            )
+        inc = r.inc
+        inc["count"] += 1
+        if e["direction"] == "debit":
+            inc["debits"] += moved
+        else:
+            inc["credits"] += moved
+        inc["declined"] += declined
+
+    for run, (count, moved, declined, fraud, first, last, scenario) in summaries.items():
+        high: dict[str, int] = {"last_event_time": last}
+        high.update({f"tails.{cell}": n for cell, n in tails[run].items()})
+        rollups[f"run|{run}"] = Rollup(
+            {"kind": "run", "run": run, "scenario": scenario},
+            {"count": count, "amount": moved, "declined": declined, "fraud": fraud},
+            {"first_event_time": first},
+            high,
         )
     return Projection(accounts, rollups)
