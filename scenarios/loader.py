@@ -307,21 +307,29 @@ def read_document(path: Path) -> tuple[Document | None, list[Problem]]:
     return Document(display, path, data, lines), found
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the system refuses (too long, ...) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def find_scenario(ref: str, near: Path | None = None) -> Path | None:
     """A bundled name, or a path (relative to ``near``'s folder when given)."""
     looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
     if looks_like_path:
         candidate = Path(ref) if near is None or Path(ref).is_absolute() else near.parent / ref
-        return candidate if candidate.is_file() else None
+        return candidate if _is_file(candidate) else None
     if near is not None:
         sibling = near.parent / f"{ref}.yaml"
-        if sibling.is_file():
+        if _is_file(sibling):
             return sibling
     bundled = bundled_dir() / f"{ref}.yaml"
-    if bundled.is_file():
+    if _is_file(bundled):
         return bundled
     plain = Path(ref)
-    return plain if near is None and plain.is_file() else None
+    return plain if near is None and _is_file(plain) else None
 
 
 def _merge(base: Any, over: Any, child: bool) -> Any:
@@ -591,7 +599,7 @@ def validate_files(paths: Iterable[str]) -> tuple[list[LoadedScenario], list[Pro
     problems: list[Problem] = []
     for ref in paths:
         path = Path(ref)
-        if not path.is_file():
+        if not _is_file(path):
             problems.append(Problem(ref, None, "", "no such file"))
             continue
         try:

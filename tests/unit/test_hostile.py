@@ -167,6 +167,7 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         (["generate", "retail-day", "--run-id", "\x1b[31mred"], "'\\x1b[31mred' is not a run id"),
         (["run", "retail-day", "--results", "9" * 400], "cannot write there (File name too long)"),
         (["produce", "retail-day", "--results", "/proc/version"], "cannot write there"),
+        (["sink", "--scenario", "9" * 400], "(400 characters): no such scenario"),
     ],
     ids=[
         "events-400-digits",
@@ -176,6 +177,7 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         "run-id-escape",
         "results-name-too-long",
         "results-not-a-folder",
+        "scenario-name-too-long",
     ],
 )
 def test_bad_flags_of_every_command_are_one_line_and_exit_2(args: list[str], said: str):
