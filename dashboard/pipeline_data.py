@@ -102,45 +102,34 @@ def panel_frames(
 # ---------------------------------------------------------------------- results of runs
 
 
-def results(folder: Path, limit: int = 200) -> list[Document]:
-    """The result.json of each run in ``folder`` (newest first; unreadable ones skipped)."""
+def _newest(folder: Path, name: str, limit: int) -> list[Document]:
+    """The JSON objects in ``folder/*/name``, newest first (unreadable ones skipped)."""
     if not folder.is_dir():
         return []
-    files = sorted(folder.glob("*/result.json"), key=lambda p: p.stat().st_mtime, reverse=True)[
-        :limit
-    ]
+    files = sorted(folder.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
     out = []
-    for path in files:
+    for path in files[:limit]:
         try:
             found = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if (
-            isinstance(found, dict)
-            and isinstance(found.get("figures"), dict)
-            and isinstance(found.get("run_id"), str)
-        ):
-            found["_path"] = str(path)
+        if isinstance(found, dict):
             out.append(found)
     return out
+
+
+def results(folder: Path, limit: int = 200) -> list[Document]:
+    """The result.json of each run in ``folder`` (newest first)."""
+    return [
+        r
+        for r in _newest(folder, "result.json", limit)
+        if isinstance(r.get("figures"), dict) and isinstance(r.get("run_id"), str)
+    ]
 
 
 def capacities(folder: Path, limit: int = 50) -> list[Document]:
     """The capacity.json of each `bankstream run --find-max` in ``folder`` (newest first)."""
-    if not folder.is_dir():
-        return []
-    files = sorted(folder.glob("*/capacity.json"), key=lambda p: p.stat().st_mtime, reverse=True)[
-        :limit
-    ]
-    out = []
-    for path in files:
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(found, dict) and isinstance(found.get("steps"), list):
-            out.append(found)
-    return out
+    return [c for c in _newest(folder, "capacity.json", limit) if isinstance(c.get("steps"), list)]
 
 
 def summary_row(result: Document) -> Document:

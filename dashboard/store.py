@@ -135,25 +135,6 @@ class Store:
             out[doc["kind"]].append(doc)
         return out
 
-    def by_type(
-        self,
-        run: str,
-        start: dt.datetime,
-        end: dt.datetime,
-        types: list[str] | None = None,
-        minutes: bool = False,
-    ) -> pd.DataFrame:
-        """Counts and amounts per hour (or minute) x type x status: columns t, type, status,
-        count, amount (cents)."""
-        return by_type(
-            self.hourly(run, start, end, minutes)["minute" if minutes else "hour"], types
-        )
-
-    def breakdown(
-        self, kind: str, label: str, run: str, start: dt.datetime, end: dt.datetime
-    ) -> pd.DataFrame:
-        return breakdown(self.hourly(run, start, end)[kind], label)
-
     def top_customers(self, run: str, n: int = 20) -> pd.DataFrame:
         """The ``n`` customers who moved the most money out (approved debits) in the run."""
         fields = {

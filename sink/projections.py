@@ -33,18 +33,6 @@ class Rollup:
     low: dict[str, int] = field(default_factory=dict)  # $min
     high: dict[str, int] = field(default_factory=dict)  # $max
 
-    def add(self, **amounts: int) -> None:
-        for name, value in amounts.items():
-            self.inc[name] = self.inc.get(name, 0) + value
-
-    def least(self, name: str, value: int) -> None:
-        if value < self.low.get(name, value + 1):
-            self.low[name] = value
-
-    def most(self, name: str, value: int) -> None:
-        if value > self.high.get(name, value - 1):
-            self.high[name] = value
-
     def update(self) -> dict[str, Any]:
         """The rollup's change as MongoDB update operators (empty ones left out)."""
         out: dict[str, Any] = {"$inc": self.inc, "$setOnInsert": self.keys}
