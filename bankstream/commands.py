@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from bankstream.errors import EXIT_USAGE, UsageError
+from bankstream.errors import EXIT_USAGE, UsageError, printable
 
 if TYPE_CHECKING:
     from bankstream.settings import Settings
@@ -158,11 +158,9 @@ def run_id(text: str) -> str:
     """An argparse type: a run id is part of topic, folder and document names, so letters,
     digits, '.', '_' and '-' only (up to 100, the first a letter or digit)."""
     if not RUN_ID_RE.fullmatch(text):
-        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-        shown = shown if len(shown) <= 40 else f"{shown[:40]}..."
         msg = (
-            f"'{shown}' is not a run id: use letters, digits, '.', '_' and '-' (up to 100, "
-            "starting with a letter or digit)"
+            f"'{printable(text, 60)}' is not a run id: use letters, digits, '.', '_' and '-' "
+            "(up to 100, starting with a letter or digit)"
         )
         raise argparse.ArgumentTypeError(msg)
     return text
@@ -180,10 +178,7 @@ def writable_folder(folder: Path, flag: str) -> Path:
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
-        shown = "".join(
-            c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(folder)
-        )
-        shown = shown if len(shown) <= 60 else f"{shown[:60]}..."
+        shown = printable(str(folder), 80)
         msg = f"{flag} {shown}: cannot write there ({exc.strerror or exc}); give another folder"
         raise UsageError(msg) from None
     return folder

@@ -23,3 +23,12 @@ class UsageError(BankstreamError):
     """Bad input: a flag, a setting or a file the user has to correct."""
 
     exit_code = EXIT_USAGE
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """``text`` safe for one terminal line: control characters (escape codes, line breaks)
+    escaped, and cut to about ``limit`` characters."""
+    out = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+    return out if len(out) <= limit else f"{out[: limit - 20]}... ({len(out):,} characters)"

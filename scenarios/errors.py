@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bankstream.errors import UsageError
+from bankstream.errors import UsageError, printable
 
 Path = tuple[str | int, ...]
 # where each key of the merged document was written: (file name, line); None = not in a file
@@ -31,15 +31,6 @@ class Problem:
         )
         message = printable(self.message, 300)
         return f"{where}: {printable(self.path)}: {message}" if self.path else f"{where}: {message}"
-
-
-def printable(text: str, limit: int = 120) -> str:
-    """``text`` safe for one terminal line: control characters (escape codes, line breaks)
-    escaped, and cut to about ``limit`` characters."""
-    out = "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
-    return out if len(out) <= limit else f"{out[: limit - 20]}... ({len(out):,} characters)"
 
 
 class ScenarioError(UsageError):
