@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bankstream import __version__, logs
 from bankstream.commands import COMMANDS, Parser
-from bankstream.errors import BankstreamError
+from bankstream.errors import BankstreamError, tame
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_environment()  # a misspelled BANKSTREAM_ variable, whatever the command
         code: int = args.run(args)
     except BankstreamError as exc:
-        for line in exc.message.splitlines():
+        for line in map(tame, exc.message.splitlines()):
             # located problems (FILE:LINE: ...) read like compiler errors, without a prefix
             print(line if exc.located else f"bankstream: error: {line}", file=sys.stderr)
         return exc.exit_code

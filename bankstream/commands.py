@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from bankstream.errors import EXIT_USAGE, UsageError, printable
+from bankstream.errors import EXIT_USAGE, UsageError, printable, tame
 
 if TYPE_CHECKING:
     from bankstream.settings import Settings
@@ -73,7 +73,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(
-            EXIT_USAGE, f"{self.prog}: error: {suggest(self, message)} (see {self.prog} --help)\n"
+            EXIT_USAGE,
+            f"{self.prog}: error: {tame(suggest(self, message))} (see {self.prog} --help)\n",
         )
 
 
@@ -161,6 +162,20 @@ def run_id(text: str) -> str:
         msg = (
             f"'{printable(text, 60)}' is not a run id: use letters, digits, '.', '_' and '-' "
             "(up to 100, starting with a letter or digit)"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule (the scenario model's too)
+
+
+def topic(text: str) -> str:
+    """An argparse type: a Kafka topic name (letters, digits, '.', '_', '-'; 1 to 249)."""
+    if not TOPIC_RE.fullmatch(text) or text in (".", ".."):
+        msg = (
+            f"'{printable(text, 60)}' is not a Kafka topic name: use letters, digits, '.', '_' "
+            "and '-' (1 to 249)"
         )
         raise argparse.ArgumentTypeError(msg)
     return text

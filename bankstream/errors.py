@@ -32,3 +32,10 @@ def printable(text: str, limit: int = 120) -> str:
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
     )
     return out if len(out) <= limit else f"{out[: limit - 20]}... ({len(out):,} characters)"
+
+
+def tame(line: str, word: int = 160) -> str:
+    """A message line safe to print whatever values it quotes: control characters escaped and
+    each run of more than ``word`` characters without a space cut (a long path still fits), so
+    a value of 2 MB or an escape code given as a flag cannot flood or drive the terminal."""
+    return " ".join(printable(part, word) for part in line.split(" "))

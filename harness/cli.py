@@ -15,6 +15,7 @@ from bankstream.commands import (
     run_id,
     settings_from,
     summary,
+    topic,
     writable_folder,
 )
 from bankstream.errors import UsageError
@@ -65,7 +66,10 @@ def register(commands: Any) -> None:
         help="this host's share when N hosts run one run (needs --run-id; then bankstream merge)",
     )
     p.add_argument(
-        "--topic", metavar="T", help="Kafka topic (default: <the scenario's topic>.<run id>)"
+        "--topic",
+        metavar="T",
+        type=topic,
+        help="Kafka topic (default: <the scenario's topic>.<run id>)",
     )
     p.add_argument(
         "--fresh",

@@ -233,10 +233,9 @@ class Orchestra:
         sink = producer = None
         try:
             sink = Child("sink", plan.sink_argv, plan.folder / "sink.log")
-            if not self._wait_sink_ready(sink):
-                return obs
-            producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
-            self._loop(sink, producer)
+            if self._wait_sink_ready(sink):  # else the sink's own error is the run's problem
+                producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                self._loop(sink, producer)
         finally:
             for child in (producer, sink):
                 if child is not None and not child.done():

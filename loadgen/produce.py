@@ -8,7 +8,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bankstream.commands import add_overrides, run_id, settings_from, summary, writable_folder
+from bankstream.commands import (
+    add_overrides,
+    run_id,
+    settings_from,
+    summary,
+    topic,
+    writable_folder,
+)
 from bankstream.errors import UsageError
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
@@ -73,7 +80,7 @@ def register(commands: Any) -> None:
         metavar="ID",
         help="the run's id (default: <scenario>-<time>-<hex>)",
     )
-    p.add_argument("--topic", metavar="T", help="Kafka topic (default: the scenario's)")
+    p.add_argument("--topic", metavar="T", type=topic, help="Kafka topic (default: the scenario's)")
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -161,10 +168,15 @@ def fit_warmup(loaded: LoadedScenario, args: argparse.Namespace) -> list[tuple[s
         rate = float(args.rate)
     elif args.rate is None and isinstance(load_.rate, float):
         rate = load_.rate
-    if args.stages is not None:
-        seconds = sum(parse_duration(str(s["duration"])) for s in parse_stages(args.stages))
-    elif args.duration is not None:
-        seconds = parse_duration(args.duration)
+    if args.stages is not None or args.duration is not None:
+        try:
+            seconds = (
+                sum(parse_duration(str(s["duration"])) for s in parse_stages(args.stages))
+                if args.stages is not None
+                else parse_duration(args.duration)
+            )
+        except ValueError:
+            return []  # a bad duration or stage: the scenario's check says so, located
     elif args.events is not None:
         try:
             count = int(args.events)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bankstream.errors import UsageError, printable
+from bankstream.errors import UsageError, printable, tame
 
 Path = tuple[str | int, ...]
 # where each key of the merged document was written: (file name, line); None = not in a file
@@ -29,7 +29,7 @@ class Problem:
         where = (
             f"{printable(self.file)}:{self.line}" if self.line is not None else printable(self.file)
         )
-        message = printable(self.message, 300)
+        message = printable(tame(self.message), 300)  # long values cut, each on its own
         return f"{where}: {printable(self.path)}: {message}" if self.path else f"{where}: {message}"
 
 

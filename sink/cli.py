@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from bankstream import kafka, metrics
-from bankstream.commands import settings_from, summary
+from bankstream.commands import settings_from, summary, topic
 from bankstream.errors import EXIT_FAILURE, UsageError
 from bankstream.histogram import LogHistogram
 from scenarios.model import Delivery, Sink
@@ -52,7 +52,10 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--group", default="bankstream-sink", metavar="G", help="consumer group")
     p.add_argument(
-        "--topic", metavar="T", help="the events' topic (default: bankstream.transactions)"
+        "--topic",
+        metavar="T",
+        type=topic,
+        help="the events' topic (default: bankstream.transactions)",
     )
     p.add_argument(
         "--dead-letter-topic", metavar="T", help="where bad messages go (default: TOPIC.dlq)"

@@ -336,3 +336,24 @@ def test_a_cold_local_store_is_warmed_once(
         finally:
             if marker is not None:
                 client[warm.MARKER_DB].warm.replace_one({"_id": pid}, marker, upsert=True)
+
+
+def test_a_sink_that_cannot_start_is_the_runs_named_problem(stack: Settings, tmp_path: Path):
+    """The sink's metrics port is taken: the run produces nothing, fails, and says why (the
+    sink's own error line), instead of failing on figures that were never measured."""
+    import socket
+
+    env = environment(f"test_run_{uuid.uuid4().hex[:8]}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["BANKSTREAM_SINK_METRICS_PORT"])))
+        taken.listen()
+        done = run_cli(
+            "run", "retail-day", "--rate", "100", "--duration", "5s", "--json",
+            "--results", str(tmp_path), env=env, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    summary, result = result_of(done)
+    assert result["manifest"] is None or not result["manifest"]
+    said = [p for p in result["problems"] if p.startswith("sink exited with 2: ")]
+    assert said and "cannot serve /metrics on port" in said[0], result["problems"]
+    assert any("cannot serve /metrics" in failed for failed in summary["failed"])

@@ -168,6 +168,11 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         (["run", "retail-day", "--results", "9" * 400], "cannot write there (File name too long)"),
         (["produce", "retail-day", "--results", "/proc/version"], "cannot write there"),
         (["sink", "--scenario", "9" * 400], "(400 characters): no such scenario"),
+        (["run", "retail-day", "--rate", "\x1b[31mx"], "got \\x1b[31mx"),
+        (["run", "retail-day", "--stages", "9" * 400 + ":10"], "got '999999"),
+        (["run", "retail-day", "--topic", ""], "'' is not a Kafka topic name"),
+        (["sink", "--topic", "a\x1bb"], "'a\\x1bb' is not a Kafka topic name"),
+        (["produce", "retail-day", "--topic", "x" * 250], "is not a Kafka topic name"),
     ],
     ids=[
         "events-400-digits",
@@ -178,6 +183,11 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         "results-name-too-long",
         "results-not-a-folder",
         "scenario-name-too-long",
+        "rate-escape-codes",
+        "stages-400-digits",
+        "empty-topic",
+        "topic-escape-codes",
+        "topic-too-long",
     ],
 )
 def test_bad_flags_of_every_command_are_one_line_and_exit_2(args: list[str], said: str):
@@ -239,39 +249,102 @@ def test_any_flag_value_parses_or_is_refused_in_one_line(flag: str, value: str):
         assert exit_.code == 2
 
 
+# ---------------------------------------------------------------------- the worst kept
+
+CORPUS = Path(__file__).with_name("hostile_corpus.jsonl.gz")
+
+
+def corpus() -> list[str]:
+    """The texts the loader handled slowest or largest in a hypothesis search that aimed for
+    them (``python -m benchmarks.hostile_corpus``)."""
+    import gzip
+    import json
+
+    with gzip.open(CORPUS, "rt", encoding="utf-8", errors="surrogateescape") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def test_the_worst_cases_found_are_models_or_located_lines(tmp_path: Path):
+    texts = corpus()
+    assert len(texts) >= 12
+    paths = []
+    for i, text in enumerate(texts):
+        path = tmp_path / f"worst-{i:02d}.yaml"
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        paths.append(str(path))
+        try:
+            load(str(path), environ={})
+        except ScenarioError as exc:
+            assert exc.problems and all(str(p).isprintable() for p in exc.problems)
+    done = cli("scenarios", "validate", *paths)  # all at once, under the memory limit
+    assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr[-2000:]
+    for line in done.stderr.splitlines():
+        assert line.startswith(str(tmp_path)) and line.isprintable() and len(line) < 400, line
+
+
 # ---------------------------------------------------------------------- a long run
 
 
-@pytest.mark.long
-def test_a_long_generate_keeps_its_memory_flat():
-    """Five minutes of retail-day to /dev/null: after a minute's warm-up, the resident memory
-    grows by less than 64 MiB and stays under 1 GiB (`pytest -m long`)."""
+def resident_memory(args: list[str], seconds: float) -> list[tuple[float, int]]:
+    """(seconds, resident bytes of the whole process tree) every 5 s while ``bankstream ARGS``
+    runs for ``seconds``; the process must still be running at the end."""
     import time
 
     import psutil
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "bankstream", "generate", "retail-day", "--events",
-         "100000000000", "-o", os.devnull, "-q"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "bankstream", *args], cwd=ROOT, stderr=subprocess.PIPE
+    )
     samples: list[tuple[float, int]] = []
     began = time.monotonic()
     try:
         watched = psutil.Process(process.pid)
-        while time.monotonic() - began < 300:
+        while time.monotonic() - began < seconds:
             time.sleep(5)
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            samples.append((time.monotonic() - began, watched.memory_info().rss))
+            tree = [watched, *watched.children(recursive=True)]
+            samples.append((time.monotonic() - began, sum(p.memory_info().rss for p in tree)))
     finally:
         process.kill()
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
         process.wait()
         if process.stderr:
             process.stderr.close()
+    return samples
+
+
+def flat(samples: list[tuple[float, int]], bound: int) -> None:
+    """After a minute's warm-up the memory grows by less than 64 MiB, and stays under
+    ``bound``."""
     settled = [rss for t, rss in samples if t >= 60]
-    assert max(settled) - settled[0] < 64 * 2**20, [(round(t), rss >> 20) for t, rss in samples]
-    assert max(rss for _, rss in samples) < 2**30
+    shown = [(round(t), rss >> 20) for t, rss in samples]
+    assert max(settled) - settled[0] < 64 * 2**20, shown
+    assert max(rss for _, rss in samples) < bound, shown
+
+
+@pytest.mark.long
+def test_a_long_generate_keeps_its_memory_flat():
+    """Five minutes of retail-day to /dev/null (`pytest -m long`): under 1 GiB."""
+    args = ["generate", "retail-day", "--events", "100000000000", "-o", os.devnull, "-q"]
+    flat(resident_memory(args, 300), 2**30)
+
+
+@pytest.mark.long
+@pytest.mark.integration
+def test_a_long_produce_keeps_its_memory_flat(stack, tmp_path: Path):
+    """Five minutes of retail-day into Kafka at 3,000 events/s with two processes
+    (`pytest -m long`): the whole tree under 1 GiB."""
+    topic = f"test.memory.{os.getpid()}"
+    args = ["produce", "retail-day", "--rate", "3000", "--duration", "10m", "--processes", "2",
+            "--topic", topic, "--quiet", "--metrics-port", "0",
+            "--results", str(tmp_path)]  # fmt: skip
+    try:
+        flat(resident_memory(args, 300), 2**30)
+    finally:
+        from bankstream import kafka
+
+        kafka.delete_topic(kafka.admin_client(stack), topic)
 
 
 @pytest.mark.integration
