@@ -81,7 +81,11 @@ FIELDS: dict[str, dict[str, Any]] = {
     "city": _field("string", "the customer's city"),
     "state": _field("string", "two-letter Brazilian state (UF)"),
     "region": _field("string", "IBGE macro-region of the state"),
-    "device": _field("string", "device id; D-new-... marks a device never seen before"),
+    "device": _field(
+        "string",
+        "device id; D-new-... marks a device never seen before (legitimate customers change "
+        "devices too: a risk signal, not a fraud label)",
+    ),
     "type": _field("string", "transaction type", enum=list(TX_TYPES)),
     "label": _field("string", "display name of the type (from the scenario)"),
     "rail": _field(["string", "null"], "payment rail", enum=[*RAILS, None]),

@@ -24,6 +24,7 @@
 #define CP_CASH 5
 #define CP_BILLER 6
 #define CP_BANK 7
+#define N_STATE 9
 #define MERCHANT_RANKS 100000000LL
 
 static const char APPROVED[] = "\"status\":\"approved\",\"decline_reason\":null,";
@@ -204,12 +205,14 @@ typedef struct {
     Py_ssize_t prefix_len, instance_prefix_len, tail_len, max_line;
     int n_channels;
     double partial_share, max_age_ms;
-    int has_night, has_daily;
-    int64_t night_max, daily_max;
+    int has_night, has_daily, has_device_daily;
+    int64_t night_max, daily_max, device_daily_max;
     int64_t counter;
     Purchase *pool;
     Py_ssize_t pool_len, pool_cap;
-    PyObject *state[7]; /* balance, floor, seq, night_key, night_sum, day_key, day_sum */
+    /* balance, floor, seq, night_key, night_sum, day_key, day_sum, and the day and running total
+     * of Pix from a new device */
+    PyObject *state[N_STATE];
     PyObject *key_list; /* the accounts' ids (str): the events' Kafka keys */
 } Ledger;
 
@@ -223,7 +226,7 @@ static void Ledger_dealloc(Ledger *self) {
     PyMem_Free(self->instance_prefix);
     PyMem_Free(self->tail);
     PyMem_Free(self->pool);
-    for (int i = 0; i < 7; i++) Py_XDECREF(self->state[i]);
+    for (int i = 0; i < N_STATE; i++) Py_XDECREF(self->state[i]);
     Py_XDECREF(self->key_list);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -250,15 +253,16 @@ static Py_ssize_t table_longest(const Table *t) {
 }
 
 /* Ledger(who, keys, heads, categories, typologies, prefix, instance_prefix, tail, n_channels,
- *        partial_share, max_age_ms, night_max or None, daily_max or None, state arrays (7)) */
+ *        partial_share, max_age_ms, night_max or None, daily_max or None,
+ *        new-device daily max or None, state arrays (9)) */
 static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     PyObject *who, *keys, *heads, *categories, *typologies, *prefix, *instance_prefix, *tail;
-    PyObject *night_max, *daily_max, *state;
+    PyObject *night_max, *daily_max, *device_daily_max, *state;
     int n_channels;
     double partial_share, max_age_ms;
-    if (!PyArg_ParseTuple(args, "OOOOOUUUiddOOO", &who, &keys, &heads, &categories, &typologies,
+    if (!PyArg_ParseTuple(args, "OOOOOUUUiddOOOO", &who, &keys, &heads, &categories, &typologies,
                           &prefix, &instance_prefix, &tail, &n_channels, &partial_share,
-                          &max_age_ms, &night_max, &daily_max, &state))
+                          &max_age_ms, &night_max, &daily_max, &device_daily_max, &state))
         return -1;
     if (self->key_list != NULL) {
         PyErr_SetString(PyExc_TypeError, "Ledger is already initialised");
@@ -289,12 +293,14 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     self->has_daily = daily_max != Py_None;
     self->night_max = self->has_night ? PyLong_AsLongLong(night_max) : 0;
     self->daily_max = self->has_daily ? PyLong_AsLongLong(daily_max) : 0;
+    self->has_device_daily = device_daily_max != Py_None;
+    self->device_daily_max = self->has_device_daily ? PyLong_AsLongLong(device_daily_max) : 0;
     if (PyErr_Occurred()) return -1;
-    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 7) {
-        PyErr_SetString(PyExc_TypeError, "state: a tuple of 7 int64 arrays");
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != N_STATE) {
+        PyErr_SetString(PyExc_TypeError, "state: a tuple of 9 int64 arrays");
         return -1;
     }
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < N_STATE; i++) {
         self->state[i] = PyTuple_GET_ITEM(state, i);
         Py_INCREF(self->state[i]);
     }
@@ -329,14 +335,14 @@ static int column(Column *c, PyObject *obj, Py_ssize_t itemsize, Py_ssize_t n, c
 enum {
     C_ACC, C_TYP, C_DIR, C_AMOUNT, C_CP_KIND, C_CP_ID, C_U, C_FRAUD, C_INSTANCE, C_DRAIN,
     C_NEW_DEVICE, C_BLOCKED, C_TIME, C_NKEY, C_DKEY, C_LIMITED, C_SPECIAL, C_INTERNAL,
-    C_REFUNDABLE, C_HEAD, C_CATEGORY, N_COLUMNS
+    C_REFUNDABLE, C_HEAD, C_CATEGORY, C_CAP, C_NDKEY, N_COLUMNS
 };
 static const char *COLUMN_NAMES[N_COLUMNS] = {
     "acc", "typ", "direction", "amount", "cp_kind", "cp_id", "u", "fraud", "instance", "drain",
     "new_device", "blocked", "time_ms", "nkey", "dkey", "limited", "special", "internal",
-    "refundable", "head", "category"};
-static const Py_ssize_t COLUMN_SIZES[N_COLUMNS] = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 1,
-                                                   1, 8, 8, 8, 1, 1, 1, 1, 8, 8};
+    "refundable", "head", "category", "cap", "ndkey"};
+static const Py_ssize_t COLUMN_SIZES[N_COLUMNS] = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 1, 1,
+                                                   8, 8, 8, 1, 1, 1, 1, 8, 8, 8, 8};
 
 /* the counterparty fields of (kind, id); `account_key` for an account */
 static void put_counterparty(Out *o, Ledger *self, int64_t kind, int64_t ident) {
@@ -442,7 +448,7 @@ static PyObject *int64_bytes(const int64_t *values, Py_ssize_t n) {
     return PyBytes_FromStringAndSize((const char *)values, n * (Py_ssize_t)sizeof(int64_t));
 }
 
-/* run(columns (21 arrays), i0, i1, limit) -> (lines bytes, offsets bytes, times bytes,
+/* run(columns (23 arrays), i0, i1, limit) -> (lines bytes, offsets bytes, times bytes,
  *   keys list, done, legs, skipped, money_in, money_out, events, declined (8), looked at (8),
  *   fraud (k), each event's type code (bytes)) */
 static PyObject *Ledger_run(Ledger *self, PyObject *args) {
@@ -463,7 +469,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         return NULL;
     }
     Column col[N_COLUMNS] = {{{0}}};
-    Column st[7] = {{{0}}};
+    Column st[N_STATE] = {{{0}}};
     PyObject *result = NULL;
     Out out = {NULL, NULL, 0, 0};
     int64_t *offsets = NULL, *times = NULL, *accounts = NULL;
@@ -473,7 +479,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         if (column(&col[c], PyTuple_GET_ITEM(columns, c), COLUMN_SIZES[c], i1, COLUMN_NAMES[c],
                    0) < 0)
             goto done;
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < N_STATE; c++)
         if (column(&st[c], self->state[c], 8, self->keys.n, "state", 1) < 0) goto done;
 
     const int64_t *acc = col[C_ACC].view.buf, *typ = col[C_TYP].view.buf;
@@ -488,9 +494,11 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     const char *internal_col = col[C_INTERNAL].view.buf;
     const char *refundable_col = col[C_REFUNDABLE].view.buf;
     const int64_t *head = col[C_HEAD].view.buf, *category = col[C_CATEGORY].view.buf;
+    const int64_t *cap = col[C_CAP].view.buf, *ndkey = col[C_NDKEY].view.buf;
     int64_t *balance = st[0].view.buf, *floor_ = st[1].view.buf, *seq = st[2].view.buf;
     int64_t *night_key = st[3].view.buf, *night_sum = st[4].view.buf;
     int64_t *day_key = st[5].view.buf, *day_sum = st[6].view.buf;
+    int64_t *device_key = st[7].view.buf, *device_sum = st[8].view.buf;
 
     Py_ssize_t rows = i1 > i0 ? i1 - i0 : 0;
     Py_ssize_t most = 2 * rows; /* every row makes at most two events */
@@ -594,8 +602,23 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 status = INSUFFICIENT;
                 status_len = sizeof(INSUFFICIENT) - 1;
             } else if (limited[g]) {
-                int64_t nk = nkey[g], dk = dkey[g];
-                if (nk >= 0) {
+                int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g];
+                if (amt > cap[g]) {
+                    /* one operation over its own cap (new-device Pix, cash by day or night) */
+                    status = LIMIT;
+                    status_len = sizeof(LIMIT) - 1;
+                }
+                if (vk >= 0 && status == APPROVED) {
+                    if (device_key[a] != vk) {
+                        device_key[a] = vk;
+                        device_sum[a] = 0;
+                    }
+                    if (device_sum[a] > self->device_daily_max - amt) {
+                        status = LIMIT;
+                        status_len = sizeof(LIMIT) - 1;
+                    }
+                }
+                if (nk >= 0 && status == APPROVED) {
                     if (night_key[a] != nk) {
                         night_key[a] = nk;
                         night_sum[a] = 0;
@@ -618,6 +641,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 if (status == APPROVED) {
                     if (nk >= 0) night_sum[a] += amt;
                     if (dk >= 0) day_sum[a] += amt;
+                    if (vk >= 0) device_sum[a] += amt;
                 }
             }
             if (status == APPROVED) {
@@ -785,7 +809,7 @@ overflow:
 done:
     for (int c = 0; c < N_COLUMNS; c++)
         if (col[c].held) PyBuffer_Release(&col[c].view);
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < N_STATE; c++)
         if (st[c].held) PyBuffer_Release(&st[c].view);
     Py_XDECREF(out.bytes);
     Py_XDECREF(types_bytes);

@@ -21,6 +21,7 @@ class Ledger:
         max_age_ms: float,
         night_max: int | None,
         daily_max: int | None,
+        device_daily_max: int | None,
         state: tuple[Any, ...],
         /,
     ) -> None: ...

@@ -25,14 +25,61 @@ def start_epoch(scenario: Scenario) -> float:
     return start.timestamp()
 
 
+def easter(year: int) -> dt.date:
+    """Easter Sunday (Gregorian; the anonymous algorithm of Meeus / Jones / Butcher)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    m = (32 + 2 * e + 2 * i - h - k) % 7
+    n = (a + 11 * h + 22 * m) // 451
+    month, day = divmod(h + m - 7 * n + 114, 31)
+    return dt.date(year, month, day + 1)
+
+
+@lru_cache(maxsize=512)
+def national_holidays(year: int) -> frozenset[dt.date]:
+    """Brazil's national holidays (Lei 662/1949, 6.802/1980, 10.607/2002, 14.759/2023: Black
+    Consciousness Day from 2024) and Good Friday."""
+    fixed = [(1, 1), (4, 21), (5, 1), (9, 7), (10, 12), (11, 2), (11, 15), (12, 25)]
+    if year >= 2024:
+        fixed.append((11, 20))
+    days = {dt.date(year, m, d) for m, d in fixed}
+    days.add(easter(year) - dt.timedelta(days=2))
+    return frozenset(days)
+
+
+@lru_cache(maxsize=512)
+def bank_closures(year: int) -> frozenset[dt.date]:
+    """Days banks do not open on weekdays: the national holidays, Carnival Monday and Tuesday
+    and Corpus Christi (FEBRABAN's calendar)."""
+    sunday = easter(year)
+    extra = {sunday - dt.timedelta(days=48), sunday - dt.timedelta(days=47)}
+    extra.add(sunday + dt.timedelta(days=60))
+    return national_holidays(year) | extra
+
+
+def is_bank_day(day: dt.date) -> bool:
+    """Banks open (TED settles, branches work): Monday to Friday, not a bank closure."""
+    return day.weekday() < 5 and day not in bank_closures(day.year)
+
+
 def nth_business_day(year: int, month: int, n: int) -> dt.date:
-    """The n-th Monday-to-Friday of the month (the last one if the month has fewer)."""
+    """The day a salary due by the n-th business day of the month is paid. Business days count
+    Monday to Saturday but not holidays (CLT art. 459 with MTE IN 01/1989); when that day is no
+    bank day (a Saturday), the money goes out on the bank day before it. A month with fewer
+    business days gives its last one."""
+    holidays = national_holidays(year)
     days = [
         dt.date(year, month, d)
         for d in range(1, cal.monthrange(year, month)[1] + 1)
-        if dt.date(year, month, d).weekday() < 5
+        if dt.date(year, month, d).weekday() < 6 and dt.date(year, month, d) not in holidays
     ]
-    return days[min(n, len(days)) - 1]
+    day = days[min(n, len(days)) - 1]
+    while not is_bank_day(day):
+        day -= dt.timedelta(days=1)
+    return day
 
 
 def clamp_day(year: int, month: int, day: int) -> dt.date:

@@ -24,15 +24,19 @@ from loadgen.model import (
     FEE,
     MERCHANT_RANKS,
     NO_RAIL,
+    PIX,
     REFUND,
     SALARY,
     TABLE_TYPES,
+    TED,
     TRANSFER,
     TYPES,
     WITHDRAWAL,
     EngineModel,
 )
 from loadgen.population import CellState
+
+MOBILE, WEB, ATM, BRANCH = (CHANNELS.index(c) for c in ("mobile", "web", "atm", "branch"))
 
 # counterparty kinds: 0 for none yet, else 1 + the position in the contract's vocabulary
 CP_KINDS = ("none", *COUNTERPARTY_KINDS)
@@ -191,14 +195,58 @@ class CellDraws:
             rows.acc = members[
                 np.minimum(np.searchsorted(cum, draws, side="right"), len(members) - 1)
             ]
-            channel_cum = seg.channels
-            rows.channel = pick(channel_cum, rng, n)
+            rows.channel = pick(seg.channels, rng, n)
+            for code in range(len(MIX_TYPES)):
+                own = self.model.type_channels.get((seg.index, code))
+                if own is not None:
+                    mask = rows.typ == code
+                    k = int(mask.sum())
+                    if k:
+                        rows.channel[mask] = pick(own, rng, k)
             parts.append(rows)
         rows = Rows.concat(parts)
         self._details(rng, rows)
+        self._weekend_tickets(rows)
+        self.opening_hours(rng, rows)
         if k0 == 0:  # the grid starts on the hour: nothing before the run's start
             rows = rows.take(rows.time >= self.clock.start)
         return rows
+
+    def _weekend_tickets(self, rows: Rows) -> None:
+        """Pix on Saturdays and Sundays: the scenario's share of a weekday amount."""
+        factor = self.model.scenario.transaction_types.transfer.weekend_ticket
+        pix = np.flatnonzero((rows.typ == TRANSFER) & (rows.rail == PIX))
+        if factor >= 1.0 or not len(pix):
+            return
+        weekend = self.model.hours_of(rows.time[pix]).weekend
+        low = self.model.rail_amounts[PIX].low
+        scaled = np.maximum(low, np.rint(rows.amount[pix] * factor).astype(np.int64))
+        rows.amount[pix] = np.where(weekend, scaled, rows.amount[pix])
+
+    def opening_hours(self, rng: np.random.Generator, rows: Rows) -> None:
+        """What happens while a place is closed (``time.opening``): a TED waits for the next
+        settlement window, cash for the ATMs to open (within the first hour of the opening);
+        anything else at a closed branch or ATM is done on the phone. Times only move later."""
+        if not len(rows):
+            return
+        model = self.model
+        ted = np.flatnonzero(rows.rail == TED)
+        if len(ted):
+            facts = model.hours_of(rows.time[ted])
+            late = ~facts.ted_open
+            rows.time[ted[late]] = facts.ted_next[late] + rng.random(int(late.sum())) * HOUR
+        cash = (rows.typ == DEPOSIT) | (rows.typ == WITHDRAWAL)
+        branch = np.flatnonzero(rows.channel == BRANCH)
+        if len(branch):
+            closed = branch[~model.hours_of(rows.time[branch]).branch_open]
+            rows.channel[closed] = np.where(cash[closed], ATM, MOBILE)
+        atm = np.flatnonzero(rows.channel == ATM)
+        if len(atm):
+            facts = model.hours_of(rows.time[atm])
+            shut = ~facts.atm_open
+            rows.channel[atm[shut & ~cash[atm]]] = MOBILE
+            waits = shut & cash[atm]
+            rows.time[atm[waits]] = facts.atm_next[waits] + rng.random(int(waits.sum())) * HOUR
 
     def _details(self, rng: np.random.Generator, rows: Rows) -> None:
         """Amounts, directions, rails, channels and counterparties by type."""
@@ -207,11 +255,6 @@ class CellDraws:
         rows.u = rng.random(n)
         rows.direction = np.full(n, -1, dtype=np.int64)
         rows.rail = np.full(n, NO_RAIL, dtype=np.int64)
-        for code, channel_cum in model.type_channels.items():
-            mask = rows.typ == code
-            k = int(mask.sum())
-            if k:
-                rows.channel[mask] = pick(channel_cum, rng, k)
         table_of_type = np.full(len(TYPES), -1, dtype=np.int64)
         table_of_type[list(TABLE_TYPES)] = np.arange(len(TABLE_TYPES))
         which = table_of_type[rows.typ]
@@ -251,6 +294,14 @@ class CellDraws:
             ranks = model.merchant_ranks(rng, category)
             rows.cp_id[cards] = category * MERCHANT_RANKS + ranks
         rows.direction[rows.typ == REFUND] = 1
+        # customers change or add phones and computers too: some of their own digital operations
+        # come from a device never seen before (the new-device limits bind them as anyone)
+        share = self.model.scenario.population.new_device_share
+        if share > 0:
+            own = np.flatnonzero(
+                (rows.direction < 0) & ((rows.channel == MOBILE) | (rows.channel == WEB))
+            )
+            rows.new_device[own[rng.random(len(own)) < share]] = True
 
     def salaries(self, rng: np.random.Generator, k0: int, k1: int) -> Rows:
         """Salary credits of the paydays that begin in [k0, k1) (times may run past k1)."""

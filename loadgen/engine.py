@@ -142,6 +142,7 @@ class CellStream:
         legs = rows.time[(rows.cp_kind == CP_ACCOUNT) & (rows.direction < 0)]
         normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time]))
         planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
+        self.draws.opening_hours(self.fraud_rng, planned)  # fraudsters find places shut too
         every = Rows.concat([self.pending, rows, salaries, planned])
         end = clock.origin + k1 * clock.slot
         drawn_to = math.floor(end * 1000.0)

@@ -30,6 +30,8 @@ from loadgen.model import (
     CARD_RAIL,
     DEPOSIT,
     MERCHANT_RANKS,
+    NO_RAIL,
+    TABLE_TYPES,
     TRANSFER,
     WITHDRAWAL,
     EngineModel,
@@ -439,6 +441,7 @@ class FraudPlanner:
             rows.acc[n] = mule
             rows.typ[n] = WITHDRAWAL
             rows.direction[n] = -1
+            rows.rail[n] = NO_RAIL  # cash at an ATM: no payment rail
             rows.channel[n] = ATM
             rows.drain[n] = 0.9
             rows.cp_kind[n] = CP_CASH
@@ -470,16 +473,22 @@ class FraudPlanner:
     def _structuring(
         self, rng: np.random.Generator, t: Structuring, times: NDArray[np.float64]
     ) -> Rows:
-        """Cash deposits kept just under the reporting threshold."""
+        """Cash deposits kept under the reporting threshold (at ATMs and branches, no rail),
+        or, ``overlap.amount`` of the time, of the sizes of everyone's cash deposits."""
         n = len(times)
         rows = Rows.of_size(n)
         rows.time[:] = times
         rows.acc[:] = self._account(rng)
         rows.typ[:] = DEPOSIT
         rows.direction[:] = 1
+        rows.rail[:] = NO_RAIL
         rows.channel[:] = np.where(rng.random(n) < 0.5, BRANCH, ATM)
-        low = max(1, int(t.threshold * (1.0 - t.margin)))
-        rows.amount[:] = rng.integers(low, max(low + 1, t.threshold), n)
+        if rng.random() < self.overlap.amount:
+            deposits = np.full(n, TABLE_TYPES.index(DEPOSIT), dtype=np.int64)
+            rows.amount[:] = self.model.type_amounts.draw(rng, deposits)
+        else:
+            low = max(1, int(t.threshold * (1.0 - t.margin)))
+            rows.amount[:] = rng.integers(low, max(low + 1, t.threshold), n)
         rows.cp_kind[:] = CP_CASH
         return rows
 

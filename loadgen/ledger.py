@@ -33,9 +33,11 @@ from loadgen.model import (
     BILL,
     CARD,
     MERCHANT_RANKS,
+    PIX,
     REFUND,
     TRANSFER,
     TYPES,
+    WITHDRAWAL,
     EngineModel,
     q,
 )
@@ -57,6 +59,7 @@ OVERFLOW = (
     "cents: lower the scenario's amounts or the run's length"
 )
 POOL_TARGET = 4096  # refundable purchases a cell keeps (a sample of its refund window)
+NO_CAP = 2**63 - 1  # an operation without a cap of its own
 
 
 # A refundable purchase is kept as one int, not a container the garbage collector would track
@@ -161,6 +164,8 @@ class Prepared:
     head: NDArray[np.int64]  # type and channel fragment
     category: NDArray[np.int64]  # merchant category, or -1
     cp_key: NDArray[np.int64]  # kind << 40 | id
+    cap: NDArray[np.int64]  # the most this one operation may move (new-device Pix, cash)
+    ndkey: NDArray[np.int64]  # the day a Pix from a new device counts in, or -1
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -191,11 +196,15 @@ class Ledger:
         night = scenario.limits.night
         self.night_max = night.max_total if night.enabled else None
         self.daily_max = scenario.limits.daily_outgoing
+        device = scenario.limits.new_device
+        self.device_daily_max = device.daily if device.enabled else None
         size = state.size
         self.night_key = [-1] * size
         self.night_sum = [0] * size
         self.day_key = [-1] * size
         self.day_sum = [0] * size
+        self.device_key = [-1] * size
+        self.device_sum = [0] * size
         # merchant fields by category; index -1 (not a card purchase) gives the empty ones
         self.category_frag, self.heads = _fragments(model)
         self.instance_prefix = f"{model.tag}-F{state.cell:04x}-"
@@ -261,13 +270,24 @@ class Ledger:
             night_of = day
         nkey = np.where(capped & in_night & (self.night_max is not None), night_of, -1)
         dkey = np.where(capped & (self.daily_max is not None), day, -1)
+        # caps of one operation: a Pix from a new device, cash by day and by night
+        limits = self.model.scenario.limits
+        cap = np.full(len(typ), NO_CAP, dtype=np.int64)
+        ndkey = np.full(len(typ), -1, dtype=np.int64)
+        if limits.new_device.enabled:
+            new_pix = rows.new_device & debit & (typ == TRANSFER) & (rows.rail == PIX)
+            cap[new_pix] = limits.new_device.per_pix
+            ndkey[new_pix] = day[new_pix]
+        if limits.cash.enabled:
+            cash = debit & (typ == WITHDRAWAL)
+            cap[cash] = np.where(in_night[cash], limits.cash.night, limits.cash.day)
         tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
         prepared = Prepared(
             rows=rows,
             time_ms=(rows.time * 1000.0).astype(np.int64),
             nkey=nkey,
             dkey=dkey,
-            limited=(nkey >= 0) | (dkey >= 0),
+            limited=(nkey >= 0) | (dkey >= 0) | (cap < NO_CAP) | (ndkey >= 0),
             special=(typ == REFUND)
             | (rows.fraud > 0)
             | (rows.drain > 0)
@@ -278,6 +298,8 @@ class Ledger:
             head=tcode * N_CHANNELS + rows.channel,
             category=np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1),
             cp_key=(rows.cp_kind << 40) | rows.cp_id,
+            cap=cap,
+            ndkey=ndkey,
         )
         if self.pool_size > self.pool_cap and len(rows):
             # forget purchases past the refund window; sweeping again only once the pool has
@@ -336,6 +358,11 @@ class Ledger:
             self.day_key,
             self.day_sum,
         )
+        device_key, device_sum, device_max = (
+            self.device_key,
+            self.device_sum,
+            self.device_daily_max,
+        )
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
@@ -346,6 +373,7 @@ class Ledger:
         part = slice(i0, i1)
         nkey_l, dkey_l = prepared.nkey[part].tolist(), prepared.dkey[part].tolist()
         limited_l = prepared.limited[part].tolist()
+        cap_l, ndkey_l = prepared.cap[part].tolist(), prepared.ndkey[part].tolist()
         special_l = prepared.special[part].tolist()
         internal_l = prepared.internal[part].tolist()
         refundable_l = prepared.refundable[part].tolist()
@@ -394,7 +422,16 @@ class Ledger:
                     status = INSUFFICIENT
                 elif limited_l[i]:
                     nk = nkey_l[i]
-                    if nk >= 0:
+                    vk = ndkey_l[i]
+                    if amt > cap_l[i]:  # one operation over its own cap
+                        status = LIMIT
+                    if vk >= 0 and status is APPROVED:
+                        if device_key[a] != vk:
+                            device_key[a] = vk
+                            device_sum[a] = 0
+                        if device_sum[a] + amt > device_max:
+                            status = LIMIT
+                    if nk >= 0 and status is APPROVED:
                         if night_key[a] != nk:
                             night_key[a] = nk
                             night_sum[a] = 0
@@ -412,6 +449,8 @@ class Ledger:
                             night_sum[a] += amt
                         if dk >= 0:
                             day_sum[a] += amt
+                        if vk >= 0:
+                            device_sum[a] += amt
                 if status is APPROVED:
                     after = balance[a] = before - amt
                     if not internal:

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.events import CHANNELS, EVENT_VERSION, MIX_TYPES, RAILS, TRANSFER_RAILS, TX_TYPES
-from loadgen.calendar import Clock
+from loadgen.calendar import Clock, is_bank_day
 from scenarios.model import Amount, Scenario
 
 # Integer codes of the engine: positions in the contract's vocabularies. The first seven types
@@ -37,6 +37,7 @@ assert TYPES[: len(MIX_TYPES)] == MIX_TYPES
 RAIL_NAMES = RAILS  # transfer rails (drawn by weight) first, then boleto and card
 assert RAIL_NAMES[: len(TRANSFER_RAILS)] == TRANSFER_RAILS
 NO_RAIL, BOLETO, CARD_RAIL = -1, RAILS.index("boleto"), RAILS.index("card")
+PIX, TED = RAILS.index("pix"), RAILS.index("ted")
 DEFAULT_CELLS = 256
 CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
 MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank
@@ -138,6 +139,24 @@ class SegmentModel:
 
 
 @dataclass
+class HourFacts:
+    """Of some moments (by the simulated hour they fall in): which places work then, when the
+    next TED window and ATM opening begin (epoch seconds), and whether it is a weekend."""
+
+    ted_open: NDArray[np.bool_]
+    branch_open: NDArray[np.bool_]
+    atm_open: NDArray[np.bool_]
+    ted_next: NDArray[np.float64]
+    atm_next: NDArray[np.float64]
+    weekend: NDArray[np.bool_]
+
+
+# hour facts columns: TED open, branch open, ATM open, weekend (0/1), next TED hour, next ATM hour
+_FACTS = 6
+_LOOKAHEAD = 24 * 14  # no window is closed for longer than this (Carnival and a weekend: 4 days)
+
+
+@dataclass
 class EngineModel:
     """A scenario turned into arrays and text fragments; shared by every cell."""
 
@@ -146,7 +165,8 @@ class EngineModel:
     cells: int
     tag: str  # transaction id prefix, from the scenario digest (seed included)
     segments: list[SegmentModel] = field(default_factory=list)
-    type_channels: dict[int, NDArray[np.float64]] = field(default_factory=dict)
+    # cumulative channel weights by (segment, type code), for the types with channels of their own
+    type_channels: dict[tuple[int, int], NDArray[np.float64]] = field(default_factory=dict)
     rails: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
     rail_amounts: list[AmountModel] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
@@ -185,6 +205,56 @@ class EngineModel:
             self._activity = [of(self, cell) for cell in range(self.cells)]
         return self._activity
 
+    def hours_of(self, times: NDArray[np.float64]) -> HourFacts:
+        """Opening facts of each moment (epoch seconds), from simulated hours worked out once."""
+        clock = self.clock
+        hour = np.floor((times - clock.origin) / 3600.0).astype(np.int64)
+        unique, inverse = np.unique(hour, return_inverse=True)
+        table = np.array([self._hour_facts(int(h)) for h in unique.tolist()], dtype=np.int64)
+        table = table.reshape(len(unique), _FACTS)[inverse]
+        origin = clock.origin
+        return HourFacts(
+            ted_open=table[:, 0] == 1,
+            branch_open=table[:, 1] == 1,
+            atm_open=table[:, 2] == 1,
+            ted_next=(origin + table[:, 4] * 3600.0).astype(np.float64),
+            atm_next=(origin + table[:, 5] * 3600.0).astype(np.float64),
+            weekend=table[:, 3] == 1,
+        )
+
+    def _hour_facts(self, h: int) -> tuple[int, ...]:
+        """(TED open, branch open, ATM open, weekend, next TED hour, next ATM hour) of simulated
+        hour ``h`` from the origin (a window that never opens: two weeks on)."""
+        cache: dict[int, tuple[int, ...]] = self.cache.setdefault("hour facts", {})
+        hit = cache.get(h)
+        if hit is None:
+            if len(cache) > 500_000:
+                cache.clear()
+            ted, branch, atm, weekend = self._open(h)
+            ahead = range(h + 1, h + _LOOKAHEAD)
+            next_ted = h if ted else next((k for k in ahead if self._open(k)[0]), ahead.stop)
+            next_atm = h if atm else next((k for k in ahead if self._open(k)[2]), ahead.stop)
+            hit = cache[h] = (ted, branch, atm, weekend, next_ted, next_atm)
+        return hit
+
+    def _open(self, h: int) -> tuple[int, int, int, int]:
+        """(TED open, branch open, ATM open, weekend) in simulated hour ``h`` from the origin."""
+        cache: dict[int, tuple[int, int, int, int]] = self.cache.setdefault("open", {})
+        hit = cache.get(h)
+        if hit is None:
+            if len(cache) > 500_000:
+                cache.clear()
+            opening = self.scenario.time.opening
+            local, weekday, day = self.clock.local(h * self.slots_per_hour)
+            bank = is_bank_day(day)
+            hit = cache[h] = (
+                int(bank and opening.ted[0] <= local < opening.ted[1]),
+                int(bank and opening.branch[0] <= local < opening.branch[1]),
+                int(opening.atm[0] <= local < opening.atm[1]),
+                int(weekday >= 5),
+            )
+        return hit
+
     def merchant_ranks(
         self, rng: np.random.Generator, category: NDArray[np.int64]
     ) -> NDArray[np.int64]:
@@ -220,9 +290,22 @@ class EngineModel:
             FEE: types.fee.channels,
             CARD: types.card_purchase.channels,
         }
-        for code, override in overrides.items():
-            if override:
-                model.type_channels[code] = cumulative(lookup(override, CHANNELS, 0.0))
+        # a type's channel weights, tilted by how much more or less than the average customer a
+        # segment uses each channel: a segment on the web twice as often does twice as much of
+        # every type that can be done on the web (a POS purchase stays at a POS)
+        preference = [np.array(lookup(seg.channels, CHANNELS, 0.0)) for seg in pop.segments]
+        preference = [p / p.sum() for p in preference]
+        weight = [seg.share * seg.activity.mean_per_day for seg in pop.segments]
+        average = sum(w * p for w, p in zip(weight, preference, strict=True)) / sum(weight)
+        for i, p in enumerate(preference):
+            tilt = np.divide(p, average, out=np.ones_like(p), where=average > 0)
+            for code, override in overrides.items():
+                if override:
+                    base = np.array(lookup(override, CHANNELS, 0.0))
+                    tilted = base * tilt
+                    model.type_channels[(i, code)] = cumulative(
+                        tilted if tilted.sum() > 0 else base
+                    )
         amounts = {
             DEPOSIT: AmountModel.of(types.deposit.amount),
             WITHDRAWAL: AmountModel.of(types.withdrawal.amount),

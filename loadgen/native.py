@@ -51,6 +51,8 @@ class NativeLedger(Ledger):
             np.zeros(size, dtype=np.int64),
             np.full(size, -1, dtype=np.int64),  # day of the running daily total
             np.zeros(size, dtype=np.int64),
+            np.full(size, -1, dtype=np.int64),  # day of the running new-device Pix total
+            np.zeros(size, dtype=np.int64),
         )
         scenario = model.scenario
         night, daily = self.night_max, self.daily_max
@@ -68,6 +70,7 @@ class NativeLedger(Ledger):
             float(self.max_age) * 1000.0,
             None if night is None else int(night),
             None if daily is None else int(daily),
+            None if self.device_daily_max is None else int(self.device_daily_max),
             self.arrays,
         )
         # the C loop keeps its own copy of the accounts' texts: the list is not needed again
@@ -111,6 +114,8 @@ class NativeLedger(Ledger):
             prepared.refundable,
             prepared.head,
             prepared.category,
+            prepared.cap,
+            prepared.ndkey,
         )
         (
             data,

@@ -67,15 +67,18 @@ class CardTesting(_Strict):
 
 
 class Structuring(_Strict):
-    """Deposits kept just under a reporting threshold (smurfing)."""
+    """Cash deposits kept under a reporting threshold (smurfing, "fracionamento"). In Brazil cash
+    operations of R$ 50,000 or more are reported to COAF (BCB Circular 3.839/2017, carried into
+    Circular 3.978/2020); a published case split money into deposits of R$ 9,900 at several
+    ATMs, so the amounts spread well below the line, where large legitimate cash deposits are."""
 
     kind: Literal["structuring"]
     rate: Rate
-    threshold: PositiveMoney = Field(10000, description="the reporting threshold avoided")
+    threshold: PositiveMoney = Field(50000, description="the reporting threshold avoided")
     margin: Annotated[float, Field(gt=0, lt=1)] = Field(
-        0.1, description="amounts fall in [threshold x (1 - margin), threshold)"
+        0.85, description="amounts fall in [threshold x (1 - margin), threshold)"
     )
-    deposits: Range = Field(default_factory=lambda: Range(min=3, max=8))
+    deposits: Range = Field(default_factory=lambda: Range(min=3, max=10))
     window: PositiveDuration = Field(2 * 86400, description="the deposits spread over this long")
 
 

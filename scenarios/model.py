@@ -189,7 +189,12 @@ class PaySchedule(Strict):
     day: int = Field(
         5, ge=1, le=31, description="monthly: day of the month (CLT: by the 5th business day)"
     )
-    business_days: bool = Field(True, description="count `day` in business days (Mon-Fri)")
+    business_days: bool = Field(
+        True,
+        description="count `day` in business days: Monday to Saturday without national "
+        "holidays (CLT art. 459, MTE IN 01/1989); paid on the bank day before when that day is "
+        "a Saturday",
+    )
     weekday: Weekday = Field("friday", description="biweekly: pay weekday")
     days: list[Annotated[int, Field(ge=1, le=31)]] = Field(
         default_factory=lambda: [5, 20], description="days: days of the month"
@@ -264,8 +269,9 @@ class Segment(Strict):
     activity: Activity = Field(default_factory=Activity)
     channels: ChannelWeights = Field(
         default_factory=_segment_channels,
-        description="channel weights (FEBRABAN 2024: mobile 75%, digital 82%, POS 13%, "
-        "physical 5%)",
+        description="how much the segment uses each channel (FEBRABAN 2024: mobile 75%, "
+        "digital 82%, POS 13%, physical 5%): against the average customer's, it tilts every "
+        "type's own channel weights; the channels of types without their own (refunds)",
     )
     mix: MixWeights = Field(
         default_factory=_segment_mix,
@@ -315,6 +321,13 @@ class Population(Strict):
         min_length=1,
     )
     named_customers: list[NamedCustomer] = Field(default_factory=list)
+    new_device_share: Share = Field(
+        0.004,
+        description="share of legitimate customers' own mobile and web operations made from a "
+        "device the bank has not seen before (a new or added phone or computer), so a new device "
+        "is a risk signal, not a label. Assumption: a phone replaced or added about every two "
+        "years, its first few operations marked new (nothing published)",
+    )
 
     @field_validator("accounts_per_customer")
     @classmethod
@@ -413,7 +426,9 @@ def _rails() -> dict[Rail, float]:
 
 
 def _card_channels() -> dict[Channel, float]:
-    return {"pos": 60, "web": 25, "mobile": 15}
+    # POS 13% of all operations (FEBRABAN 2024) with cards about 30% of them; in-app, wallet and
+    # e-commerce purchases on a phone count as mobile (assumption)
+    return {"pos": 50, "mobile": 40, "web": 10}
 
 
 class SimpleType(Strict):
@@ -422,7 +437,9 @@ class SimpleType(Strict):
     label: str | None = Field(None, description="display name (e.g. 'deposito')")
     amount: Amount
     channels: ChannelWeights | None = Field(
-        None, description="channel weights for this type (default: the segment's)"
+        None,
+        description="channel weights for this type, tilted per segment by the segment's "
+        "channels against the average customer's (default: the segment's channels)",
     )
 
 
@@ -437,6 +454,13 @@ class TransferType(SimpleType):
         default_factory=dict, description="amount per rail (default: amount)"
     )
     internal_share: Share = Field(0.25, description="share with a counterparty in this bank")
+    weekend_ticket: float = Field(
+        0.34,
+        gt=0,
+        le=1,
+        description="Pix amounts on Saturdays and Sundays as a share of weekday ones (BCB: "
+        "weekend tickets are about a third of weekday ones)",
+    )
     incoming_share: Share = Field(
         0.45, description="share of external transfers that are credits (received)"
     )
@@ -467,8 +491,10 @@ class SalaryType(Strict):
 class TransactionTypes(Strict):
     deposit: SimpleType = Field(
         default_factory=lambda: SimpleType(
-            amount=Amount(median=300, sigma=1.0, min=10, max=50000),
-            channels={"branch": 30, "atm": 40, "mobile": 30},
+            # cash, at ATMs and branches (assumption: a few hundred reais, with a long tail of
+            # business owners' and affluent customers' large deposits, up to R$ 100,000)
+            amount=Amount(median=300, sigma=1.3, min=10, max=100000),
+            channels={"branch": 40, "atm": 60},
         )
     )
     withdrawal: SimpleType = Field(
@@ -481,7 +507,8 @@ class TransactionTypes(Strict):
     )
     transfer: TransferType = Field(
         default_factory=lambda: TransferType(
-            channels={"mobile": 85, "web": 10, "branch": 2, "atm": 3},
+            # with cards, bills and cash: mobile 75%, digital 82%, POS 13% (FEBRABAN 2024)
+            channels={"mobile": 90, "web": 7, "branch": 1, "atm": 2},
             # Pix: about 61% under R$ 100 and 93% of individuals' under R$ 200: median R$ 60
             amount=Amount(median=60, sigma=1.3, max=20000),
             rail_amounts={
@@ -497,7 +524,7 @@ class TransactionTypes(Strict):
         default_factory=lambda: SimpleType(
             # boleto: R$ 1,380 on average including companies; a few hundred for individuals
             amount=Amount(median=250, sigma=0.9, min=5, max=20000),
-            channels={"mobile": 70, "web": 20, "branch": 5, "atm": 5},
+            channels={"mobile": 80, "web": 14, "branch": 3, "atm": 3},
         )
     )
     card_purchase: CardPurchaseType = Field(default_factory=CardPurchaseType)
@@ -545,8 +572,29 @@ class NightLimit(Strict):
         return self
 
 
+class NewDeviceLimit(Strict):
+    """Since Nov 2024 (BCB): a device never used before may send at most R$ 200 per Pix and
+    R$ 1,000 a day by Pix. Binds everyone, fraudsters included (a decline is the result)."""
+
+    enabled: bool = True
+    per_pix: NonNegativeMoney = 200
+    daily: NonNegativeMoney = 1000
+
+
+class CashLimit(Strict):
+    """Cash taken out (ATM, Pix Saque / Pix Troco): at most R$ 3,000 an operation by day and
+    R$ 1,000 in the night window of ``limits.night`` (BCB rules of Pix Saque; the same caps
+    are assumed for ATM withdrawals)."""
+
+    enabled: bool = True
+    day: NonNegativeMoney = 3000
+    night: NonNegativeMoney = 1000
+
+
 class Limits(Strict):
     night: NightLimit = Field(default_factory=NightLimit)
+    new_device: NewDeviceLimit = Field(default_factory=NewDeviceLimit)
+    cash: CashLimit = Field(default_factory=CashLimit)
     daily_outgoing: NonNegativeMoney | None = Field(
         None,
         description="cap on an account's transfers, bill payments and card purchases per day "
@@ -586,6 +634,37 @@ def _hour_curve() -> list[float]:
         3.0,
         1.6,
     ]
+
+
+def _window(value: list[int]) -> list[int]:
+    if len(value) != 2 or not 0 <= value[0] < value[1] <= 24:
+        msg = f"expected [from, to] local hours with 0 <= from < to <= 24, got {value}"
+        raise ValueError(msg)
+    return value
+
+
+HourWindow = Annotated[list[int], AfterValidator(_window)]
+
+
+class Opening(Strict):
+    """When places work, in local hours [from, to). Pix, cards and boletos run 24x7 (a boleto
+    paid at night settles later). What a customer does while a place is closed: a TED waits for
+    the next settlement window (scheduled), cash waits for the ATMs to open, anything else at a
+    closed branch or ATM is done on the phone. Bank days are Monday to Friday without national
+    holidays, Carnival and Corpus Christi (FEBRABAN)."""
+
+    ted: HourWindow = Field(
+        default_factory=lambda: [7, 17],
+        description="TED settles on bank days in the STR window (about 06:30 to 17:00-17:30)",
+    )
+    branch: HourWindow = Field(
+        default_factory=lambda: [10, 16],
+        description="branches open on bank days (assumption: most open 10h-16h)",
+    )
+    atm: HourWindow = Field(
+        default_factory=lambda: [6, 22],
+        description="ATMs work every day in these hours (assumption: most networks 06h-22h)",
+    )
 
 
 class Spike(Strict):
@@ -630,6 +709,7 @@ class Time(Strict):
             Spike(kind="month_end", multiplier=1.2),
         ]
     )
+    opening: Opening = Field(default_factory=Opening)
 
     @field_validator("start")
     @classmethod

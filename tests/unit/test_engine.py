@@ -177,7 +177,8 @@ def test_hour_of_day_profile(run: Run):
         clock.local_time(e["event_time"] / 1000).hour
         for e in run.whole_days()
         if not e["fraud"]
-        and e["type"] not in ("salary", "refund")
+        and e["type"] not in ("salary", "refund", "deposit", "withdrawal")  # cash: ATM hours
+        and e["rail"] != "ted"  # TED waits for its settlement window
         and not (e["counterparty_kind"] == "account" and e["direction"] == "credit")
     )
     observed = np.array([hours[h] for h in range(24)], dtype=float)
@@ -288,8 +289,8 @@ def test_injected_delays_and_duplicates_keep_every_invariant():
 @pytest.mark.parametrize("zone", ["America/Sao_Paulo", "Asia/Kolkata", "Asia/Kathmandu"])
 def test_night_and_daily_limits_hold_in_local_time(zone: str):
     """Replayed from each event's own local time (zones off UTC by 5:30 and 5:45 included): an
-    approved capped debit keeps the night's and the day's totals within their caps, and a debit
-    declined for the limit would have broken one of them."""
+    approved capped debit keeps the night's and the day's totals (and a new device's Pix caps)
+    within their caps, and a debit declined for the limit would have broken one of them."""
     model = model_of(
         "retail-day",
         **{
@@ -308,6 +309,7 @@ def test_night_and_daily_limits_hold_in_local_time(zone: str):
     capped = {"transfer", "bill_payment", "card_purchase"}
     night_sum: Counter[tuple[str, dt.date]] = Counter()
     day_sum: Counter[tuple[str, dt.date]] = Counter()
+    device_sum: Counter[tuple[str, dt.date]] = Counter()
     checked = declined = 0
     for cell in range(model.cells):
         for chunk in CellStream(model, cell, share[cell]).chunks():
@@ -324,12 +326,21 @@ def test_night_and_daily_limits_hold_in_local_time(zone: str):
                 over = day_sum[e["account"], day] + e["amount"] > day_max or (
                     in_night and night_sum[night] + e["amount"] > night_max
                 )
+                # a Pix from a new device also meets the new-device caps (per Pix, per day)
+                new_pix = e["device"].startswith("D-new-") and e["rail"] == "pix"
+                if new_pix:
+                    over = over or (
+                        e["amount"] > limits.new_device.per_pix
+                        or device_sum[e["account"], day] + e["amount"] > limits.new_device.daily
+                    )
                 checked += 1
                 if e["status"] == "approved":
                     assert not over, e
                     day_sum[e["account"], day] += e["amount"]
                     if in_night:
                         night_sum[night] += e["amount"]
+                    if new_pix:
+                        device_sum[e["account"], day] += e["amount"]
                 else:
                     declined += 1
                     assert over, e

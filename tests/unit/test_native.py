@@ -101,7 +101,7 @@ def test_the_c_loop_refuses_misuse_instead_of_crashing():
 
     bare = _ledger.Ledger.__new__(_ledger.Ledger)
     with pytest.raises(RuntimeError, match="not initialised"):
-        bare.run(tuple([np.zeros(1, np.int64)] * 21), 0, 0, 0)
+        bare.run(tuple([np.zeros(1, np.int64)] * 23), 0, 0, 0)
     one = (b'{"a":1,"send_time":null}',)
     zero, one_, huge = (np.array([v], dtype=np.int64) for v in (0, 1, 2**63 - 1))
     with pytest.raises(IndexError):

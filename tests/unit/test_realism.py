@@ -1,0 +1,287 @@
+"""Realism that rules enforce, measured on generated days (shared/REALISM.md): cash is never a
+Pix, places work in their hours, regulatory caps bind everyone (fraudsters included), a new
+device is a risk signal and not a label, structuring stays under the Brazilian R$ 50,000 line
+among large legitimate deposits, weekend Pix tickets are about a third of weekday ones, and
+salaries follow the CLT count of business days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import pytest
+
+from loadgen.calendar import easter, is_bank_day, nth_business_day
+from loadgen.stream import RunStream, plan
+from scenarios import load
+
+ZONE = ZoneInfo("America/Sao_Paulo")
+Event = dict[str, Any]
+
+
+def events_of(name: str, events: int, *overrides: str) -> list[Event]:
+    run = plan(load(name, overrides=list(overrides), environ={}), events=events)
+    out = []
+    for batch in RunStream(run).batches():
+        for line in batch.lines:
+            event = orjson.loads(line)
+            event["local"] = dt.datetime.fromtimestamp(event["event_time"] / 1000, ZONE)
+            out.append(event)
+    return out
+
+
+@pytest.fixture(scope="module")
+def monday() -> list[Event]:
+    """retail-day: a Monday of 300,000 events."""
+    return events_of("retail-day", 300_000)
+
+
+@pytest.fixture(scope="module")
+def weekend() -> list[Event]:
+    """retail-day from a Friday noon into the weekend (Carnival closes the banks on the next
+    Monday and Tuesday, 3-4 March 2025)."""
+    return events_of("retail-day", 300_000, "time.start=2025-02-28T12:00:00")
+
+
+@pytest.fixture(scope="module")
+def fraud_ring() -> list[Event]:
+    return events_of("fraud-ring", 300_000)
+
+
+def is_new_device(e: Event) -> bool:
+    return bool(e["device"].startswith("D-new-"))
+
+
+def approved_debit(e: Event) -> bool:
+    return bool(e["status"] == "approved" and e["direction"] == "debit")
+
+
+def in_night(e: Event) -> bool:
+    return bool(e["local"].hour >= 20 or e["local"].hour < 6)
+
+
+def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
+    """Payments (outgoing transfers, card purchases, boletos) by rail within 2 points of BCB /
+    FEBRABAN / ABECS 2024 (Pix 55.6%, cards 39.9%, boleto 3.7%, TED 0.7%); channels of all
+    events within 2 points of FEBRABAN 2024 (mobile 75%, POS 13%, all digital 82%)."""
+    paid = Counter(
+        e["rail"]
+        for e in monday
+        if e["direction"] == "debit" and e["type"] in ("transfer", "card_purchase", "bill_payment")
+    )
+    payments = sum(paid.values())
+    shares = {rail: 100 * paid[rail] / payments for rail in ("pix", "card", "boleto", "ted")}
+    published = {"pix": 55.6, "card": 39.9, "boleto": 3.7, "ted": 0.7}
+    assert all(abs(shares[r] - published[r]) <= 2 for r in published), shares
+    channels = Counter(e["channel"] for e in monday)
+    share = {c: 100 * n / len(monday) for c, n in channels.items()}
+    assert abs(share["mobile"] - 75) <= 2 and abs(share["pos"] - 13) <= 2, share
+    assert abs(share["mobile"] + share["web"] - 82) <= 2, share
+
+
+@pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
+def test_places_work_in_their_hours_and_cash_is_no_pix(day: str, request: pytest.FixtureRequest):
+    events: list[Event] = request.getfixturevalue(day)
+    wrong: Counter[str] = Counter()
+    for e in events:
+        local = e["local"]
+        bank = is_bank_day(local.date())
+        if e["type"] in ("deposit", "withdrawal") and e["rail"] is not None:
+            wrong["cash on a rail"] += 1
+        if e["rail"] == "ted" and not (bank and 7 <= local.hour < 17):
+            wrong["TED outside the STR window"] += 1
+        if e["channel"] == "branch" and not (bank and 10 <= local.hour < 16):
+            wrong["branch closed"] += 1
+        if e["channel"] == "atm" and not 6 <= local.hour < 22:
+            wrong["ATM closed"] += 1
+    assert not wrong, wrong
+    if day == "weekend":  # cash and TED did happen: the rules moved them, not removed them
+        seen = Counter(e["channel"] for e in events) + Counter(e["rail"] for e in events)
+        assert seen["atm"] > 100 and seen["ted"] > 10, seen
+
+
+@pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
+def test_no_approved_operation_breaks_a_regulatory_limit(day: str, request: pytest.FixtureRequest):
+    events: list[Event] = request.getfixturevalue(day)
+    night: defaultdict[tuple[str, dt.date], int] = defaultdict(int)
+    device_day: defaultdict[tuple[str, dt.date], int] = defaultdict(int)
+    wrong: Counter[str] = Counter()
+    capped = ("transfer", "bill_payment", "card_purchase")
+    for e in events:
+        if not approved_debit(e):
+            continue
+        local, amount = e["local"], e["amount"]
+        if e["type"] in capped and in_night(e):
+            key = (e["account"], (local - dt.timedelta(hours=6)).date())
+            night[key] += amount
+            if night[key] > 100_000:
+                wrong["night limit R$ 1,000"] += 1
+        if is_new_device(e) and e["rail"] == "pix" and e["type"] == "transfer":
+            if amount > 20_000:
+                wrong["new-device Pix over R$ 200"] += 1
+            device_day[(e["account"], local.date())] += amount
+            if device_day[(e["account"], local.date())] > 100_000:
+                wrong["new-device Pix over R$ 1,000 a day"] += 1
+        if e["type"] == "withdrawal" and amount > (100_000 if in_night(e) else 300_000):
+            wrong["cash over its cap"] += 1
+    assert not wrong, wrong
+
+
+def test_fraudsters_meet_the_limits_too(fraud_ring: list[Event]):
+    """A takeover from a new device asks for more than R$ 200 and is declined: declines of
+    fraud by limit exist, beside those the bank's controls block."""
+    reasons = Counter(
+        e["decline_reason"] for e in fraud_ring if e["fraud"] and e["status"] == "declined"
+    )
+    assert reasons["limit_exceeded"] > 0 and reasons["blocked_fraud"] > 0, reasons
+
+
+def test_a_new_device_is_a_signal_not_a_label(monday: list[Event]):
+    new = [e for e in monday if is_new_device(e)]
+    legitimate = sum(1 for e in new if not e["fraud"])
+    assert legitimate > 0.5 * len(new), (legitimate, len(new))
+    # and legitimate customers on a new device meet its limit as anyone would
+    assert any(not e["fraud"] and e["decline_reason"] == "limit_exceeded" for e in new), (
+        "no legitimate new-device operation was declined by the new-device cap"
+    )
+
+
+def test_weekend_pix_tickets_are_about_a_third_of_weekday_ones(weekend: list[Event]):
+    tickets: defaultdict[bool, list[int]] = defaultdict(list)
+    for e in weekend:
+        if e["rail"] == "pix" and e["direction"] == "debit" and not e["fraud"]:
+            tickets[e["local"].weekday() >= 5].append(e["amount"])
+    ratio = np.mean(tickets[True]) / np.mean(tickets[False])
+    assert len(tickets[True]) > 10_000 and len(tickets[False]) > 10_000
+    assert 0.25 <= ratio <= 0.45, ratio
+
+
+def test_structuring_stays_under_the_brazilian_line_among_large_legitimate_deposits(
+    fraud_ring: list[Event],
+):
+    deposits = [e for e in fraud_ring if e["type"] == "deposit"]
+    structuring = np.array([e["typology"] == "structuring" for e in deposits])
+    amounts = np.array([e["amount"] for e in deposits])
+    assert structuring.sum() > 100
+    assert amounts[structuring].max() < 5_000_000  # R$ 50,000
+    assert (amounts[~structuring] >= 1_000_000).sum() > 0  # legitimate deposits of R$ 10,000+
+
+
+def best_rule(values: list[Any] | np.ndarray, label: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) of the best one-feature rule for ``label`` (the one with the highest
+    min(precision, recall)): a band [low, high] of a number (edges at the label's quantiles),
+    or a set of values (the values by their precision, best first, each prefix)."""
+    positives = int(label.sum())
+    best = (0.0, 0.0)
+    if isinstance(values, np.ndarray):
+        edges = np.unique(np.quantile(values[label], np.linspace(0, 1, 21)))
+        for i, low in enumerate(edges):
+            for high in edges[i:]:
+                inside = (values >= low) & (values <= high)
+                hits = int((inside & label).sum())
+                found = (hits / max(1, int(inside.sum())), hits / positives)
+                best = max(best, found, key=min)
+        return best
+    counts: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    for v, y in zip(values, label.tolist(), strict=True):
+        counts[v][0] += y
+        counts[v][1] += 1
+    hits = total = 0
+    for hit, seen in sorted(counts.values(), key=lambda c: -c[0] / c[1]):
+        hits, total = hits + hit, total + seen
+        best = max(best, (hits / total, hits / positives), key=min)
+    return best
+
+
+def features(events: list[Event]) -> dict[str, list[Any] | np.ndarray]:
+    return {
+        "amount": np.array([e["amount"] for e in events], dtype=np.float64),
+        "hour": np.array([e["local"].hour for e in events], dtype=np.float64),
+        "channel": [e["channel"] for e in events],
+        "new device": [is_new_device(e) for e in events],
+        "counterparty kind": [e["counterparty_kind"] for e in events],
+    }
+
+
+def test_no_single_feature_rule_finds_a_typology(fraud_ring: list[Event]):
+    """For each typology, no rule on one feature (amount, hour, channel, new device,
+    counterparty kind) reaches precision and recall both above 0.8."""
+    columns = features(fraud_ring)
+    found = {}
+    for typology in ("account_takeover", "card_testing", "structuring", "mule_ring"):
+        label = np.array([e["typology"] == typology for e in fraud_ring])
+        assert label.sum() > 100, typology
+        for name, values in columns.items():
+            precision, recall = best_rule(values, label)
+            found[f"{typology} by {name}"] = (round(precision, 2), round(recall, 2))
+    print("best one-feature rules (precision, recall):", found)
+    assert not [k for k, (p, r) in found.items() if p > 0.8 and r > 0.8], found
+
+
+def auc(score: np.ndarray, label: np.ndarray) -> float:
+    """ROC AUC of ``score`` for ``label`` (ties count half), by ranks."""
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(len(score))
+    sorted_score = score[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_score, return_index=True, return_counts=True)
+    mean_rank = first + (counts - 1) / 2.0 + 1
+    ranks[order] = np.repeat(mean_rank, counts)
+    positives = int(label.sum())
+    negatives = len(label) - positives
+    return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def test_no_single_feature_separates_fraud(fraud_ring: list[Event]):
+    """For fraud as a whole, each feature alone (as the best score it can give: its own value
+    for the amount and the hour, the fraud rate of its value otherwise) stays under AUC 0.9."""
+    label = np.array([bool(e["fraud"]) for e in fraud_ring])
+    measured = {}
+    for name, values in features(fraud_ring).items():
+        if isinstance(values, np.ndarray):
+            best = max(auc(values, label), auc(-values, label))
+        else:
+            rate: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+            for v, y in zip(values, label.tolist(), strict=True):
+                rate[v][0] += y
+                rate[v][1] += 1
+            score = np.array([rate[v][0] / rate[v][1] for v in values])
+            best = auc(score, label)
+        measured[name] = round(best, 3)
+    print("single-feature AUC of fraud:", measured)
+    assert max(measured.values()) < 0.9, measured
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "paid"),
+    [
+        (2025, 4, dt.date(2025, 4, 4)),  # 5th business day Sat 5 Apr: paid on Friday the 4th
+        (2025, 6, dt.date(2025, 6, 6)),  # a Pix record day (BCB)
+        (2025, 9, dt.date(2025, 9, 5)),  # a Pix record day (BCB)
+        (2025, 12, dt.date(2025, 12, 5)),  # a Pix record day (BCB)
+        (2025, 3, dt.date(2025, 3, 6)),  # Saturday the 1st counts; Carnival is no holiday here
+        (2025, 5, dt.date(2025, 5, 7)),  # 1 May (a holiday) does not count
+        (2024, 11, dt.date(2024, 11, 7)),  # 2 Nov a Saturday holiday: not counted
+    ],
+)
+def test_salaries_follow_the_clt_count_of_business_days(year: int, month: int, paid: dt.date):
+    assert nth_business_day(year, month, 5) == paid
+    assert is_bank_day(paid)
+
+
+def test_bank_days_skip_weekends_holidays_carnival_and_corpus_christi():
+    assert easter(2025) == dt.date(2025, 4, 20) and easter(2024) == dt.date(2024, 3, 31)
+    closed = [
+        dt.date(2025, 3, 3),  # Carnival Monday
+        dt.date(2025, 3, 4),  # Carnival Tuesday
+        dt.date(2025, 4, 18),  # Good Friday
+        dt.date(2025, 6, 19),  # Corpus Christi
+        dt.date(2025, 11, 20),  # Black Consciousness Day (national since 2024)
+        dt.date(2025, 3, 8),  # a Saturday
+    ]
+    assert not any(is_bank_day(day) for day in closed)
+    assert is_bank_day(dt.date(2025, 3, 5)) and is_bank_day(dt.date(2023, 11, 20))
