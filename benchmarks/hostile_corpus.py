@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -65,7 +66,11 @@ def yamlish(draw: st.DrawFn) -> str:
 def cost(text: str) -> tuple[float, int]:
     """Seconds and peak bytes (Python allocations, a second load under tracemalloc, which would
     slow the timed one many times over) to load ``text`` as a scenario file."""
-    path = CORPUS.parent / ".hostile-probe.yaml"
+    with tempfile.TemporaryDirectory() as folder:
+        return _cost(Path(folder) / "probe.yaml", text)
+
+
+def _cost(path: Path, text: str) -> tuple[float, int]:
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
     try:
         began = time.perf_counter()
@@ -76,7 +81,6 @@ def cost(text: str) -> tuple[float, int]:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-        path.unlink(missing_ok=True)
     return seconds, peak
 
 

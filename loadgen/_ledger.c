@@ -344,6 +344,17 @@ static const char *COLUMN_NAMES[N_COLUMNS] = {
 static const Py_ssize_t COLUMN_SIZES[N_COLUMNS] = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 1, 1,
                                                    8, 8, 8, 1, 1, 1, 1, 8, 8, 8, 8};
 
+/* whether `amt` would take account a's running total of window `k` (a night, a day) past `most`;
+ * a total of another window starts again from zero */
+static inline int window_over(int64_t *key, int64_t *sum, int64_t a, int64_t k, int64_t amt,
+                              int64_t most) {
+    if (key[a] != k) {
+        key[a] = k;
+        sum[a] = 0;
+    }
+    return sum[a] > most - amt;
+}
+
 /* the counterparty fields of (kind, id); `account_key` for an account */
 static void put_counterparty(Out *o, Ledger *self, int64_t kind, int64_t ident) {
     PUTS(o, "\"counterparty\":");
@@ -603,40 +614,15 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 status_len = sizeof(INSUFFICIENT) - 1;
             } else if (limited[g]) {
                 int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g];
-                if (amt > cap[g]) {
-                    /* one operation over its own cap (new-device Pix, cash by day or night) */
+                /* one operation over its own cap (new-device Pix, cash by day or night), or a
+                 * running total (new-device Pix of the day, the night, the day) over its limit */
+                if (amt > cap[g] ||
+                    (vk >= 0 && window_over(device_key, device_sum, a, vk, amt,
+                                            self->device_daily_max)) ||
+                    (nk >= 0 && window_over(night_key, night_sum, a, nk, amt, self->night_max)) ||
+                    (dk >= 0 && window_over(day_key, day_sum, a, dk, amt, self->daily_max))) {
                     status = LIMIT;
                     status_len = sizeof(LIMIT) - 1;
-                }
-                if (vk >= 0 && status == APPROVED) {
-                    if (device_key[a] != vk) {
-                        device_key[a] = vk;
-                        device_sum[a] = 0;
-                    }
-                    if (device_sum[a] > self->device_daily_max - amt) {
-                        status = LIMIT;
-                        status_len = sizeof(LIMIT) - 1;
-                    }
-                }
-                if (nk >= 0 && status == APPROVED) {
-                    if (night_key[a] != nk) {
-                        night_key[a] = nk;
-                        night_sum[a] = 0;
-                    }
-                    if (night_sum[a] > self->night_max - amt) {
-                        status = LIMIT;
-                        status_len = sizeof(LIMIT) - 1;
-                    }
-                }
-                if (dk >= 0 && status == APPROVED) {
-                    if (day_key[a] != dk) {
-                        day_key[a] = dk;
-                        day_sum[a] = 0;
-                    }
-                    if (day_sum[a] > self->daily_max - amt) {
-                        status = LIMIT;
-                        status_len = sizeof(LIMIT) - 1;
-                    }
                 }
                 if (status == APPROVED) {
                     if (nk >= 0) night_sum[a] += amt;

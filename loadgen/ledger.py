@@ -89,6 +89,15 @@ def unpack(entry: int) -> tuple[int, int, int, int, int]:
     return entry >> ACCOUNT_BITS, entry & ((1 << ACCOUNT_BITS) - 1), amount, time_ms, cp_key
 
 
+def window_over(key: list[int], total: list[int], a: int, k: int, amt: int, most: int) -> bool:
+    """Whether ``amt`` would take account ``a``'s running total of window ``k`` (a night, a day)
+    past ``most``; a total of another window starts again from zero."""
+    if key[a] != k:
+        key[a] = k
+        total[a] = 0
+    return total[a] + amt > most
+
+
 def _counterparty(kind: int, ident: int | str) -> str:
     """The counterparty fields of a counterparty (an account is given by its id)."""
     if kind == CP_ACCOUNT:
@@ -351,18 +360,17 @@ class Ledger:
         balance, floor, seq, keys_of = state.balance, state.floor, state.seq, state.key
         who_of = state.who
         tail, prefix, pool = self.tail, self.prefix, self.pool
-        night_max, daily_max = self.night_max, self.daily_max
+        # (a row has a window's key only when the window has a limit: none stands for no cap)
+        night_max = NO_CAP if self.night_max is None else self.night_max
+        daily_max = NO_CAP if self.daily_max is None else self.daily_max
         night_key, night_sum, day_key, day_sum = (
             self.night_key,
             self.night_sum,
             self.day_key,
             self.day_sum,
         )
-        device_key, device_sum, device_max = (
-            self.device_key,
-            self.device_sum,
-            self.device_daily_max,
-        )
+        device_key, device_sum = self.device_key, self.device_sum
+        device_max = NO_CAP if self.device_daily_max is None else self.device_daily_max
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
@@ -421,29 +429,16 @@ class Ledger:
                 elif before - amt < floor[a]:
                     status = INSUFFICIENT
                 elif limited_l[i]:
-                    nk = nkey_l[i]
-                    vk = ndkey_l[i]
-                    if amt > cap_l[i]:  # one operation over its own cap
+                    nk, dk, vk = nkey_l[i], dkey_l[i], ndkey_l[i]
+                    # one operation over its own cap (new-device Pix, cash), or a running total
+                    # (new-device Pix of the day, the night, the day) over its limit
+                    if (
+                        amt > cap_l[i]
+                        or (vk >= 0 and window_over(device_key, device_sum, a, vk, amt, device_max))
+                        or (nk >= 0 and window_over(night_key, night_sum, a, nk, amt, night_max))
+                        or (dk >= 0 and window_over(day_key, day_sum, a, dk, amt, daily_max))
+                    ):
                         status = LIMIT
-                    if vk >= 0 and status is APPROVED:
-                        if device_key[a] != vk:
-                            device_key[a] = vk
-                            device_sum[a] = 0
-                        if device_sum[a] + amt > device_max:
-                            status = LIMIT
-                    if nk >= 0 and status is APPROVED:
-                        if night_key[a] != nk:
-                            night_key[a] = nk
-                            night_sum[a] = 0
-                        if night_sum[a] + amt > night_max:
-                            status = LIMIT
-                    dk = dkey_l[i]
-                    if dk >= 0 and status is APPROVED:
-                        if day_key[a] != dk:
-                            day_key[a] = dk
-                            day_sum[a] = 0
-                        if day_sum[a] + amt > daily_max:
-                            status = LIMIT
                     if status is APPROVED:
                         if nk >= 0:
                             night_sum[a] += amt
