@@ -16,8 +16,11 @@ from numpy.typing import NDArray
 from bankstream.events import CHANNELS, COUNTERPARTY_KINDS, MIX_TYPES
 from loadgen.calendar import HOUR, Clock, is_payday, pays_per_month
 from loadgen.model import (
+    ATM_NEXT,
+    ATM_OPEN,
     BILL,
     BOLETO,
+    BRANCH_OPEN,
     CARD,
     CARD_RAIL,
     DEPOSIT,
@@ -29,8 +32,11 @@ from loadgen.model import (
     SALARY,
     TABLE_TYPES,
     TED,
+    TED_NEXT,
+    TED_OPEN,
     TRANSFER,
     TYPES,
+    WEEKEND,
     WITHDRAWAL,
     EngineModel,
 )
@@ -77,8 +83,13 @@ class Rows:
         return cls.of_size(0)
 
     @classmethod
-    def of_size(cls, n: int) -> Rows:
-        return cls(**{name: np.zeros(n, dtype=kind) for name, kind in _COLUMNS})
+    def of_size(cls, n: int, **given: NDArray[Any]) -> Rows:
+        """``n`` rows: the columns ``given`` (of that length), zeros in the others."""
+        made: dict[str, NDArray[Any]] = {
+            name: given[name] if name in given else np.zeros(n, dtype=kind)
+            for name, kind in _COLUMNS
+        }
+        return cls(**made)
 
     def take(self, index: NDArray[np.int64] | NDArray[np.bool_]) -> Rows:
         return Rows(**{name: getattr(self, name)[index] for name, _ in _COLUMNS})
@@ -174,8 +185,8 @@ class CellDraws:
         """The everyday events of simulated slots [k0, k1), in no particular order."""
         base = self.clock.base_intensity(k0, k1)
         _, _, dates = self.clock.hours(k0, k1)
-        parts = []
         span = k1 - k0
+        columns: list[tuple[I64, F64, I64, I64]] = []  # (type, time, account, channel) a segment
         for seg, (members, cum) in zip(self.model.segments, self.segments, strict=True):
             if len(members) == 0:
                 continue
@@ -187,24 +198,29 @@ class CellDraws:
             if n == 0:
                 continue
             cell_index = np.repeat(np.arange(span * len(MIX_TYPES)), counts)
-            rows = Rows.of_size(n)
-            rows.typ = cell_index % len(MIX_TYPES)
+            typ = cell_index % len(MIX_TYPES)
             hour = cell_index // len(MIX_TYPES)
-            rows.time = self.clock.origin + (k0 + hour + rng.random(n)) * self.clock.slot
+            time = self.clock.origin + (k0 + hour + rng.random(n)) * self.clock.slot
             draws = rng.random(n) * float(cum[-1])
-            rows.acc = members[
-                np.minimum(np.searchsorted(cum, draws, side="right"), len(members) - 1)
-            ]
-            rows.channel = pick(seg.channels, rng, n)
+            acc = members[np.minimum(np.searchsorted(cum, draws, side="right"), len(members) - 1)]
+            channel = pick(seg.channels, rng, n)
             for code in range(len(MIX_TYPES)):
                 own = self.model.type_channels.get((seg.index, code))
                 if own is not None:
-                    mask = rows.typ == code
+                    mask = typ == code
                     k = int(mask.sum())
                     if k:
-                        rows.channel[mask] = pick(own, rng, k)
-            parts.append(rows)
-        rows = Rows.concat(parts)
+                        channel[mask] = pick(own, rng, k)
+            columns.append((typ, time, acc, channel))
+        if not columns:
+            rows = Rows.empty()
+        else:
+            joined: list[NDArray[Any]] = [
+                columns[0][i] if len(columns) == 1 else np.concatenate([c[i] for c in columns])
+                for i in range(4)
+            ]
+            given = dict(zip(("typ", "time", "acc", "channel"), joined, strict=True))
+            rows = Rows.of_size(len(joined[0]), **given)
         self._details(rng, rows)
         self._weekend_tickets(rows)
         self.opening_hours(rng, rows)
@@ -218,7 +234,7 @@ class CellDraws:
         pix = np.flatnonzero((rows.typ == TRANSFER) & (rows.rail == PIX))
         if factor >= 1.0 or not len(pix):
             return
-        weekend = self.model.hours_of(rows.time[pix]).weekend
+        weekend = self.model.hour_facts(rows.time[pix], WEEKEND) == 1
         low = self.model.rail_amounts[PIX].low
         scaled = np.maximum(low, np.rint(rows.amount[pix] * factor).astype(np.int64))
         rows.amount[pix] = np.where(weekend, scaled, rows.amount[pix])
@@ -230,23 +246,28 @@ class CellDraws:
         if not len(rows):
             return
         model = self.model
+        origin = model.clock.origin
         ted = np.flatnonzero(rows.rail == TED)
         if len(ted):
-            facts = model.hours_of(rows.time[ted])
-            late = ~facts.ted_open
-            rows.time[ted[late]] = facts.ted_next[late] + rng.random(int(late.sum())) * HOUR
+            facts = model.hour_facts(rows.time[ted])
+            late = np.flatnonzero(facts[:, TED_OPEN] == 0)
+            rows.time[ted[late]] = (
+                origin + facts[late, TED_NEXT] * HOUR + rng.random(len(late)) * HOUR
+            )
         cash = (rows.typ == DEPOSIT) | (rows.typ == WITHDRAWAL)
         branch = np.flatnonzero(rows.channel == BRANCH)
         if len(branch):
-            closed = branch[~model.hours_of(rows.time[branch]).branch_open]
+            closed = branch[model.hour_facts(rows.time[branch], BRANCH_OPEN) == 0]
             rows.channel[closed] = np.where(cash[closed], ATM, MOBILE)
         atm = np.flatnonzero(rows.channel == ATM)
         if len(atm):
-            facts = model.hours_of(rows.time[atm])
-            shut = ~facts.atm_open
+            facts = model.hour_facts(rows.time[atm])
+            shut = facts[:, ATM_OPEN] == 0
             rows.channel[atm[shut & ~cash[atm]]] = MOBILE
-            waits = shut & cash[atm]
-            rows.time[atm[waits]] = facts.atm_next[waits] + rng.random(int(waits.sum())) * HOUR
+            waits = np.flatnonzero(shut & cash[atm])
+            rows.time[atm[waits]] = (
+                origin + facts[waits, ATM_NEXT] * HOUR + rng.random(len(waits)) * HOUR
+            )
 
     def _details(self, rng: np.random.Generator, rows: Rows) -> None:
         """Amounts, directions, rails, channels and counterparties by type."""

@@ -29,6 +29,9 @@ from loadgen.simtime import span
 INJECT = 3  # random stream of the injected duplicates and delays
 
 
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # cells' first spans: spread evenly whatever their count
+
+
 class CellStream:
     """The events of one cell, in order. They depend only on the model (the scenario and its
     seed), the cell and the quota: nothing about the run, and not how they are asked for.
@@ -130,7 +133,12 @@ class CellStream:
         """Rows of the next span of slots, sorted by time, prepared for the ledger."""
         clock = self.clock
         k0 = self.next_slot
-        k1 = k0 + span(self.model, k0, self.per_hour, CHUNK_EVENTS)
+        # a cell's first span is a share of the others, its own (a quarter to all of it, by
+        # the cell's number): cells of about the same activity would otherwise all draw in the
+        # same window, span after span (a producer's batch then took ~0.4 s to make, and a
+        # first batch needed every cell's whole span)
+        share = 1.0 if k0 else 0.25 + 0.75 * ((self.cell * _GOLDEN) % 1.0)
+        k1 = k0 + span(self.model, k0, self.per_hour, CHUNK_EVENTS * share)
         self.next_slot = k1
         rows = self.draws.hours(self.rng, k0, k1)
         salaries = self.draws.salaries(self.rng, k0, k1)
@@ -149,8 +157,8 @@ class CellStream:
         # due: before the end, in whole milliseconds (as `take` asks for them)
         due = (every.time * 1000.0).astype(np.int64) < drawn_to
         self.pending = every.take(~due)
-        now = every.take(due)
-        now = now.take(np.argsort(now.time, kind="stable"))
+        index = np.flatnonzero(due)
+        now = every.take(index[np.argsort(every.time[index], kind="stable")])
         hours, _, dates = clock.hours(k0, k1)
         index = np.clip(
             ((now.time - clock.origin) // clock.slot).astype(np.int64) - k0, 0, k1 - k0 - 1

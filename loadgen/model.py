@@ -152,6 +152,7 @@ class HourFacts:
 
 
 # hour facts columns: TED open, branch open, ATM open, weekend (0/1), next TED hour, next ATM hour
+TED_OPEN, BRANCH_OPEN, ATM_OPEN, WEEKEND, TED_NEXT, ATM_NEXT = range(6)
 _FACTS = 6
 _LOOKAHEAD = 24 * 14  # no window is closed for longer than this (Carnival and a weekend: 4 days)
 
@@ -207,20 +208,55 @@ class EngineModel:
 
     def hours_of(self, times: NDArray[np.float64]) -> HourFacts:
         """Opening facts of each moment (epoch seconds), from simulated hours worked out once."""
+        rows = self.hour_facts(times)
+        origin = self.clock.origin
+        return HourFacts(
+            ted_open=rows[:, TED_OPEN] == 1,
+            branch_open=rows[:, BRANCH_OPEN] == 1,
+            atm_open=rows[:, ATM_OPEN] == 1,
+            ted_next=(origin + rows[:, TED_NEXT] * 3600.0).astype(np.float64),
+            atm_next=(origin + rows[:, ATM_NEXT] * 3600.0).astype(np.float64),
+            weekend=rows[:, WEEKEND] == 1,
+        )
+
+    def hour_facts(self, times: NDArray[np.float64], column: int | None = None) -> NDArray[Any]:
+        """The facts' row (or one column of it: TED_OPEN, ... ATM_NEXT) of each moment's simulated
+        hour, looked up in a table of consecutive hours that grows as the run goes on (a draw's
+        moments lie within a few days of each other: no sorting, no per-hour Python)."""
         clock = self.clock
         hour = np.floor((times - clock.origin) / 3600.0).astype(np.int64)
-        unique, inverse = np.unique(hour, return_inverse=True)
-        table = np.array([self._hour_facts(int(h)) for h in unique.tolist()], dtype=np.int64)
-        table = table.reshape(len(unique), _FACTS)[inverse]
-        origin = clock.origin
-        return HourFacts(
-            ted_open=table[:, 0] == 1,
-            branch_open=table[:, 1] == 1,
-            atm_open=table[:, 2] == 1,
-            ted_next=(origin + table[:, 4] * 3600.0).astype(np.float64),
-            atm_next=(origin + table[:, 5] * 3600.0).astype(np.float64),
-            weekend=table[:, 3] == 1,
-        )
+        if not len(hour):
+            return np.zeros((0, _FACTS) if column is None else 0, dtype=np.int64)
+        base, table = self._facts_table(int(hour.min()), int(hour.max()))
+        if column is None:
+            out: NDArray[Any] = table[hour - base]
+        else:
+            out = table[:, column][hour - base]
+        return out
+
+    def _facts_table(self, low: int, high: int) -> tuple[int, NDArray[np.int64]]:
+        """(first hour, facts of hours first..) covering ``low``..``high``: grown a week ahead at
+        a time as the run goes on (at most a year of hours kept behind), made afresh for a
+        moment before it."""
+        hit: tuple[int, NDArray[np.int64]] | None = self.cache.get("facts table")
+        if hit is not None:
+            base, table = hit
+            end = base + len(table)
+            if base <= low and high < end:
+                return hit
+            if base <= low <= end:
+                table = np.concatenate([table, self._facts_rows(end, high + 24 * 7 + 1)])
+                cut = min(max(0, len(table) - 24 * 366), low - base)
+                made = (base + cut, table[cut:])
+                self.cache["facts table"] = made
+                return made
+        made = (low, self._facts_rows(low, high + 24 * 7 + 1))
+        self.cache["facts table"] = made
+        return made
+
+    def _facts_rows(self, first: int, stop: int) -> NDArray[np.int64]:
+        rows = [self._hour_facts(h) for h in range(first, stop)]
+        return np.array(rows, dtype=np.int64).reshape(stop - first, _FACTS)
 
     def _hour_facts(self, h: int) -> tuple[int, ...]:
         """(TED open, branch open, ATM open, weekend, next TED hour, next ATM hour) of simulated

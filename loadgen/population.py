@@ -178,17 +178,17 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
         paid[mask] = (number[mask] == 0) & (rng.random(k) < seg.pay_schedule.share_paid)
 
     customer = g[owner]
-    key = [f"A{c:09d}-{k}" for c, k in zip(customer.tolist(), number.tolist(), strict=True)]
-    customer_ids = [f"C{c:09d}" for c in g.tolist()]
-    quoted = [q(x) for x in names]
+    # the accounts' texts: what belongs to the customer made once a customer
+    digits = [f"{c:09d}" for c in g.tolist()]
     place = model.place_frag
-    who = [
-        f'"account":"{key[i]}","customer":"{customer_ids[o]}","customer_name":{quoted[o]},'
-        f'{place[s][c]},"device":"D{customer_ids[o][1:]}"'
-        for i, (o, s, c) in enumerate(
-            zip(owner.tolist(), acc_segment.tolist(), city[owner].tolist(), strict=True)
-        )
+    theirs = [
+        f'"customer":"C{d}","customer_name":{"null" if name is None else q(name)},'
+        f'{place[s][c]},"device":"D{d}"'
+        for d, name, s, c in zip(digits, names, segment.tolist(), city.tolist(), strict=True)
     ]
+    owners = owner.tolist()
+    key = [f"A{digits[o]}-{k}" for o, k in zip(owners, number.tolist(), strict=True)]
+    who = [f'"account":"{k}",{theirs[o]}' for k, o in zip(key, owners, strict=True)]
     return CellState(
         cell=cell,
         customer=customer,

@@ -185,7 +185,8 @@ class Batch:
     (the cells' buffers, untouched until asked for: ``data`` gathers them as JSON lines,
     ``render`` with their send times)."""
 
-    keys: list[str]
+    key_parts: tuple[list[str], ...]  # the cells' keys, in cell order (see ``keys``)
+    order: NDArray[np.int64] | None  # event i's key: the order[i]-th of key_parts (None: i-th)
     times: NDArray[np.int64]
     types: NDArray[np.uint8]  # type codes (positions in the contract's TX_TYPES)
     first: int  # how many events of this stream came before the batch
@@ -194,9 +195,21 @@ class Batch:
     start: NDArray[np.int64]
     length: NDArray[np.int64]
     _data: bytes | None = None
+    _keys: list[str] | None = None
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.times)
+
+    @property
+    def keys(self) -> list[str]:
+        """The events' Kafka keys (their accounts), put in run order when first asked for: a
+        file of events never needs them."""
+        if self._keys is None:
+            keys = list(chain.from_iterable(self.key_parts))
+            if self.order is not None:
+                keys = [keys[j] for j in self.order.tolist()]
+            self._keys = keys
+        return self._keys
 
     @property
     def data(self) -> bytes:
@@ -272,14 +285,14 @@ class RunStream:
         part = np.repeat(np.arange(len(filled), dtype=np.int64), sizes)
         start = np.concatenate([chunk.offsets[:-1] for chunk in filled])
         length = np.concatenate([np.diff(chunk.offsets) for chunk in filled])
-        keys = list(chain.from_iterable(chunk.keys for chunk in filled))
+        order = None
         if len(filled) > 1:
             order = np.argsort(times, kind="stable")  # ties: cell order, then position
             times, types = times[order], types[order]
             part, start, length = part[order], start[order], length[order]
-            keys = [keys[j] for j in order.tolist()]
+        keys = tuple(chunk.keys for chunk in filled)
         parts = tuple(chunk.data for chunk in filled)
-        batch = Batch(keys, times, types, self.sent, parts, part, start, length)
+        batch = Batch(keys, order, times, types, self.sent, parts, part, start, length)
         self.sent += count
         return batch
 

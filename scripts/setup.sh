@@ -41,5 +41,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# byte-compile the packages now: an editable install does not, and where PYTHONDONTWRITEBYTECODE
+# is set every command would compile its sources again at each start (~0.15 s of CPU)
+"$VENV/bin/python" -m compileall -q $(ls -d ./*/__init__.py | xargs -n1 dirname) >/dev/null
 
 "$VENV/bin/bankstream" stack install
