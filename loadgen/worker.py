@@ -18,6 +18,7 @@ import logging
 import math
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -36,6 +37,7 @@ from loadgen.stream import BATCH, Batch, RunStream, plan
 from scenarios import LoadedScenario
 
 GROUP = 2000  # events handed to the client between two polls, at most
+QUANTUM = 0.001  # seconds: a paced process sends what fell due this often, at most
 log = logging.getLogger(__name__)
 
 
@@ -225,6 +227,9 @@ class Worker:
         # paced: the next batches are made meanwhile in a thread (unpaced, making them in line
         # costs nothing: every event is due at once anyway)
         self.ahead = Ahead(self.batches) if self.own.paced and self.upcoming else None
+        if self.ahead is not None:
+            # the sending thread waits at most this long for the interpreter (default 5 ms)
+            sys.setswitchinterval(0.001)
         context.report(
             "ready", events=self.plan.own_events, cells=[spec.cells.start, spec.cells.stop]
         )
@@ -314,15 +319,24 @@ class Worker:
             now = time.time()
             if paced and deadline is None:
                 ready = int(np.searchsorted(due, now, side="right"))
-                if ready <= i:  # early: take the next batch if made, serve delivery reports
-                    idle = float(due[i]) - now
+                first = float(due[i])
+                # events go out a quantum at a time: once the first due is QUANTUM late, with
+                # all those due by then (sent one by one as each fell due, the loop's own cost
+                # per event kept a process's core busy at any rate)
+                gathering = (
+                    i < ready < n and now < first + QUANTUM and float(due[ready]) < first + QUANTUM
+                )
+                if ready <= i or gathering:  # take the next batch if made, serve reports, wait
                     if self.upcoming is None and not self.exhausted:
                         made = self._next(wait=False)
                         if made is not NOT_READY:
                             self.upcoming = made
                             self.exhausted = made is None
-                    sender.poll(min(max(0.0, idle), 0.005))
+                    sender.poll(0)
                     self._tick()
+                    pause = (first if ready <= i else first + QUANTUM) - time.time()
+                    if pause > 0:
+                        time.sleep(min(pause, 0.005))
                     continue
                 j = min(ready, i + GROUP)
             else:
