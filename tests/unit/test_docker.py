@@ -130,6 +130,7 @@ def in_image(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_image_install_runs_every_command(image_venv: Path):
     where = subprocess.run(
         [

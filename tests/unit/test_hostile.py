@@ -264,6 +264,7 @@ def corpus() -> list[str]:
         return [json.loads(line)["text"] for line in f]
 
 
+@pytest.mark.slow
 def test_the_worst_cases_found_are_models_or_located_lines(tmp_path: Path):
     texts = corpus()
     assert len(texts) >= 12

@@ -5,6 +5,8 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from bankstream.stack.process import ManagedProcess, port_answers
 from tests.conftest import free_port, run_cli
 
@@ -44,6 +46,7 @@ def test_port_answers():
     assert not port_answers("127.0.0.1", free_port())
 
 
+@pytest.mark.slow
 def test_port_taken_by_a_foreign_process_is_a_clear_error(tmp_path: Path):
     """Something that accepts connections but does not speak Kafka holds the broker's port."""
     port = free_port(pair=True)

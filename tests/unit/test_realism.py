@@ -64,6 +64,7 @@ def in_night(e: Event) -> bool:
     return bool(e["local"].hour >= 20 or e["local"].hour < 6)
 
 
+@pytest.mark.slow
 def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
     """Payments (outgoing transfers, card purchases, boletos) by rail within 2 points of BCB /
     FEBRABAN / ABECS 2024 (Pix 55.6%, cards 39.9%, boleto 3.7%, TED 0.7%); channels of all
@@ -84,6 +85,7 @@ def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
+@pytest.mark.slow
 def test_places_work_in_their_hours_and_cash_is_no_pix(day: str, request: pytest.FixtureRequest):
     events: list[Event] = request.getfixturevalue(day)
     wrong: Counter[str] = Counter()
@@ -105,6 +107,7 @@ def test_places_work_in_their_hours_and_cash_is_no_pix(day: str, request: pytest
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
+@pytest.mark.slow
 def test_no_approved_operation_breaks_a_regulatory_limit(day: str, request: pytest.FixtureRequest):
     events: list[Event] = request.getfixturevalue(day)
     night: defaultdict[tuple[str, dt.date], int] = defaultdict(int)
@@ -131,6 +134,7 @@ def test_no_approved_operation_breaks_a_regulatory_limit(day: str, request: pyte
     assert not wrong, wrong
 
 
+@pytest.mark.slow
 def test_fraudsters_meet_the_limits_too(fraud_ring: list[Event]):
     """A takeover from a new device asks for more than R$ 200 and is declined: declines of
     fraud by limit exist, beside those the bank's controls block."""
@@ -140,6 +144,7 @@ def test_fraudsters_meet_the_limits_too(fraud_ring: list[Event]):
     assert reasons["limit_exceeded"] > 0 and reasons["blocked_fraud"] > 0, reasons
 
 
+@pytest.mark.slow
 def test_a_new_device_is_a_signal_not_a_label(monday: list[Event]):
     new = [e for e in monday if is_new_device(e)]
     legitimate = sum(1 for e in new if not e["fraud"])
@@ -150,6 +155,7 @@ def test_a_new_device_is_a_signal_not_a_label(monday: list[Event]):
     )
 
 
+@pytest.mark.slow
 def test_weekend_pix_tickets_are_about_a_third_of_weekday_ones(weekend: list[Event]):
     tickets: defaultdict[bool, list[int]] = defaultdict(list)
     for e in weekend:
@@ -160,6 +166,7 @@ def test_weekend_pix_tickets_are_about_a_third_of_weekday_ones(weekend: list[Eve
     assert 0.25 <= ratio <= 0.45, ratio
 
 
+@pytest.mark.slow
 def test_structuring_stays_under_the_brazilian_line_among_large_legitimate_deposits(
     fraud_ring: list[Event],
 ):
@@ -207,6 +214,7 @@ def features(events: list[Event]) -> dict[str, list[Any] | np.ndarray]:
     }
 
 
+@pytest.mark.slow
 def test_no_single_feature_rule_finds_a_typology(fraud_ring: list[Event]):
     """For each typology, no rule on one feature (amount, hour, channel, new device,
     counterparty kind) reaches precision and recall both above 0.8."""
@@ -236,6 +244,7 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
     return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+@pytest.mark.slow
 def test_no_single_feature_separates_fraud(fraud_ring: list[Event]):
     """For fraud as a whole, each feature alone (as the best score it can give: its own value
     for the amount and the hour, the fraud rate of its value otherwise) stays under AUC 0.9."""

@@ -243,6 +243,7 @@ def test_batches_carry_each_events_key_time_and_type():
 
 
 @pytest.mark.parametrize("delivery", [["delivery.out_of_order=0.2"], ["delivery.duplicates=0.5"]])
+@pytest.mark.slow
 def test_delays_and_copies_keep_the_order_whatever_the_batches_and_the_split(
     delivery: list[str],
 ):
