@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +192,7 @@ class Worker:
         self.sender = Sender(Producer(config), spec.topic)
         self.latency = LogHistogram()  # intended send -> acknowledged
         self.lag = LogHistogram()  # intended send -> handed to the client
+        self._lags: list[Any] = []  # lags observed since the last tick (added to ``lag`` then)
         self.kafka_errors: dict[str, int] = {}
         self.stages = spec.schedule.stages
         self.stage_counts = [0] * max(1, len(self.stages))
@@ -307,25 +309,25 @@ class Worker:
         paced = self.own.paced
         keys, types = batch.keys, batch.types.tolist()
         if paced:
-            due = self.t0 + self.own.send_times(batch.first, n)  # epoch seconds
-            stamps_ms = np.floor(due * 1000.0).astype(np.int64)
+            due_array = self.t0 + self.own.send_times(batch.first, n)  # epoch seconds
+            stamps_ms = np.floor(due_array * 1000.0).astype(np.int64)
             values = batch.values(stamps_ms)
             stamps = stamps_ms.tolist()
+            due = due_array.tolist()  # read one at a time below: a list is cheaper than numpy
         i = 0
         sender = self.sender
+        stop = self.context.stop
         while i < n:
-            if deadline is None and self.context.stop.is_set():
+            if deadline is None and stop.is_set():
                 deadline = time.monotonic() + self.spec.flush_timeout
             now = time.time()
             if paced and deadline is None:
-                ready = int(np.searchsorted(due, now, side="right"))
-                first = float(due[i])
+                ready = bisect_right(due, now, i)
+                first = due[i]
                 # events go out a quantum at a time: once the first due is QUANTUM late, with
                 # all those due by then (sent one by one as each fell due, the loop's own cost
                 # per event kept a process's core busy at any rate)
-                gathering = (
-                    i < ready < n and now < first + QUANTUM and float(due[ready]) < first + QUANTUM
-                )
+                gathering = i < ready < n and now < first + QUANTUM and due[ready] < first + QUANTUM
                 if ready <= i or gathering:  # take the next batch if made, serve reports, wait
                     if self.upcoming is None and not self.exhausted:
                         made = self._next(wait=False)
@@ -341,9 +343,13 @@ class Worker:
                 j = min(ready, i + GROUP)
             else:
                 j = min(n, i + GROUP)
+            late: Any  # each event's lag: a list for a quantum's few, numpy for many
             if paced:
                 group_values, group_stamps = values[i:j], stamps[i:j]
-                late = np.maximum(0.0, now - due[i:j])
+                if j - i > 32:
+                    late = np.maximum(0.0, now - due_array[i:j])
+                else:
+                    late = [now - d if now > d else 0.0 for d in due[i:j]]
                 self.now_lag = float(late[0])
             else:
                 now_ms = int(now * 1000)
@@ -352,7 +358,7 @@ class Worker:
                 late = np.zeros(j - i)
                 self.now_lag = 0.0
             sent = sender.send(keys[i:j], group_values, group_stamps, types[i:j], deadline)
-            self.lag.add(late[:sent])
+            self._lags.append(late[:sent])
             self._count_stage(now, sent)
             if sent < j - i:  # stopping, and the client had no room before the deadline
                 self.unsent += n - (i + sent)
@@ -379,6 +385,9 @@ class Worker:
         now = time.monotonic()
         if not force and now - self._last_time < self.spec.report_every:
             return
+        if self._lags:
+            self.lag.add(np.concatenate([np.asarray(x, dtype=np.float64) for x in self._lags]))
+            self._lags = []
         sender = self.sender
         latencies, acked_by_type = sender.take_acks()
         self.latency.add(latencies)
