@@ -303,7 +303,7 @@ def test_a_broker_outage_stalls_and_loses_nothing(
     time.sleep(10)
     lifecycle.up(stack, report=lambda _: None)
     out, err = process.communicate(timeout=240)
-    assert process.returncode == 0, err
+    assert process.returncode == 0, err or out.strip().splitlines()[-1:]
     manifest = manifest_of(json.loads(out.strip().splitlines()[-1]))
     assert manifest["stall_seconds"] >= 5
     assert manifest["events"]["failed"] == 0
