@@ -42,7 +42,12 @@ Rail = Literal["pix", "ted", "doc", "boleto", "card"]
 TRANSFER_RAILS: tuple[TransferRail, ...] = get_args(TransferRail)
 RAILS: tuple[Rail, ...] = get_args(Rail)
 
-Channel = Literal["mobile", "web", "atm", "pos", "branch"]
+# Where the customer acted; ``none`` where the customer did nothing (money received: incoming
+# transfers and their credit legs, salaries, refunds; and the bank's own fees). Scenarios weigh
+# the customer's channels only.
+CustomerChannel = Literal["mobile", "web", "atm", "pos", "branch"]
+Channel = Literal["mobile", "web", "atm", "pos", "branch", "none"]
+CUSTOMER_CHANNELS: tuple[CustomerChannel, ...] = get_args(CustomerChannel)
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 Direction = Literal["debit", "credit"]

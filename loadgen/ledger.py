@@ -32,9 +32,11 @@ from loadgen.errors import LoadgenError
 from loadgen.model import (
     BILL,
     CARD,
+    FEE,
     MERCHANT_RANKS,
     PIX,
     REFUND,
+    SALARY,
     TRANSFER,
     TYPES,
     WITHDRAWAL,
@@ -131,10 +133,23 @@ def _fragments(model: EngineModel) -> tuple[list[str], list[str]]:
     type_frag = [""] * (len(TYPES) * 8 * 2)
     for (t, rail, direction), text in model.type_frag.items():
         type_frag[type_code(t, rail, direction)] = text
-    # the credit leg of a debit is + len(CHANNELS) (its type code is one more)
-    heads = [f'{text},"channel":{channel}' for text in type_frag for channel in model.channel_frag]
+    # the credit leg of a debit is + len(CHANNELS) (its type code is one more); where the
+    # customer did nothing (money received but deposits, the bank's fees) the channel is none
+    none = q("none")
+    heads = [
+        f'{text},"channel":{none if _passive(code) else channel}'
+        for code, text in enumerate(type_frag)
+        for channel in model.channel_frag
+    ]
     model.cache["fragments"] = (category_frag, heads)
     return category_frag, heads
+
+
+def _passive(code: int) -> bool:
+    """Whether events of this type code happen without the customer acting: incoming transfers
+    (and the credit legs of transfers inside the bank), salaries, refunds, fees."""
+    t, credit = code // 16, code % 2
+    return t in (SALARY, REFUND, FEE) or (t == TRANSFER and credit == 1)
 
 
 def type_code(t: int, rail: int, direction: int) -> int:

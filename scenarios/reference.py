@@ -5,12 +5,12 @@ from __future__ import annotations
 
 # The names of channels, transaction types and rails belong to the event contract; a scenario
 # weighs them by these names.
-from bankstream.events import CHANNELS as CHANNELS
-from bankstream.events import Channel as Channel
+from bankstream.events import CUSTOMER_CHANNELS, CustomerChannel, TransferRail
 from bankstream.events import MixType as MixType
-from bankstream.events import TransferRail
 
 Rail = TransferRail  # the rails whose weights a scenario gives
+Channel = CustomerChannel  # the channels a scenario weighs (not "none": nobody acts there)
+CHANNELS = CUSTOMER_CHANNELS
 
 # Brazilian states -> macro-region (IBGE).
 REGIONS: dict[str, str] = {

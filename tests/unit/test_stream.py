@@ -98,7 +98,8 @@ def test_engine_codes_and_scenario_types_come_from_the_contract():
     assert draw.CP_KINDS[draw.CP_MERCHANT] == "merchant"
     assert draw.CP_KINDS[draw.CP_ACCOUNT] == "account"
     # the scenario model's types accept exactly the contract's names
-    assert reference.CHANNELS == contract.CHANNELS
+    assert reference.CHANNELS == contract.CUSTOMER_CHANNELS == contract.CHANNELS[:-1]
+    assert contract.CHANNELS[-1] == "none"  # never weighed: the customer did nothing
     assert get_args(get_args(MixWeights)[0].__args__[0]) == contract.MIX_TYPES
     assert get_args(get_args(RailWeights)[0].__args__[0]) == contract.TRANSFER_RAILS
     kinds = {
