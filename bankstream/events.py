@@ -36,9 +36,11 @@ TxType = Literal[
 MIX_TYPES: tuple[MixType, ...] = get_args(MixType)
 TX_TYPES: tuple[TxType, ...] = get_args(TxType)
 
-# Rails: the transfer rails a scenario weighs, then the rails of boletos and cards.
+# Rails: the transfer rails a scenario weighs, then the rails of boletos and cards, and the book
+# transfer between two accounts of the bank (``internal``: TED and DOC are interbank, so a transfer
+# inside the bank drawn as one of them is a book transfer; Pix works inside a bank too).
 TransferRail = Literal["pix", "ted", "doc"]
-Rail = Literal["pix", "ted", "doc", "boleto", "card"]
+Rail = Literal["pix", "ted", "doc", "boleto", "card", "internal"]
 TRANSFER_RAILS: tuple[TransferRail, ...] = get_args(TransferRail)
 RAILS: tuple[Rail, ...] = get_args(Rail)
 

@@ -25,6 +25,7 @@ from loadgen.model import (
     CARD_RAIL,
     DEPOSIT,
     FEE,
+    INTERNAL,
     MERCHANT_RANKS,
     NO_RAIL,
     PIX,
@@ -298,6 +299,8 @@ class CellDraws:
             rows.amount[transfers] = model.rail_table.draw(rng, rail)
             internal = rng.random(k) < self.internal_share
             incoming = ~internal & (rng.random(k) < self.incoming_share)
+            # TED and DOC are interbank: between two accounts of the bank they are book transfers
+            rows.rail[transfers[internal & (rail != PIX)]] = INTERNAL
             rows.direction[transfers[incoming]] = 1
             rows.cp_kind[transfers] = np.where(internal, CP_ACCOUNT, CP_EXTERNAL)
             other = rng.integers(0, max(1, self.state.size - 1), k)

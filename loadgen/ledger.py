@@ -33,6 +33,7 @@ from loadgen.model import (
     BILL,
     CARD,
     FEE,
+    INTERNAL,
     MERCHANT_RANKS,
     PIX,
     REFUND,
@@ -150,6 +151,13 @@ def _passive(code: int) -> bool:
     (and the credit legs of transfers inside the bank), salaries, refunds, fees."""
     t, credit = code // 16, code % 2
     return t in (SALARY, REFUND, FEE) or (t == TRANSFER and credit == 1)
+
+
+def outside_head(head: int) -> int:
+    """The head of a transfer that was to stay inside the bank, paid outside it instead: a book
+    transfer's becomes a Pix's (the C loop does the same)."""
+    rail = head // N_CHANNELS // 2 % 8 - 1
+    return head - (INTERNAL - PIX) * 2 * N_CHANNELS if rail == INTERNAL else head
 
 
 def type_code(t: int, rail: int, direction: int) -> int:
@@ -422,10 +430,13 @@ class Ledger:
                 done = i
                 break
             internal = internal_l[i]
+            head = head_l[i]
             if internal and counter + 1 == end:
-                # no room for both legs: the last event of the quota pays outside the bank
+                # no room for both legs: the last event of the quota pays outside the bank (a
+                # book transfer, which cannot, by Pix)
                 internal = False
                 cpf = self.counterparty(CP_EXTERNAL, cpi_l[i])
+                head = outside_head(head)
             who = who_of[a]
             status = APPROVED
             fraud = NORMAL
@@ -479,7 +490,7 @@ class Ledger:
             out_time(tms)
             out_type(typ_l[i])
             out_line(
-                f'{{"tx_id":"{prefix}{counter!s}",{who},{heads[head_l[i]]},"amount":{amt!s},'
+                f'{{"tx_id":"{prefix}{counter!s}",{who},{heads[head]},"amount":{amt!s},'
                 f'"balance_before":{before!s},"balance_after":{after!s},{status}{cpf},'
                 f'{category_frag[cat_l[i]]}"seq":{s!s},"event_time":{tms!s},{fraud}{tail}'
             )

@@ -37,7 +37,7 @@ assert TYPES[: len(MIX_TYPES)] == MIX_TYPES
 RAIL_NAMES = RAILS  # transfer rails (drawn by weight) first, then boleto and card
 assert RAIL_NAMES[: len(TRANSFER_RAILS)] == TRANSFER_RAILS
 NO_RAIL, BOLETO, CARD_RAIL = -1, RAILS.index("boleto"), RAILS.index("card")
-PIX, TED = RAILS.index("pix"), RAILS.index("ted")
+PIX, TED, INTERNAL = RAILS.index("pix"), RAILS.index("ted"), RAILS.index("internal")
 DEFAULT_CELLS = 256
 CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
 MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank

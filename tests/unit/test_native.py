@@ -3,10 +3,15 @@ times, statistics and balances, on every kind of stream."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from bankstream.events import RAILS, TX_TYPES
 from loadgen import native
+from loadgen.draw import CP_KINDS
 from loadgen.engine import CellStream, quotas
 from loadgen.errors import LoadgenError
 from loadgen.model import EngineModel
@@ -129,3 +134,20 @@ def test_a_balance_past_64_bits_is_an_error_not_a_wrong_number(use_native: bool)
     with pytest.raises(LoadgenError, match="64-bit range of cents"):
         for _ in stream.chunks():
             pass
+
+
+def test_the_c_loops_codes_are_the_contracts_positions():
+    """The C loop names some codes itself (#define): each is its name's position in the
+    contract's vocabularies, as the Python side numbers them."""
+    source = (Path(__file__).resolve().parents[2] / "loadgen" / "_ledger.c").read_text()
+    defined = {
+        name: int(value)
+        for name, value in re.findall(r"^#define (\w+) (\d+)\b", source, flags=re.MULTILINE)
+    }
+    assert defined["RAIL_PIX"] == RAILS.index("pix")
+    assert defined["RAIL_INTERNAL"] == RAILS.index("internal")
+    assert defined["TYPE_TRANSFER"] == TX_TYPES.index("transfer")
+    assert defined["TYPE_REFUND"] == TX_TYPES.index("refund")
+    assert defined["N_TYPES"] == len(TX_TYPES)
+    for kind in ("account", "merchant", "external", "employer", "cash", "biller", "bank"):
+        assert defined[f"CP_{kind.upper()}"] == CP_KINDS.index(kind)

@@ -90,7 +90,7 @@ def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
 def customer_did_nothing(e: Event) -> bool:
     """Money received (but a deposit) and the bank's fees."""
     received = e["direction"] == "credit" and e["type"] != "deposit"
-    return received or e["type"] == "fee"
+    return bool(received or e["type"] == "fee")
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
@@ -106,6 +106,19 @@ def test_money_received_has_no_channel(day: str, request: pytest.FixtureRequest)
     )
     assert not wrong, wrong
     assert {e["type"] for e in events if e["channel"] == "none"} >= {"transfer", "refund", "fee"}
+
+
+@pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
+@pytest.mark.slow
+def test_transfers_inside_the_bank_are_never_ted_or_doc(day: str, request: pytest.FixtureRequest):
+    """TED and DOC are interbank: a transfer between two accounts of the bank is Pix or a book
+    transfer (rail internal), and only such a transfer is a book transfer."""
+    events: list[Event] = request.getfixturevalue(day)
+    inside = Counter(e["rail"] for e in events if e["counterparty_kind"] == "account")
+    assert not inside.keys() - {"pix", "internal"}, inside
+    assert inside["internal"] > 0 and inside["pix"] > inside["internal"], inside
+    book = Counter((e["type"], e["counterparty_kind"]) for e in events if e["rail"] == "internal")
+    assert set(book) == {("transfer", "account")}, book
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
