@@ -72,6 +72,7 @@ def test_keys_prefix_lines_with_the_account():
         assert json.loads(event)["account"] == key
 
 
+@pytest.mark.slow
 def test_injected_duplicates_and_delays_are_marked():
     done = invoke(
         "generate",
