@@ -11,6 +11,7 @@ earlier approved purchase of the same account; sequence numbers are gap-free per
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -149,19 +150,28 @@ def _fragments(model: EngineModel) -> tuple[list[str], list[str]]:
 def _passive(code: int) -> bool:
     """Whether events of this type code happen without the customer acting: incoming transfers
     (and the credit legs of transfers inside the bank), salaries, refunds, fees."""
-    t, credit = code // 16, code % 2
-    return t in (SALARY, REFUND, FEE) or (t == TRANSFER and credit == 1)
+    t, _, direction = code_parts(code)
+    return t in (SALARY, REFUND, FEE) or (t == TRANSFER and direction > 0)
 
 
 def outside_head(head: int) -> int:
     """The head of a transfer that was to stay inside the bank, paid outside it instead: a book
     transfer's becomes a Pix's (the C loop does the same)."""
-    rail = head // N_CHANNELS // 2 % 8 - 1
-    return head - (INTERNAL - PIX) * 2 * N_CHANNELS if rail == INTERNAL else head
+    code, channel = divmod(head, N_CHANNELS)
+    t, rail, direction = code_parts(code)
+    return type_code(t, PIX, direction) * N_CHANNELS + channel if rail == INTERNAL else head
 
 
-def type_code(t: int, rail: int, direction: int) -> int:
+def type_code(t: Any, rail: Any, direction: Any) -> Any:
+    """The type code of (type, rail, direction): one number a fragment, for ints or arrays."""
     return (t * 8 + rail + 1) * 2 + (direction > 0)
+
+
+def code_parts(code: int) -> tuple[int, int, int]:
+    """(type, rail, direction) of a type code: ``type_code`` undone."""
+    rest, credit = divmod(code, 2)
+    t, rail = divmod(rest, 8)
+    return t, rail - 1, 1 if credit else -1
 
 
 @dataclass
@@ -313,7 +323,7 @@ class Ledger:
         if limits.cash.enabled:
             cash = debit & (typ == WITHDRAWAL)
             cap[cash] = np.where(in_night[cash], limits.cash.night, limits.cash.day)
-        tcode = (typ * 8 + rows.rail + 1) * 2 + (direction > 0)
+        tcode = type_code(typ, rows.rail, direction)
         prepared = Prepared(
             rows=rows,
             time_ms=(rows.time * 1000.0).astype(np.int64),

@@ -138,19 +138,6 @@ class SegmentModel:
     channels: NDArray[np.float64]  # cumulative over CHANNELS
 
 
-@dataclass
-class HourFacts:
-    """Of some moments (by the simulated hour they fall in): which places work then, when the
-    next TED window and ATM opening begin (epoch seconds), and whether it is a weekend."""
-
-    ted_open: NDArray[np.bool_]
-    branch_open: NDArray[np.bool_]
-    atm_open: NDArray[np.bool_]
-    ted_next: NDArray[np.float64]
-    atm_next: NDArray[np.float64]
-    weekend: NDArray[np.bool_]
-
-
 # hour facts columns: TED open, branch open, ATM open, weekend (0/1), next TED hour, next ATM hour
 TED_OPEN, BRANCH_OPEN, ATM_OPEN, WEEKEND, TED_NEXT, ATM_NEXT = range(6)
 _FACTS = 6
@@ -205,19 +192,6 @@ class EngineModel:
         if self._activity is None:
             self._activity = [of(self, cell) for cell in range(self.cells)]
         return self._activity
-
-    def hours_of(self, times: NDArray[np.float64]) -> HourFacts:
-        """Opening facts of each moment (epoch seconds), from simulated hours worked out once."""
-        rows = self.hour_facts(times)
-        origin = self.clock.origin
-        return HourFacts(
-            ted_open=rows[:, TED_OPEN] == 1,
-            branch_open=rows[:, BRANCH_OPEN] == 1,
-            atm_open=rows[:, ATM_OPEN] == 1,
-            ted_next=(origin + rows[:, TED_NEXT] * 3600.0).astype(np.float64),
-            atm_next=(origin + rows[:, ATM_NEXT] * 3600.0).astype(np.float64),
-            weekend=rows[:, WEEKEND] == 1,
-        )
 
     def hour_facts(self, times: NDArray[np.float64], column: int | None = None) -> NDArray[Any]:
         """The facts' row (or one column of it: TED_OPEN, ... ATM_NEXT) of each moment's simulated
