@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bankstream.errors import EXIT_USAGE, UsageError, printable, tame
+from bankstream.events import TOPIC_PATTERN
 
 if TYPE_CHECKING:
     from bankstream.settings import Settings
@@ -167,7 +168,7 @@ def run_id(text: str) -> str:
     return text
 
 
-TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule (the scenario model's too)
+TOPIC_RE = re.compile(TOPIC_PATTERN)  # Kafka's own rule, as the scenario model's
 
 
 def topic(text: str) -> str:

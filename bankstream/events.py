@@ -52,6 +52,9 @@ Channel = Literal["mobile", "web", "atm", "pos", "branch", "none"]
 CUSTOMER_CHANNELS: tuple[CustomerChannel, ...] = get_args(CustomerChannel)
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
+# Kafka's rule for the topics events go to (besides: not "." or ".."): the scenario's, the flags'
+TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+
 Direction = Literal["debit", "credit"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bankstream.errors import UsageError, printable, tame
+from bankstream.events import TOPIC_PATTERN
 
 Path = tuple[str | int, ...]
 # where each key of the merged document was written: (file name, line); None = not in a file
@@ -86,7 +87,7 @@ def _suggest(word: object, choices: Sequence[str]) -> str:
 
 PATTERNS = {
     r"^[a-z0-9][a-z0-9_-]{0,62}$": "a lower-case name of letters, digits, '-' and '_'",
-    r"^[a-zA-Z0-9._-]{1,249}$": "a Kafka topic name (letters, digits, '.', '_' and '-')",
+    TOPIC_PATTERN: "a Kafka topic name (letters, digits, '.', '_' and '-')",
     r"^[A-Z]{3}$": "a three-letter currency code such as BRL",
     r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$": "a MongoDB collection name",
 }

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from bankstream.events import TOPIC_PATTERN
 from scenarios.anomalies import Anomalies
 from scenarios.reference import DEFAULT_CITIES, MCC, REGIONS, Channel, MixType, Rail
 from scenarios.types import (
@@ -45,7 +46,7 @@ from scenarios.types import (
 
 SCHEMA_VERSION = 1
 NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-TOPIC_RE = r"^[a-zA-Z0-9._-]{1,249}$"
+TOPIC_RE = TOPIC_PATTERN
 COLLECTION_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$"
 
 
