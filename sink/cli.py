@@ -58,7 +58,10 @@ def register(commands: Any) -> None:
         help="the events' topic (default: bankstream.transactions)",
     )
     p.add_argument(
-        "--dead-letter-topic", metavar="T", help="where bad messages go (default: TOPIC.dlq)"
+        "--dead-letter-topic",
+        metavar="T",
+        type=topic,
+        help="where bad messages go (default: TOPIC.dlq)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="messages a batch (5000)")
     p.add_argument(

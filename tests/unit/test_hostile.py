@@ -177,6 +177,7 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         (["run", "retail-day", "--topic", ""], "'' is not a Kafka topic name"),
         (["sink", "--topic", "a\x1bb"], "'a\\x1bb' is not a Kafka topic name"),
         (["produce", "retail-day", "--topic", "x" * 250], "is not a Kafka topic name"),
+        (["sink", "--dead-letter-topic", ""], "'' is not a Kafka topic name"),
     ],
     ids=[
         "events-400-digits",
@@ -192,6 +193,7 @@ def test_an_unknown_mongodb_uri_option_is_one_line_without_the_password():
         "empty-topic",
         "topic-escape-codes",
         "topic-too-long",
+        "empty-dead-letter-topic",
     ],
 )
 def test_bad_flags_of_every_command_are_one_line_and_exit_2(args: list[str], said: str):
