@@ -120,8 +120,11 @@ FIELDS: dict[str, dict[str, Any]] = {
     "counterparty_kind": _field(
         "string", "what the counterparty is", enum=list(COUNTERPARTY_KINDS)
     ),
-    "merchant_category": _field(["string", "null"], "card purchases: merchant category"),
-    "mcc": _field(["integer", "null"], "card purchases: ISO 18245 merchant category code"),
+    "merchant_category": _field(
+        ["string", "null"],
+        "payments to a merchant (card purchases, Pix to a business): its category",
+    ),
+    "mcc": _field(["integer", "null"], "payments to a merchant: ISO 18245 merchant category code"),
     "seq": _field("integer", "the account's event number: 1, 2, 3, ... without gaps", minimum=1),
     "event_time": _field("integer", "simulated time of the event, epoch milliseconds (UTC)"),
     "fraud": _field("boolean", "true for every event of an injected fraud typology"),

@@ -170,6 +170,7 @@ class CellDraws:
         types = scenario.transaction_types
         self.internal_share = types.transfer.internal_share if state.size > 1 else 0.0
         self.incoming_share = types.transfer.incoming_share
+        self.business_share = types.transfer.business_share
 
     def expected_per_hour(self) -> float:
         return float(self.state.activity.sum()) / 24.0
@@ -299,6 +300,12 @@ class CellDraws:
             rows.amount[transfers] = model.rail_table.draw(rng, rail)
             internal = rng.random(k) < self.internal_share
             incoming = ~internal & (rng.random(k) < self.incoming_share)
+            # a share of the Pix customers send pays a business (person-to-business), at a
+            # merchant's ticket; the rest goes to people, in this bank or another
+            business = np.flatnonzero(
+                ~incoming & (rail == PIX) & (rng.random(k) < self.business_share)
+            )
+            internal[business] = False
             # TED and DOC are interbank: between two accounts of the bank they are book transfers
             rows.rail[transfers[internal & (rail != PIX)]] = INTERNAL
             rows.direction[transfers[incoming]] = 1
@@ -307,6 +314,12 @@ class CellDraws:
             own = rows.acc[transfers]
             other = other + (other >= own)  # anyone but the sender
             rows.cp_id[transfers] = np.where(internal, other, rng.integers(0, 2**32, k))
+            if len(business):
+                paid = transfers[business]
+                category = pick(model.category_cum, rng, len(paid))
+                rows.cp_kind[paid] = CP_MERCHANT
+                rows.amount[paid] = model.category_table.draw(rng, category)
+                rows.cp_id[paid] = category * MERCHANT_RANKS + model.merchant_ranks(rng, category)
         # card purchases: category by weight, merchant by popularity within it
         cards = np.flatnonzero(rows.typ == CARD)
         k = len(cards)

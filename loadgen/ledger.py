@@ -338,7 +338,7 @@ class Ledger:
             internal=debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT),
             refundable=((typ == CARD) | (typ == BILL)) & (rows.fraud == 0) & (rows.u < self.sample),
             head=tcode * N_CHANNELS + rows.channel,
-            category=np.where(typ == CARD, rows.cp_id // MERCHANT_RANKS, -1),
+            category=np.where(rows.cp_kind == CP_MERCHANT, rows.cp_id // MERCHANT_RANKS, -1),
             cp_key=(rows.cp_kind << 40) | rows.cp_id,
             cap=cap,
             ndkey=ndkey,

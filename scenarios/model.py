@@ -466,6 +466,11 @@ class TransferType(SimpleType):
     incoming_share: Share = Field(
         0.45, description="share of external transfers that are credits (received)"
     )
+    business_share: Share = Field(
+        0.34,
+        description="share of the Pix customers send that pays a business (person-to-business, "
+        "at a merchant's ticket; BCB: about 34% of Pix in 2023); the rest goes to people",
+    )
 
 
 class CardPurchaseType(Strict):

@@ -87,6 +87,34 @@ def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
     assert abs(share["mobile"] + share["web"] - 82) <= 2, share
 
 
+@pytest.mark.slow
+def test_pix_pays_people_and_businesses(monday: list[Event]):
+    """Of the Pix customers send, the scenario's share (retail-day: BCB's 34% of Pix, 2023)
+    pays a business: a merchant with its category and code, at a merchant's ticket; the rest
+    goes to people, in this bank or another, with no merchant fields."""
+    sent = [
+        e
+        for e in monday
+        if e["type"] == "transfer" and e["rail"] == "pix" and e["direction"] == "debit"
+    ]
+    sent = [e for e in sent if not e["fraud"]]
+    business = [e for e in sent if e["counterparty_kind"] == "merchant"]
+    people = [e for e in sent if e["counterparty_kind"] != "merchant"]
+    share = load("retail-day", environ={}).scenario.transaction_types.transfer.business_share
+    assert abs(100 * len(business) / len(sent) - 100 * share) <= 2, (len(business), len(sent))
+    assert {e["counterparty_kind"] for e in people} == {"account", "external"}
+    assert all(e["counterparty"][0] == "M" for e in business)
+    assert all(e["merchant_category"] and e["mcc"] for e in business)
+    assert not any(e["merchant_category"] or e["mcc"] for e in people)
+    # a business is paid at a merchant's ticket: the card purchases' amounts, not the Pix rail's
+    cards = [e["amount"] for e in monday if e["type"] == "card_purchase"]
+    pix_to_people = [e["amount"] for e in people]
+    to_business = [e["amount"] for e in business]
+    assert abs(np.median(to_business) / np.median(cards) - 1) < 0.25
+    assert {e["merchant_category"] for e in business} >= {"grocery", "restaurants", "fuel"}
+    assert len(pix_to_people) > len(to_business)
+
+
 def customer_did_nothing(e: Event) -> bool:
     """Money received (but a deposit) and the bank's fees."""
     received = e["direction"] == "credit" and e["type"] != "deposit"
