@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -54,7 +55,15 @@ class Written:
     inserted: int  # new transactions
     duplicates: int  # already stored
     projected: int  # events whose projections were applied
-    new: list[dict[str, Any]]  # the events inserted now (for latency)
+    sent: list[int | None]  # the intended send times of the events inserted now (for latency)
+
+
+def _with_id(good: Good) -> dict[str, Any]:
+    """A decoded event as its document: ``_id`` is the tx id (pymongo writes it first)."""
+    event = good.event
+    assert event is not None  # only the fast path has none, and it made its document
+    event["_id"] = event["tx_id"]
+    return event
 
 
 def _duplicates_only(exc: BulkWriteError, what: str) -> set[int]:
@@ -124,29 +133,21 @@ class Writer:
             total.inserted += part.inserted
             total.duplicates += part.duplicates
             total.projected += part.projected
-            total.new += part.new
+            total.sent += part.sent
         return total
 
     def _write(self, goods: Sequence[Good], partitions: list[str]) -> Written:
         self._die("before_write")
-        # the decoded events are the documents (pymongo writes _id first); pending until
-        # projected (with no projections, nothing to wait for)
-        documents = [g.event for g in goods]
-        for document in documents:
-            document["_id"] = document["tx_id"]
-        if self.projections:
-            for document in documents:
-                document[PENDING] = 1
-        duplicates: set[int] = set()
-        if documents:
-            try:
-                self.transactions.insert_many(documents, ordered=False)
-            except BulkWriteError as exc:
-                duplicates = _duplicates_only(exc, "transactions")
-        self._die("after_insert")
-        new = [d for i, d in enumerate(documents) if i not in duplicates]
         if not self.projections:
-            return Written(len(new), len(duplicates), 0, new)
+            return self._insert_only(goods)
+        # the decoded events are the documents (pymongo writes _id first), pending until
+        # projected
+        documents = [_with_id(g) for g in goods]
+        for document in documents:
+            document[PENDING] = 1
+        duplicates = self._insert(documents)
+        new = [d for i, d in enumerate(documents) if i not in duplicates]
+        sent = [d["send_time"] for d in new]
         # stored by an earlier attempt that died before projecting them (not a second copy of
         # an event inserted just now: injected duplicates can share a batch)
         inserted_now = {d["_id"] for d in new}
@@ -154,7 +155,7 @@ class Writer:
         pending = list(self.transactions.find({"_id": {"$in": again}, PENDING: 1})) if again else []
         events = new + pending
         if not events:
-            return Written(len(new), len(duplicates), 0, new)
+            return Written(len(new), len(duplicates), 0, sent)
         self.counter += 1
         record = self._record(events, partitions)
         # open before it is sent: an insert that timed out may still have landed, and the next
@@ -163,7 +164,28 @@ class Writer:
         self.batches.insert_one(record)
         self._die("after_record")
         self._finish(record, fresh=True)
-        return Written(len(new), len(duplicates), len(events), new)
+        return Written(len(new), len(duplicates), len(events), sent)
+
+    def _insert_only(self, goods: Sequence[Good]) -> Written:
+        """No projections: the transactions, nothing to wait for. The fast path's documents
+        are stored as they are (BSON already), the others as their events' dicts."""
+        documents: list[Any] = [
+            _with_id(g) if g.document is None else RawBSONDocument(g.document) for g in goods
+        ]
+        duplicates = self._insert(documents)
+        sent = [g.sent() for i, g in enumerate(goods) if i not in duplicates]
+        return Written(len(goods) - len(duplicates), len(duplicates), 0, sent)
+
+    def _insert(self, documents: list[Any]) -> set[int]:
+        """Insert, unordered; the indexes of those already stored."""
+        duplicates: set[int] = set()
+        if documents:
+            try:
+                self.transactions.insert_many(documents, ordered=False)
+            except BulkWriteError as exc:
+                duplicates = _duplicates_only(exc, "transactions")
+        self._die("after_insert")
+        return duplicates
 
     def _record(self, events: list[dict[str, Any]], partitions: list[str]) -> dict[str, Any]:
         projection = project(events)
