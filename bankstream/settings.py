@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     kafka_heap: str = Field(
         "1g", pattern=r"^\d+[mMgG]$", description="Java heap of the local broker (-Xmx)."
     )
+    mongo_heap: str = Field(
+        "6g",
+        pattern=r"^\d+[mMgG]$",
+        description="Java heap of the local in-memory MongoDB-wire server (-Xmx): a stored event "
+        "takes about 5 KB of it (with the sink's indexes), so 6g holds about a million.",
+    )
     mongo_server_version: str = Field(
         "1.47.0",
         pattern=r"^\d+\.\d+\.\d+$",

@@ -284,7 +284,7 @@ class MongoService(Service):
         java = _need("java", "install a Java 17+ runtime")
         argv = [
             java,
-            "-Xmx6g",
+            f"-Xmx{self.settings.mongo_heap}",
             "-XX:+UseG1GC",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-cp",

@@ -137,6 +137,7 @@ def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch):
             "BANKSTREAM_KAFKA_BOOTSTRAP: expected host:port",
         ),
         ("BANKSTREAM_CONNECT_TIMEOUT", "inf", "BANKSTREAM_CONNECT_TIMEOUT"),
+        ("BANKSTREAM_MONGO_HEAP", "6 GB", "BANKSTREAM_MONGO_HEAP"),
         (
             "BANKSTREAM_KAFKA_CONFIG",
             '{"bootstrap.servers": "h:1"}',
@@ -166,3 +167,13 @@ def test_broken_settings_file(tmp_path: Path, content: bytes):
     with pytest.raises(UsageError) as err:
         load_settings(config)
     assert err.value.message.startswith(f"settings file {config}: not valid TOML")
+
+
+def test_the_local_mongodb_wire_server_gets_the_heap_asked_for(monkeypatch: pytest.MonkeyPatch):
+    """A stored event takes about 5 KB of the in-memory server's heap: the heap is a setting."""
+    from bankstream.stack.services import MongoService
+
+    monkeypatch.setattr("shutil.which", lambda name: None if name == "mongod" else f"/bin/{name}")
+    assert "-Xmx6g" in MongoService(load_settings()).command()
+    monkeypatch.setenv("BANKSTREAM_MONGO_HEAP", "12g")
+    assert "-Xmx12g" in MongoService(load_settings()).command()
