@@ -36,7 +36,6 @@ from loadgen.model import (
     WITHDRAWAL,
     EngineModel,
 )
-from loadgen.population import cell_activity
 from scenarios.anomalies import AccountTakeover, CardTesting, MuleRing, Range, Structuring
 
 MOBILE, WEB, ATM, POS, BRANCH = (
@@ -271,7 +270,8 @@ class FraudPlanner:
         per_hour = 0.0
         for seg, (_, cum) in zip(self.model.segments, self.draws.segments, strict=True):
             if len(cum):
-                legs = float(seg.mix[TRANSFER]) * self.draws.internal_share
+                inside = self.model.inside_share if self.draws.internal_share > 0 else 0.0
+                legs = float(seg.mix[TRANSFER]) * inside
                 per_hour += float(cum[-1]) / 24.0 * (1.0 + legs)
         # the hour the run starts in counts up to the start (its slots begin on the hour)
         part = (clock.start - clock.origin) / HOUR
@@ -287,8 +287,8 @@ class FraudPlanner:
             mean = self.mean_size[i]
             count = int(targets[-1] / mean) + 1
             u = rng.random(count)
-            u[0] = self._first_share(i)  # may pass 1 in a busy cell: then the next follow it
-            w = np.searchsorted(targets, mean * np.maximum.accumulate(np.arange(count) + u))
+            u[0] = self._first_share(i)
+            w = np.searchsorted(targets, mean * (np.arange(count) + u))
             fired = int(np.count_nonzero(w < len(begin)))  # the first ones
             w = w[:fired]
             self.planned[i] = mean * fired
@@ -314,29 +314,22 @@ class FraudPlanner:
         self.backlog_index = np.concatenate(indices)[order]
 
     def _first_share(self, i: int) -> float:
-        """Where, in mean sizes, the budget of typology ``i`` starts its first instance in this
-        cell. A cell's budget is often a small part of an instance (card testing: bursts of 5
-        to 30 at 10 per 100,000), so the instances of a run are the cells whose budget reached
-        that point. Drawn apart in each cell, their number was a binomial draw (card testing per
-        100,000 swung from 3.5 to 16.3 between seeds on 1M events of retail-day). Here the
-        points are spread evenly over the cells (a share drawn from the seed, plus the cell's
-        number times the golden ratio) and scaled by the cell's activity against the mean
-        cell's: a cell's budget grows with its activity, so every cell reaches its point at the
-        same moment of the run as a mean cell would, and the instances started by any moment
-        are the points below one line, give or take one. The expected number over the cells
-        is still their budget / mean size (a busy cell starts its first one later, a quiet
-        one earlier)."""
+        """Where, as a share of its mean size, the budget of typology ``i`` starts its first
+        instance in this cell. A cell's budget is often a small part of an instance (card
+        testing: bursts of 5 to 30 at 10 per 100,000), so the instances of a run are the cells
+        whose budget reached that point. Drawn apart in each cell, their number was a binomial
+        draw (card testing per 100,000 swung from 3.5 to 16.3 between seeds on 1M events of
+        retail-day). Here the points are spread evenly over the cells: a share drawn from the
+        seed, plus the cell's number times the golden ratio. Each cell's point is still uniform
+        over the seeds, so every cell's expected count is its budget / mean size, as before;
+        what changes is that the cells no longer all draw theirs apart."""
         key = ("first share", i)
         base = self.model.cache.get(key)
         if base is None:
             seed = np.random.SeedSequence(entropy=self.model.scenario.seed, spawn_key=(SPREAD, i))
             base = float(np.random.default_rng(seed).random())
             self.model.cache[key] = base
-        every = self.model.cell_activity(cell_activity)
-        mean = sum(every) / len(every)
-        own = float(self.draws.state.activity.sum())
-        spread = (float(base) + self.draws.state.cell * _GOLDEN) % 1.0
-        return spread * own / mean if mean > 0 else spread
+        return (float(base) + self.draws.state.cell * _GOLDEN) % 1.0
 
     def _preroll_hours(
         self, back: int, part: float

@@ -187,6 +187,15 @@ class EngineModel:
             self._clock = Clock(self.scenario, self.slots_per_hour)
         return self._clock
 
+    @property
+    def inside_share(self) -> float:
+        """The share of transfers with a counterparty in this bank, each with a credit leg:
+        ``internal_share``, less the Pix that pay a business (drawn from all the Pix sent, and
+        never inside the bank)."""
+        transfer = self.scenario.transaction_types.transfer
+        pix = float(np.diff(self.rails, prepend=0.0)[PIX]) if len(self.rails) > PIX else 0.0
+        return transfer.internal_share * (1.0 - pix * transfer.business_share)
+
     def cell_activity(self, of: Callable[[EngineModel, int], float]) -> list[float]:
         """Expected events per day of every cell (``of(model, cell)``), worked out once."""
         if self._activity is None:

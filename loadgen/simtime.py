@@ -44,7 +44,7 @@ def natural_per_hour(model: EngineModel, hours: int) -> NDArray[np.float64]:
     scenario = model.scenario
     clock = model.clock
     pop = scenario.population
-    internal = scenario.transaction_types.transfer.internal_share
+    internal = model.inside_share
     step = clock.slots_per_hour
     facts = [clock.local(h * step) for h in range(hours)]
     base = np.array([clock.hour_factor[h] * clock.weekday_factor[w] for h, w, _ in facts])

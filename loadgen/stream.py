@@ -149,7 +149,7 @@ def _check_fraud_density(model: EngineModel, activity: Sequence[float]) -> None:
     whose densest cell would hold more instances than fit in memory."""
     if not model.scenario.anomalies.typologies:
         return
-    legs = 1.0 + model.scenario.transaction_types.transfer.internal_share
+    legs = 1.0 + model.inside_share
     worst = in_flight(model, max(activity) / 24.0 * legs)
     if worst > MAX_IN_FLIGHT:
         factor = worst / MAX_IN_FLIGHT
