@@ -19,7 +19,6 @@ enum { V_NULL = 0, V_STR = 1, V_INT = 2, V_BOOL = 3 };
 
 #define MAX_FIELDS 64
 #define MAX_VALUES 32
-#define MAX_BYTES (64 * 1024)
 
 typedef struct {
     const char *s; /* unescaped UTF-8 in the scratch buffer */
@@ -43,7 +42,8 @@ typedef struct {
     int i_tx, i_account, i_amount, i_seq, i_mcc, i_send, i_status, i_decline, i_version;
     char *approved;
     Py_ssize_t approved_len;
-    char *scratch; /* unescaped strings of one message */
+    Py_ssize_t max_bytes; /* a longer message is not an event (the slow path says so) */
+    char *scratch;        /* unescaped strings of one message */
 } Contract;
 
 static void Contract_dealloc(Contract *self) {
@@ -69,7 +69,7 @@ static char *copy_bytes(PyObject *b, Py_ssize_t *len) {
     return out;
 }
 
-/* Contract(names, kinds, enums, version, positions, approved)
+/* Contract(names, kinds, enums, version, positions, approved, max_bytes)
  *   names: tuple of bytes (the fields in order); kinds: bytes (K_* per field);
  *   enums: tuple, per field None or (tuple of bytes allowed, null allowed);
  *   positions: (tx_id, account, amount, seq, mcc, send_time, status, decline_reason,
@@ -77,11 +77,20 @@ static char *copy_bytes(PyObject *b, Py_ssize_t *len) {
 static int Contract_init(Contract *self, PyObject *args, PyObject *kw) {
     PyObject *names, *enums, *positions, *approved;
     const char *kinds;
-    Py_ssize_t n_kinds;
+    Py_ssize_t n_kinds, max_bytes;
     long long version;
-    if (!PyArg_ParseTuple(args, "O!y#O!LO!S", &PyTuple_Type, &names, &kinds, &n_kinds,
-                          &PyTuple_Type, &enums, &version, &PyTuple_Type, &positions, &approved))
+    if (self->scratch != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "contract: already initialised");
         return -1;
+    }
+    if (!PyArg_ParseTuple(args, "O!y#O!LO!Sn", &PyTuple_Type, &names, &kinds, &n_kinds,
+                          &PyTuple_Type, &enums, &version, &PyTuple_Type, &positions, &approved,
+                          &max_bytes))
+        return -1;
+    if (max_bytes < 2 || max_bytes > (Py_ssize_t)1 << 30) {
+        PyErr_SetString(PyExc_ValueError, "contract: max_bytes out of range");
+        return -1;
+    }
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     if (n > MAX_FIELDS || n != n_kinds || n != PyTuple_GET_SIZE(enums) ||
         PyTuple_GET_SIZE(positions) != 9) {
@@ -105,6 +114,7 @@ static int Contract_init(Contract *self, PyObject *args, PyObject *kw) {
             return -1;
         }
         self->null_ok[f] = PyObject_IsTrue(null_ok);
+        if (self->null_ok[f] < 0) return -1;
         for (Py_ssize_t v = 0; v < PyTuple_GET_SIZE(values); v++) {
             self->allowed[f][v] =
                 copy_bytes(PyTuple_GET_ITEM(values, v), &self->allowed_len[f][v]);
@@ -123,10 +133,25 @@ static int Contract_init(Contract *self, PyObject *args, PyObject *kw) {
         }
         *at[k] = (int)p;
     }
+    /* the rules read these fields as strings, integers and enums: refuse a contract where they
+     * are not (tx_id, account; amount, seq; mcc, send_time; status, decline_reason; version) */
+    static const int expected[9] = {K_STR, K_STR, K_INT, K_INT, K_OINT, K_OINT, K_ENUM, K_ENUM,
+                                    K_INT};
+    for (int k = 0; k < 9; k++) {
+        if (self->kinds[*at[k]] != expected[k]) {
+            PyErr_SetString(PyExc_ValueError, "contract: a field of the rules has another kind");
+            return -1;
+        }
+    }
+    if (!self->null_ok[self->i_decline]) {
+        PyErr_SetString(PyExc_ValueError, "contract: decline_reason must allow null");
+        return -1;
+    }
     self->version = version;
     self->approved = copy_bytes(approved, &self->approved_len);
     if (self->approved == NULL) return -1;
-    self->scratch = PyMem_Malloc(MAX_BYTES + 16);
+    self->max_bytes = max_bytes;
+    self->scratch = PyMem_Malloc((size_t)max_bytes + 16);
     if (self->scratch == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -344,7 +369,7 @@ static PyObject *Contract_convert(Contract *self, PyObject *args) {
     Value vals[MAX_FIELDS];
     const unsigned char *p = value.buf, *end = p + value.len;
     char *scratch = self->scratch;
-    if (value.len > MAX_BYTES || !PyBytes_Check(key)) goto slow;
+    if (value.len > self->max_bytes || !PyBytes_Check(key)) goto slow;
     if (p >= end || *p++ != '{') goto slow;
     for (int f = 0; f < self->n_fields; f++) {
         if (f > 0 && (p >= end || *p++ != ',')) goto slow;

@@ -9,5 +9,6 @@ class Contract:
         version: int,
         positions: tuple[int, ...],
         approved: bytes,
+        max_bytes: int,
     ) -> None: ...
     def convert(self, value: bytes, key: object) -> tuple[bytes, int | None] | None: ...

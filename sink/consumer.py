@@ -129,7 +129,12 @@ class SinkWorker:
         self.writer.fault = spec.fault
         # transactions only: events as the engine writes them go to the store as BSON made in C
         # (the projections need the events' dicts)
-        self.fast = None if spec.projections else fast_contract()
+        self.fast = None
+        if not spec.projections:
+            try:
+                self.fast = fast_contract()
+            except ValueError as exc:  # a contract the C check does not know: the slow path
+                log.warning("sink %d: no fast path (%s); decoding in Python", spec.index, exc)
         logger = logging.getLogger(logs.LIBRDKAFKA_LOGGER)
         self.consumer = Consumer(
             {

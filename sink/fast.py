@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bankstream import events
+from sink.decode import MAX_BYTES
 
 try:
     from sink import _fast
@@ -46,6 +47,11 @@ def contract() -> Any:
     """The contract, compiled for ``convert(value, key)``; None without the C module."""
     if _fast is None:
         return None
+    return _fast.Contract(*arguments())
+
+
+def arguments() -> tuple[Any, ...]:
+    """What the C check is given of the contract (``sink/_fast.c``: ``Contract``)."""
     names = events.FIELD_NAMES
     enums = dict(events._ENUMS)
     allowed: list[tuple[tuple[bytes, ...], bool] | None] = []
@@ -67,11 +73,12 @@ def contract() -> Any:
         "decline_reason",
         "event_version",
     )
-    return _fast.Contract(
+    return (
         tuple(n.encode() for n in names),
         bytes(_kind(n) for n in names),
         tuple(allowed),
         events.EVENT_VERSION,
         tuple(names.index(w) for w in where),
         b"approved",
+        MAX_BYTES,
     )

@@ -17,7 +17,7 @@ from bankstream.events import FIELD_NAMES, remark, with_send_times
 from loadgen.stream import RunStream, plan
 from scenarios import load
 from sink.decode import _check, decode
-from sink.fast import AVAILABLE, contract
+from sink.fast import AVAILABLE, arguments, contract
 from tests.unit.test_sink_pure import FakeMessage
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="the C fast path is not built")
@@ -201,3 +201,23 @@ def _fast() -> Any:
     if "fast" not in _CACHE:
         _CACHE["fast"] = contract()
     return _CACHE["fast"]
+
+
+def test_a_contract_the_check_cannot_hold_is_refused():
+    """The rules read tx_id and account as strings, amount and seq as integers...: a contract
+    where they are of another kind, or a second initialisation, is an error, not a wrong check
+    (the sink then decodes in Python)."""
+    from sink import _fast
+
+    args: list[Any] = list(arguments())
+    make: Any = _fast.Contract
+    made = make(*args)
+    with pytest.raises(RuntimeError):
+        made.__init__(*args)
+    account = FIELD_NAMES.index("account")
+    kinds = bytearray(args[1])
+    kinds[account] = 3  # an integer
+    with pytest.raises(ValueError, match="another kind"):
+        make(args[0], bytes(kinds), *args[2:])
+    with pytest.raises(ValueError, match="max_bytes"):
+        make(*args[:6], 0)
