@@ -228,7 +228,12 @@ def _read_all(settings: Settings, topic: str) -> list[Any]:
 def test_the_store_away_and_back_loses_and_doubles_nothing(run: Run):
     run.produce("retail-day", 20_000)
     sink = run.start_sink("--batch-size", "1000", "--until-idle", "5s", "--store-timeout", "3s")
-    time.sleep(5)
+    # the store goes away while the sink is writing: once its first batch is stored (a fixed
+    # wait was sometimes longer than the whole sink took)
+    deadline = time.monotonic() + 120
+    while run.db().transactions.estimated_document_count() == 0:
+        assert time.monotonic() < deadline and sink.poll() is None, "the sink wrote nothing"
+        time.sleep(0.1)
     server = _mongo_pid(run.settings)
     os.kill(server, signal.SIGSTOP)  # the store does not answer
     time.sleep(9)  # three times the store timeout
