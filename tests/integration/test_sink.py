@@ -236,7 +236,11 @@ def test_the_store_away_and_back_loses_and_doubles_nothing(run: Run):
         time.sleep(0.1)
     server = _mongo_pid(run.settings)
     os.kill(server, signal.SIGSTOP)  # the store does not answer
-    time.sleep(9)  # three times the store timeout
+    # longer than a write that starts while it is away can wait: the store timeout (3 s), then
+    # pymongo's one retry, which waits up to the connect timeout (5 s) for the server (at 9 s, a
+    # write that began a second or two into the freeze was retried into the server's return and
+    # the sink never paused)
+    time.sleep(14)
     os.kill(server, signal.SIGCONT)
     out, err = sink.communicate(timeout=300)
     assert sink.returncode == 0, err
