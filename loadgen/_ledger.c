@@ -209,6 +209,7 @@ typedef struct {
     double partial_share, max_age_ms;
     int has_night, has_daily, has_device_daily;
     int64_t night_max, daily_max, device_daily_max;
+    int64_t device_per_pix; /* a new-device book transfer paid by Pix instead: its cap */
     int64_t counter;
     Purchase *pool;
     Py_ssize_t pool_len, pool_cap;
@@ -262,9 +263,11 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     PyObject *night_max, *daily_max, *device_daily_max, *state;
     int n_channels;
     double partial_share, max_age_ms;
-    if (!PyArg_ParseTuple(args, "OOOOOUUUiddOOOO", &who, &keys, &heads, &categories, &typologies,
-                          &prefix, &instance_prefix, &tail, &n_channels, &partial_share,
-                          &max_age_ms, &night_max, &daily_max, &device_daily_max, &state))
+    long long device_per_pix;
+    if (!PyArg_ParseTuple(args, "OOOOOUUUiddOOOLO", &who, &keys, &heads, &categories,
+                          &typologies, &prefix, &instance_prefix, &tail, &n_channels,
+                          &partial_share, &max_age_ms, &night_max, &daily_max, &device_daily_max,
+                          &device_per_pix, &state))
         return -1;
     if (self->key_list != NULL) {
         PyErr_SetString(PyExc_TypeError, "Ledger is already initialised");
@@ -297,6 +300,7 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     self->daily_max = self->has_daily ? PyLong_AsLongLong(daily_max) : 0;
     self->has_device_daily = device_daily_max != Py_None;
     self->device_daily_max = self->has_device_daily ? PyLong_AsLongLong(device_daily_max) : 0;
+    self->device_per_pix = device_per_pix;
     if (PyErr_Occurred()) return -1;
     if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != N_STATE) {
         PyErr_SetString(PyExc_TypeError, "state: a tuple of 9 int64 arrays");
@@ -556,7 +560,8 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         int internal = internal_col[g];
         int external_instead = 0;
         if (internal && counter + 1 == end) {
-            /* no room for both legs: the last event of the quota pays outside the bank */
+            /* no room for both legs: the last event of the quota pays outside the bank (a book
+             * transfer, which cannot, by Pix) */
             internal = 0;
             external_instead = 1;
         }
@@ -615,10 +620,18 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 status = INSUFFICIENT;
                 status_len = sizeof(INSUFFICIENT) - 1;
             } else if (limited[g]) {
-                int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g];
+                int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g], most = cap[g];
+                if (vk < -1) { /* a book transfer from a new device: a Pix's caps if paid so */
+                    if (external_instead) {
+                        vk = -2 - vk;
+                        most = self->device_per_pix;
+                    } else {
+                        vk = -1;
+                    }
+                }
                 /* one operation over its own cap (new-device Pix, cash by day or night), or a
                  * running total (new-device Pix of the day, the night, the day) over its limit */
-                if (amt > cap[g] ||
+                if (amt > most ||
                     (vk >= 0 && window_over(device_key, device_sum, a, vk, amt,
                                             self->device_daily_max)) ||
                     (nk >= 0 && window_over(night_key, night_sum, a, nk, amt, self->night_max)) ||

@@ -22,6 +22,7 @@ class Ledger:
         night_max: int | None,
         daily_max: int | None,
         device_daily_max: int | None,
+        device_per_pix: int,
         state: tuple[Any, ...],
         /,
     ) -> None: ...

@@ -207,7 +207,9 @@ class Prepared:
     category: NDArray[np.int64]  # merchant category, or -1
     cp_key: NDArray[np.int64]  # kind << 40 | id
     cap: NDArray[np.int64]  # the most this one operation may move (new-device Pix, cash)
-    ndkey: NDArray[np.int64]  # the day a Pix from a new device counts in, or -1
+    # the day a Pix from a new device counts in, or -1 (-2 - day: a book transfer from a new
+    # device, which counts there only if it is paid by Pix instead)
+    ndkey: NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -240,6 +242,9 @@ class Ledger:
         self.daily_max = scenario.limits.daily_outgoing
         device = scenario.limits.new_device
         self.device_daily_max = device.daily if device.enabled else None
+        # a book transfer from a new device that ends a quota is paid outside the bank by Pix
+        # (``outside_head``): then the new-device caps of a Pix bind it
+        self.device_per_pix = device.per_pix if device.enabled else NO_CAP
         size = state.size
         self.night_key = [-1] * size
         self.night_sum = [0] * size
@@ -317,9 +322,13 @@ class Ledger:
         cap = np.full(len(typ), NO_CAP, dtype=np.int64)
         ndkey = np.full(len(typ), -1, dtype=np.int64)
         if limits.new_device.enabled:
-            new_pix = rows.new_device & debit & (typ == TRANSFER) & (rows.rail == PIX)
+            new_transfer = rows.new_device & debit & (typ == TRANSFER)
+            new_pix = new_transfer & (rows.rail == PIX)
             cap[new_pix] = limits.new_device.per_pix
             ndkey[new_pix] = day[new_pix]
+            # a book transfer's day, kept as -2 - day: its caps bind only if it becomes a Pix
+            book = new_transfer & (rows.rail == INTERNAL)
+            ndkey[book] = -2 - day[book]
         if limits.cash.enabled:
             cash = debit & (typ == WITHDRAWAL)
             cap[cash] = np.where(in_night[cash], limits.cash.night, limits.cash.day)
@@ -329,7 +338,7 @@ class Ledger:
             time_ms=(rows.time * 1000.0).astype(np.int64),
             nkey=nkey,
             dkey=dkey,
-            limited=(nkey >= 0) | (dkey >= 0) | (cap < NO_CAP) | (ndkey >= 0),
+            limited=(nkey >= 0) | (dkey >= 0) | (cap < NO_CAP) | (ndkey != -1),
             special=(typ == REFUND)
             | (rows.fraud > 0)
             | (rows.drain > 0)
@@ -404,6 +413,7 @@ class Ledger:
         )
         device_key, device_sum = self.device_key, self.device_sum
         device_max = NO_CAP if self.device_daily_max is None else self.device_daily_max
+        device_per_pix = self.device_per_pix
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
@@ -441,10 +451,12 @@ class Ledger:
                 break
             internal = internal_l[i]
             head = head_l[i]
+            outside = False
             if internal and counter + 1 == end:
                 # no room for both legs: the last event of the quota pays outside the bank (a
                 # book transfer, which cannot, by Pix)
                 internal = False
+                outside = True
                 cpf = self.counterparty(CP_EXTERNAL, cpi_l[i])
                 head = outside_head(head)
             who = who_of[a]
@@ -465,11 +477,13 @@ class Ledger:
                 elif before - amt < floor[a]:
                     status = INSUFFICIENT
                 elif limited_l[i]:
-                    nk, dk, vk = nkey_l[i], dkey_l[i], ndkey_l[i]
+                    nk, dk, vk, most = nkey_l[i], dkey_l[i], ndkey_l[i], cap_l[i]
+                    if vk < -1:  # a book transfer from a new device: a Pix's caps if paid so
+                        vk, most = (-2 - vk, device_per_pix) if outside else (-1, most)
                     # one operation over its own cap (new-device Pix, cash), or a running total
                     # (new-device Pix of the day, the night, the day) over its limit
                     if (
-                        amt > cap_l[i]
+                        amt > most
                         or (vk >= 0 and window_over(device_key, device_sum, a, vk, amt, device_max))
                         or (nk >= 0 and window_over(night_key, night_sum, a, nk, amt, night_max))
                         or (dk >= 0 and window_over(day_key, day_sum, a, dk, amt, daily_max))

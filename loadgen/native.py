@@ -71,6 +71,7 @@ class NativeLedger(Ledger):
             None if night is None else int(night),
             None if daily is None else int(daily),
             None if self.device_daily_max is None else int(self.device_daily_max),
+            int(self.device_per_pix),
             self.arrays,
         )
         # the C loop keeps its own copy of the accounts' texts: the list is not needed again

@@ -151,3 +151,36 @@ def test_the_c_loops_codes_are_the_contracts_positions():
     assert defined["N_TYPES"] == len(TX_TYPES)
     for kind in ("account", "merchant", "external", "employer", "cash", "biller", "bank"):
         assert defined[f"CP_{kind.upper()}"] == CP_KINDS.index(kind)
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_a_book_transfer_paid_by_pix_at_the_quota_end_meets_the_new_device_caps(use_native: bool):
+    """The last event of a cell's quota has no room for a book transfer's second leg, so it is
+    paid outside the bank by Pix: from a new device, the R$ 200 cap of a Pix binds it then
+    (found on a weekend of retail-day: a R$ 3,648.91 TED amount approved as a new-device Pix)."""
+    if use_native and not native.AVAILABLE:
+        pytest.skip("the C loop is not built")
+    overrides = [
+        "population.customers=50",
+        "population.new_device_share=1",
+        "population.segments=[{name: all, share: 1, mix: {transfer: 1}, channels: {mobile: 1}, "
+        "activity: {mean_per_day: 50}}]",
+        "transaction_types.transfer.rails={ted: 1}",
+        "transaction_types.transfer.internal_share=1",
+        "transaction_types.transfer.rail_amounts.ted={median: 2000, sigma: 0.1, min: 1000, "
+        "max: 3000}",
+        "anomalies.typologies=[]",
+    ]
+    loaded = load("retail-day", overrides=overrides, environ={})
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    model.native = use_native
+    events = []
+    for chunk in CellStream(model, 0, 301).chunks():  # odd: the last row has room for one leg
+        events += chunk.lines
+    assert len(events) == 301
+    books = [e for e in events[:-1] if '"rail":"internal"' in e]
+    # (R$ 1,000 and more each: a book transfer from a new device is not a Pix, and not capped)
+    assert len(books) == 300 and any('"status":"approved"' in e for e in books)
+    last = events[-1]
+    assert '"rail":"pix"' in last and '"counterparty_kind":"external"' in last, last
+    assert '"device":"D-new-' in last and '"decline_reason":"limit_exceeded"' in last, last
