@@ -104,8 +104,11 @@ def suggest(parser: argparse.ArgumentParser, message: str) -> str:
         words = unknown.group(1).split()
         hints = []
         for word in words:
-            close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
-            if word.startswith("-") and close:
+            flag = word.split("=")[0]
+            close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
+            if word.startswith("-") and flag in flags:  # another command's option
+                hints.append(f"{word} (an option of other commands, not of this one)")
+            elif word.startswith("-") and close:
                 hints.append(f"{word} (did you mean {close[0]}?)")
             else:
                 hints.append(word)

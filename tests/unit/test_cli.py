@@ -55,6 +55,11 @@ def test_every_command_is_in_the_readme():
         (["stak"], "unknown choice 'stak'; did you mean 'stack'?"),
         (["stack", "stauts"], "unknown choice 'stauts'; did you mean 'status'?"),
         (["stack", "up", "--durabel"], "--durabel (did you mean --durable?)"),
+        # another command's flag is not suggested as itself
+        (
+            ["scenarios", "validate", "--set", "seed=3", "x.yaml"],
+            "--set (an option of other commands, not of this one)",
+        ),
         (["stack", "up", "--timeout", "soon"], "argument --timeout: invalid float value"),
     ],
 )
