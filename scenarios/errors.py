@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bankstream.errors import UsageError, printable, tame
-from bankstream.events import TOPIC_PATTERN
+from scenarios.model import COLLECTION_RE, CURRENCY_RE, NAME_RE, TOPIC_RE
 
 Path = tuple[str | int, ...]
 # where each key of the merged document was written: (file name, line); None = not in a file
@@ -85,11 +85,12 @@ def _suggest(word: object, choices: Sequence[str]) -> str:
     return f"; did you mean {close!r}?" if close else ""
 
 
+# what the scenario model's patterns mean, said in words (keyed by the model's own constants)
 PATTERNS = {
-    r"^[a-z0-9][a-z0-9_-]{0,62}$": "a lower-case name of letters, digits, '-' and '_'",
-    TOPIC_PATTERN: "a Kafka topic name (letters, digits, '.', '_' and '-')",
-    r"^[A-Z]{3}$": "a three-letter currency code such as BRL",
-    r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$": "a MongoDB collection name",
+    NAME_RE: "a lower-case name of letters, digits, '-' and '_'",
+    TOPIC_RE: "a Kafka topic name (letters, digits, '.', '_' and '-')",
+    CURRENCY_RE: "a three-letter currency code such as BRL",
+    COLLECTION_RE: "a MongoDB collection name",
 }
 
 

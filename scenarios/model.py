@@ -48,6 +48,7 @@ SCHEMA_VERSION = 1
 NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TOPIC_RE = TOPIC_PATTERN
 COLLECTION_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$"
+CURRENCY_RE = r"^[A-Z]{3}$"
 
 
 def _topic(value: str) -> str:
@@ -955,7 +956,7 @@ class Scenario(Strict):
         None, description="parent scenario (bundled name or path) to deep-merge over"
     )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="same scenario + seed = same events")
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "BRL"
+    currency: Annotated[str, Field(pattern=CURRENCY_RE)] = "BRL"
     population: Population
     merchants: Merchants = Field(default_factory=Merchants)
     transaction_types: TransactionTypes = Field(default_factory=TransactionTypes)
