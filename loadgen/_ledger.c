@@ -257,7 +257,8 @@ static Py_ssize_t table_longest(const Table *t) {
 
 /* Ledger(who, keys, heads, categories, typologies, prefix, instance_prefix, tail, n_channels,
  *        partial_share, max_age_ms, night_max or None, daily_max or None,
- *        new-device daily max or None, state arrays (9)) */
+ *        new-device daily max or None, new-device cap of one Pix (or INT64_MAX),
+ *        state arrays (9)) */
 static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     PyObject *who, *keys, *heads, *categories, *typologies, *prefix, *instance_prefix, *tail;
     PyObject *night_max, *daily_max, *device_daily_max, *state;
@@ -620,18 +621,18 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
                 status = INSUFFICIENT;
                 status_len = sizeof(INSUFFICIENT) - 1;
             } else if (limited[g]) {
-                int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g], most = cap[g];
+                int64_t nk = nkey[g], dk = dkey[g], vk = ndkey[g], one_cap = cap[g];
                 if (vk < -1) { /* a book transfer from a new device: a Pix's caps if paid so */
                     if (external_instead) {
                         vk = -2 - vk;
-                        most = self->device_per_pix;
+                        one_cap = self->device_per_pix;
                     } else {
                         vk = -1;
                     }
                 }
                 /* one operation over its own cap (new-device Pix, cash by day or night), or a
                  * running total (new-device Pix of the day, the night, the day) over its limit */
-                if (amt > most ||
+                if (amt > one_cap ||
                     (vk >= 0 && window_over(device_key, device_sum, a, vk, amt,
                                             self->device_daily_max)) ||
                     (nk >= 0 && window_over(night_key, night_sum, a, nk, amt, self->night_max)) ||

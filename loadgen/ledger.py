@@ -477,13 +477,13 @@ class Ledger:
                 elif before - amt < floor[a]:
                     status = INSUFFICIENT
                 elif limited_l[i]:
-                    nk, dk, vk, most = nkey_l[i], dkey_l[i], ndkey_l[i], cap_l[i]
+                    nk, dk, vk, one_cap = nkey_l[i], dkey_l[i], ndkey_l[i], cap_l[i]
                     if vk < -1:  # a book transfer from a new device: a Pix's caps if paid so
-                        vk, most = (-2 - vk, device_per_pix) if outside else (-1, most)
+                        vk, one_cap = (-2 - vk, device_per_pix) if outside else (-1, one_cap)
                     # one operation over its own cap (new-device Pix, cash), or a running total
                     # (new-device Pix of the day, the night, the day) over its limit
                     if (
-                        amt > most
+                        amt > one_cap
                         or (vk >= 0 and window_over(device_key, device_sum, a, vk, amt, device_max))
                         or (nk >= 0 and window_over(night_key, night_sum, a, nk, amt, night_max))
                         or (dk >= 0 and window_over(day_key, day_sum, a, dk, amt, daily_max))
