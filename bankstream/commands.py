@@ -101,12 +101,15 @@ def suggest(parser: argparse.ArgumentParser, message: str) -> str:
         flags = sorted(
             {flag for p in _parsers(parser) for a in p._actions for flag in a.option_strings}
         )
+        own = {flag for a in parser._actions for flag in a.option_strings}  # bankstream's own
         words = unknown.group(1).split()
         hints = []
         for word in words:
             flag = word.split("=")[0]
             close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
-            if word.startswith("-") and flag in flags:  # another command's option
+            if word.startswith("-") and flag in own:
+                hints.append(f"{word} (an option of bankstream itself: put it before the command)")
+            elif word.startswith("-") and flag in flags:  # another command's option
                 hints.append(f"{word} (an option of other commands, not of this one)")
             elif word.startswith("-") and close:
                 hints.append(f"{word} (did you mean {close[0]}?)")

@@ -60,6 +60,10 @@ def test_every_command_is_in_the_readme():
             ["scenarios", "validate", "--set", "seed=3", "x.yaml"],
             "--set (an option of other commands, not of this one)",
         ),
+        (
+            ["generate", "retail-day", "--config", "x.toml"],
+            "--config (an option of bankstream itself: put it before the command)",
+        ),
         (["stack", "up", "--timeout", "soon"], "argument --timeout: invalid float value"),
     ],
 )
