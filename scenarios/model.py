@@ -517,11 +517,12 @@ class TransactionTypes(Strict):
         default_factory=lambda: TransferType(
             # with cards, bills and cash: mobile 75%, digital 82%, POS 13% (FEBRABAN 2024)
             channels={"mobile": 90, "web": 7, "branch": 1, "atm": 2},
-            # Pix between people: 93% of individuals' Pix are under R$ 200 (BCB), median
-            # R$ 50-80 inferred: median R$ 60 and sigma 0.85 put 92.2% of a weekday's under
-            # R$ 200 and 93.9% of a week's (weekend tickets a third); payments to businesses
-            # are at a merchant's ticket (business_share)
-            amount=Amount(median=60, sigma=0.85, max=20000),
+            # Pix between people (payments to businesses are at a merchant's ticket, see
+            # business_share): 93% of individuals' Pix are under R$ 200 (BCB), median R$ 50-80
+            # inferred. Median R$ 60 and sigma 0.75 put 94.6% of a weekday's Pix to people
+            # under R$ 200, and with those to businesses about 92% of all a weekday's Pix
+            # customers send (more on weekends: tickets a third)
+            amount=Amount(median=60, sigma=0.75, max=20000),
             rail_amounts={
                 "ted": Amount(median=2500, sigma=1.0, min=100, max=200000),
                 # DOC was capped at R$ 4,999.99
