@@ -49,10 +49,19 @@ def test_the_c_loop_is_built():
     assert native.AVAILABLE
 
 
-def cells_of(name: str, events: int, overrides: list[str], use_native: bool) -> list[object]:
+def model_of(name: str, overrides: list[str], use_native: bool) -> EngineModel:
+    """The scenario's engine model, with the C loop or its Python reference (a test of the C
+    loop is skipped where it is not built)."""
+    if use_native and not native.AVAILABLE:
+        pytest.skip("the C loop is not built")
     loaded = load(name, overrides=overrides, environ={})
     model = EngineModel.build(loaded.scenario, loaded.digest)
     model.native = use_native
+    return model
+
+
+def cells_of(name: str, events: int, overrides: list[str], use_native: bool) -> list[object]:
+    model = model_of(name, overrides, use_native)
     share = quotas(model, events)
     out: list[object] = []
     for cell in range(0, model.cells, max(1, model.cells // 12)):
@@ -117,8 +126,6 @@ def test_the_c_loop_refuses_misuse_instead_of_crashing():
 
 @pytest.mark.parametrize("use_native", [True, False])
 def test_a_balance_past_64_bits_is_an_error_not_a_wrong_number(use_native: bool):
-    if use_native and not native.AVAILABLE:
-        pytest.skip("the C loop is not built")
     overrides = [
         "population.customers=2",
         "population.segments=[{name: rich, share: 1, mix: {deposit: 1}, activity: "
@@ -127,10 +134,8 @@ def test_a_balance_past_64_bits_is_an_error_not_a_wrong_number(use_native: bool)
         "max: 10000000000000}",
         "anomalies.typologies=[]",
     ]
-    loaded = load("retail-day", overrides=overrides, environ={})
-    model = EngineModel.build(loaded.scenario, loaded.digest)
-    model.native = use_native
-    stream = CellStream(model, 0, 20_000)  # past 9,223 deposits of R$ 10 trillion
+    # past 9,223 deposits of R$ 10 trillion
+    stream = CellStream(model_of("retail-day", overrides, use_native), 0, 20_000)
     with pytest.raises(LoadgenError, match="64-bit range of cents"):
         for _ in stream.chunks():
             pass
@@ -158,8 +163,6 @@ def test_a_book_transfer_paid_by_pix_at_the_quota_end_meets_the_new_device_caps(
     """The last event of a cell's quota has no room for a book transfer's second leg, so it is
     paid outside the bank by Pix: from a new device, the R$ 200 cap of a Pix binds it then
     (found on a weekend of retail-day: a R$ 3,648.91 TED amount approved as a new-device Pix)."""
-    if use_native and not native.AVAILABLE:
-        pytest.skip("the C loop is not built")
     overrides = [
         "population.customers=50",
         "population.new_device_share=1",
@@ -171,9 +174,7 @@ def test_a_book_transfer_paid_by_pix_at_the_quota_end_meets_the_new_device_caps(
         "max: 3000}",
         "anomalies.typologies=[]",
     ]
-    loaded = load("retail-day", overrides=overrides, environ={})
-    model = EngineModel.build(loaded.scenario, loaded.digest)
-    model.native = use_native
+    model = model_of("retail-day", overrides, use_native)
     events = []
     for chunk in CellStream(model, 0, 301).chunks():  # odd: the last row has room for one leg
         events += chunk.lines
