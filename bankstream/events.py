@@ -67,6 +67,11 @@ DECLINE_REASONS: tuple[DeclineReason, ...] = get_args(DeclineReason)
 CounterpartyKind = Literal["account", "merchant", "external", "employer", "cash", "biller", "bank"]
 COUNTERPARTY_KINDS: tuple[CounterpartyKind, ...] = get_args(CounterpartyKind)
 
+# The cards a card purchase is paid with; a debit card takes from the checking account, credit
+# and prepaid cards are accounts of their own (ids ending in -credit and -prepaid)
+CardKind = Literal["credit", "debit", "prepaid"]
+CARD_KINDS: tuple[CardKind, ...] = get_args(CardKind)
+
 Typology = Literal["account_takeover", "card_testing", "structuring", "mule_ring"]
 TYPOLOGIES: tuple[Typology, ...] = get_args(Typology)
 
@@ -84,7 +89,15 @@ FIELDS: dict[str, dict[str, Any]] = {
         "transaction id, unique in a run and the same for the same scenario, "
         "seed and cell (<scenario tag>-<cell hex>-<counter>); the MongoDB _id",
     ),
-    "account": _field("string", "the account the event belongs to; also the Kafka key"),
+    "account": _field(
+        "string",
+        "the account the event moves; also the Kafka key. A<customer>-<n>: a checking account "
+        "(debit card purchases take from it); A<customer>-credit: a credit card, whose balance "
+        "is minus what the customer owes and whose floor is minus the card's limit (purchases "
+        "debit it, declined for insufficient_funds past the limit as ISO 8583's code 51; the "
+        "statement's payment from checking credits it); A<customer>-prepaid: a prepaid card, "
+        "topped up from checking",
+    ),
     "customer": _field("string", "the account's owner"),
     "customer_name": _field(["string", "null"], "name of a named customer (seed-demo), else null"),
     "segment": _field("string", "the customer's segment in the scenario"),
@@ -299,6 +312,28 @@ def problem(event: Mapping[str, Any]) -> str | None:
     if (event["status"] == "approved") != (event["decline_reason"] is None):
         return "status and decline_reason disagree"
     return None
+
+
+def account_kind(account: str) -> Literal["checking", "credit", "prepaid"]:
+    """The kind of an account, by its id: a credit card's ends in -credit, a prepaid card's in
+    -prepaid, anything else is a checking account."""
+    if account.endswith("-credit"):
+        return "credit"
+    if account.endswith("-prepaid"):
+        return "prepaid"
+    return "checking"
+
+
+def card_upkeep(event: Mapping[str, Any]) -> bool:
+    """Whether an event is a leg of a card account's own upkeep, not something drawn from a
+    segment's mix: a credit card's statement paid from checking (bill_payment inside the bank),
+    a prepaid card topped up from checking (transfer inside the bank)."""
+    if event["counterparty_kind"] != "account":
+        return False
+    return (
+        account_kind(str(event["account"])) != "checking"
+        or account_kind(str(event["counterparty"])) != "checking"
+    )
 
 
 def balance_checksum(accounts: Iterable[tuple[str, int, int]]) -> str:

@@ -70,7 +70,7 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
                 problem(f"{tx}: {account} balance_before {before} but last after {prev[1]}")
         last[account] = (e["seq"], after)
         kind = e["type"]
-        if approved and kind in ("card_purchase", "bill_payment"):
+        if approved and kind in ("card_purchase", "bill_payment") and not inside_bank(e):
             purchases[tx] = (account, amount)
         if kind == "refund":
             original = purchases.get(e["ref_tx"] or "")
@@ -82,7 +82,10 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
                 refunded[e["ref_tx"]] += amount
                 if refunded[e["ref_tx"]] > original[1]:
                     problem(f"{tx}: refunds of {e['ref_tx']} exceed its {original[1]} cents")
-        if kind == "transfer" and e["counterparty_kind"] == "account" and approved:
+        # a transfer to another account of the bank, or a credit card's statement paid from
+        # checking: a debit and its credit leg
+        inside = kind in ("transfer", "bill_payment") and e["counterparty_kind"] == "account"
+        if inside and approved:
             if e["direction"] == "debit":
                 debits[tx] = (account, e["counterparty"], amount)
             else:
@@ -97,6 +100,12 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     for tx in legs.keys() - debits.keys():
         problem(f"credit leg of {tx} without its debit")
     return problems
+
+
+def inside_bank(event: Event) -> bool:
+    """Whether the event's counterparty is an account of the bank (a leg of a transfer inside
+    it, or of a credit card's statement paid from checking)."""
+    return bool(event["counterparty_kind"] == "account")
 
 
 def made_order(event: Event) -> tuple[str, int]:

@@ -17,6 +17,7 @@
 #define MAX_TYPOLOGIES 16
 #define TYPE_TRANSFER 2
 #define TYPE_REFUND 5
+#define TYPE_CLOSE (-1) /* a credit card's statement closes (loadgen.draw.CLOSE): no event */
 #define RAIL_PIX 0      /* positions in the contract's RAILS (tests/unit/test_native.py) */
 #define RAIL_INTERNAL 5
 #define CP_ACCOUNT 1
@@ -26,7 +27,7 @@
 #define CP_CASH 5
 #define CP_BILLER 6
 #define CP_BANK 7
-#define N_STATE 9
+#define N_STATE 10
 #define MERCHANT_RANKS 100000000LL
 
 static const char APPROVED[] = "\"status\":\"approved\",\"decline_reason\":null,";
@@ -213,8 +214,8 @@ typedef struct {
     int64_t counter;
     Purchase *pool;
     Py_ssize_t pool_len, pool_cap;
-    /* balance, floor, seq, night_key, night_sum, day_key, day_sum, and the day and running total
-     * of Pix from a new device */
+    /* balance, floor, seq, night_key, night_sum, day_key, day_sum, the day and running total
+     * of Pix from a new device, and what each credit card owed at its last statement */
     PyObject *state[N_STATE];
     PyObject *key_list; /* the accounts' ids (str): the events' Kafka keys */
 } Ledger;
@@ -258,7 +259,7 @@ static Py_ssize_t table_longest(const Table *t) {
 /* Ledger(who, keys, heads, categories, typologies, prefix, instance_prefix, tail, n_channels,
  *        partial_share, max_age_ms, night_max or None, daily_max or None,
  *        new-device daily max or None, new-device cap of one Pix (or INT64_MAX),
- *        state arrays (9)) */
+ *        state arrays (10)) */
 static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     PyObject *who, *keys, *heads, *categories, *typologies, *prefix, *instance_prefix, *tail;
     PyObject *night_max, *daily_max, *device_daily_max, *state;
@@ -304,7 +305,7 @@ static int Ledger_init(Ledger *self, PyObject *args, PyObject *kwds) {
     self->device_per_pix = device_per_pix;
     if (PyErr_Occurred()) return -1;
     if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != N_STATE) {
-        PyErr_SetString(PyExc_TypeError, "state: a tuple of 9 int64 arrays");
+        PyErr_SetString(PyExc_TypeError, "state: a tuple of 10 int64 arrays");
         return -1;
     }
     for (int i = 0; i < N_STATE; i++) {
@@ -517,6 +518,7 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
     int64_t *night_key = st[3].view.buf, *night_sum = st[4].view.buf;
     int64_t *day_key = st[5].view.buf, *day_sum = st[6].view.buf;
     int64_t *device_key = st[7].view.buf, *device_sum = st[8].view.buf;
+    int64_t *statement = st[9].view.buf;
 
     Py_ssize_t rows = i1 > i0 ? i1 - i0 : 0;
     Py_ssize_t most = 2 * rows; /* every row makes at most two events */
@@ -557,6 +559,10 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
             (cp_kind[g] == CP_ACCOUNT && (cp_id[g] < 0 || cp_id[g] >= n_accounts))) {
             PyErr_Format(PyExc_IndexError, "run: row %zd refers to no account, type or table", g);
             goto done;
+        }
+        if (t == TYPE_CLOSE) { /* a credit card's statement closes: what it owes now, no event */
+            statement[a] = balance[a] < 0 ? -balance[a] : 0;
+            continue;
         }
         int internal = internal_col[g];
         int external_instead = 0;
@@ -600,6 +606,27 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
             if (d > 0.0 && dir[g] < 0) {
                 amt = (int64_t)((double)(balance[a] - floor_[a]) * d);
                 if (amt < 1) amt = 1;
+            } else if (d < 0.0) {
+                /* a credit card's statement paid: this share of what it owed at the close, never
+                 * more than it owes now (refunds since); nothing owed, no payment */
+                int64_t b = cp_id[g];
+                if (b < 0 || b >= n_accounts) {
+                    PyErr_Format(PyExc_IndexError, "run: row %zd pays no account", g);
+                    goto done;
+                }
+                int64_t owed = balance[b] == INT64_MIN ? INT64_MAX : -balance[b];
+                if (statement[b] < owed) owed = statement[b];
+                if (owed <= 0) {
+                    if (t >= 0 && t < N_TYPES) looked_at[t]--;
+                    continue;
+                }
+                amt = (int64_t)ceil((double)owed * -d);
+                if (amt < 1) amt = 1;
+                if (amt > owed) amt = owed;
+                /* checking holding less pays what it holds (a partial payment); nothing: declined */
+                int64_t room;
+                if (!__builtin_sub_overflow(balance[a], floor_[a], &room) && room > 0 && room < amt)
+                    amt = room;
             }
             f = fraud[g];
             if (f) {
@@ -723,13 +750,16 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
             if (__builtin_add_overflow(b_before, amt, &b_after)) goto overflow;
             balance[b] = b_after;
             int64_t sb = ++seq[b];
-            legs++;
+            if (t == TYPE_TRANSFER)
+                legs++;
+            else if (t >= 0 && t < N_TYPES)
+                looked_at[t]++; /* the credit leg of a statement paid */
             if (is_fraud && f >= 1 && f <= MAX_TYPOLOGIES) fraud_counts[f - 1]++;
             counter++;
             offsets[n_lines] = out.len;
             times[n_lines] = tms;
             accounts[n_lines] = b;
-            types[n_lines] = (char)TYPE_TRANSFER;
+            types[n_lines] = (char)t;
             n_lines++;
             PUTS(&out, "{\"tx_id\":\"");
             PUT(&out, self->prefix, self->prefix_len);

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.events import CHANNELS, COUNTERPARTY_KINDS, MIX_TYPES
-from loadgen.calendar import HOUR, Clock, is_payday, pays_per_month
+from loadgen.calendar import HOUR, Clock, is_bank_day, is_payday, pays_per_month
 from loadgen.model import (
     ATM_NEXT,
     ATM_OPEN,
@@ -23,12 +23,14 @@ from loadgen.model import (
     BRANCH_OPEN,
     CARD,
     CARD_RAIL,
+    CREDIT,
     DEPOSIT,
     FEE,
     INTERNAL,
     MERCHANT_RANKS,
     NO_RAIL,
     PIX,
+    PREPAID,
     REFUND,
     SALARY,
     TABLE_TYPES,
@@ -44,6 +46,8 @@ from loadgen.model import (
 from loadgen.population import CellState
 
 MOBILE, WEB, ATM, BRANCH = (CHANNELS.index(c) for c in ("mobile", "web", "atm", "branch"))
+# a row that makes no event: a credit card's statement closes (what is owed is noted)
+CLOSE = -1
 
 # counterparty kinds: 0 for none yet, else 1 + the position in the contract's vocabulary
 CP_KINDS = ("none", *COUNTERPARTY_KINDS)
@@ -158,17 +162,31 @@ class CellDraws:
         self.clock = clock
         scenario = model.scenario
         self.segments = []
+        n_bank = state.n_bank
         for seg in model.segments:
-            members = np.flatnonzero(state.segment == seg.index)
+            members = np.flatnonzero(state.segment[:n_bank] == seg.index)
             cum = np.cumsum(state.activity[members])
             self.segments.append((members, cum))
+        # the card accounts of each kind (CREDIT, PREPAID) a segment's purchases of that kind go
+        # to, by their customer's activity
+        self.card_holders: dict[tuple[int, int], tuple[I64, F64]] = {}
+        cards = state.cards
+        if cards is not None:
+            for kind, accounts in ((CREDIT, cards.credit), (PREPAID, cards.prepaid)):
+                offset = 0 if kind == CREDIT else len(cards.credit)
+                weight = cards.activity[offset : offset + len(accounts)]
+                for seg in model.segments:
+                    mine = np.flatnonzero(state.segment[accounts] == seg.index)
+                    if len(mine) and weight[mine].sum() > 0:
+                        held = (accounts[mine], np.cumsum(weight[mine]))
+                        self.card_holders[(seg.index, kind)] = held
         self.salary_amount = np.zeros(state.size, dtype=np.int64)
         for s, segment in enumerate(scenario.population.segments):
             mask = state.segment == s
             per = pays_per_month(segment.pay_schedule)
             self.salary_amount[mask] = np.rint(state.income[mask] / per).astype(np.int64)
         types = scenario.transaction_types
-        self.internal_share = types.transfer.internal_share if state.size > 1 else 0.0
+        self.internal_share = types.transfer.internal_share if n_bank > 1 else 0.0
         self.incoming_share = types.transfer.incoming_share
         self.business_share = types.transfer.business_share
 
@@ -310,7 +328,7 @@ class CellDraws:
             rows.rail[transfers[internal & (rail != PIX)]] = INTERNAL
             rows.direction[transfers[incoming]] = 1
             rows.cp_kind[transfers] = np.where(internal, CP_ACCOUNT, CP_EXTERNAL)
-            other = rng.integers(0, max(1, self.state.size - 1), k)
+            other = rng.integers(0, max(1, self.state.n_bank - 1), k)
             own = rows.acc[transfers]
             other = other + (other >= own)  # anyone but the sender
             rows.cp_id[transfers] = np.where(internal, other, rng.integers(0, 2**32, k))
@@ -327,9 +345,21 @@ class CellDraws:
             category = pick(model.category_cum, rng, k)
             rows.rail[cards] = CARD_RAIL
             rows.cp_kind[cards] = CP_MERCHANT
-            rows.amount[cards] = model.category_table.draw(rng, category)
+            amount = model.category_table.draw(rng, category)
             ranks = model.merchant_ranks(rng, category)
             rows.cp_id[cards] = category * MERCHANT_RANKS + ranks
+            # the card it is paid with: a debit card takes from the checking account, a credit
+            # or prepaid card is an account of its own, of a customer of the segment who holds
+            # one (by activity); a segment of the cell without holders pays by debit card
+            kind = pick(model.card_kind_cum, rng, k)
+            rows.amount[cards] = np.maximum(1, np.rint(amount * model.card_factor[kind]))
+            segment = self.state.segment[rows.acc[cards]]
+            u = rng.random(k)
+            for (seg, card_kind), (accounts, cum) in self.card_holders.items():
+                mine = np.flatnonzero((kind == card_kind) & (segment == seg))
+                if len(mine):
+                    at = np.searchsorted(cum, u[mine] * cum[-1], side="right")
+                    rows.acc[cards[mine]] = accounts[np.minimum(at, len(accounts) - 1)]
         rows.direction[rows.typ == REFUND] = 1
         # customers change or add phones and computers too: some of their own digital operations
         # come from a device never seen before (the new-device limits bind them as anyone)
@@ -371,3 +401,103 @@ class CellDraws:
                 rows.cp_id = (self.state.customer[members] * 7919) % 200_003
                 parts.append(rows.take(rows.time >= self.clock.start))  # none before the run
         return Rows.concat(parts)
+
+    def card_cycle(self, k0: int, k1: int) -> Rows:
+        """The card accounts' own rows on the days that begin in [k0, k1): credit card
+        statements closing (rows of type CLOSE, no event) and their payments from checking on
+        the due date (a bill payment inside the bank, automatic: channel none), prepaid cards
+        topped up from checking (a transfer inside the bank, in the app). No random draws: what
+        a card does follows from the card (its due day, share paid, interval and phase)."""
+        cards = self.state.cards
+        if cards is None or not (len(cards.credit) or len(cards.prepaid)):
+            return Rows.empty()
+        days = self._days(k0, k1)
+        if not days:
+            return Rows.empty()
+        card = self.model.scenario.transaction_types.card_purchase
+        closing = dt.timedelta(days=card.credit.closing_days)
+        period = max(1, round(card.prepaid.top_up_every / 86_400.0))
+        n_credit = len(cards.credit)
+        parts: list[Rows] = []
+        for day in days:
+            start = self.clock.epoch(day, 0.0)
+            closes = np.flatnonzero(cards.due_day == (day + closing).day)
+            pays = np.flatnonzero(np.isin(cards.due_day, self._paying(day)))
+            tops = np.flatnonzero((day.toordinal() + cards.phase_day) % period == 0)
+            n_close, n_pay = len(closes), len(pays)
+            rows = Rows.of_size(n_close + n_pay + len(tops))
+            if not len(rows):
+                continue
+            close, pay, top = (
+                slice(0, n_close),
+                slice(n_close, n_close + n_pay),
+                slice(n_close + n_pay, None),
+            )
+            rows.direction[:] = -1
+            rows.rail[:] = INTERNAL
+            rows.channel[:] = MOBILE  # a statement paid is automatic (none), MOBILE if by Pix
+            rows.cp_kind[:] = CP_ACCOUNT
+            rows.u[:] = 1.0  # (never sampled for refunds)
+            # statements close at midnight: what the card owes then is noted, no event
+            rows.time[close] = start
+            rows.acc[close] = cards.credit[closes]
+            rows.typ[close] = CLOSE
+            rows.rail[close] = NO_RAIL
+            rows.cp_kind[close] = CP_NONE
+            # statements paid by automatic debit early in the morning: the card's share of it
+            rows.time[pay] = start + 6 * HOUR + cards.pay_time[pays] * 2 * HOUR
+            rows.acc[pay] = cards.pays_from[pays]
+            rows.typ[pay] = BILL
+            rows.cp_id[pay] = cards.credit[pays]
+            rows.drain[pay] = -cards.pay_share[pays]
+            # prepaid cards topped up in the app, between 8h and 22h
+            rows.time[top] = start + 8 * HOUR + cards.top_up_time[tops] * 14 * HOUR
+            rows.acc[top] = cards.pays_from[n_credit + tops]
+            rows.typ[top] = TRANSFER
+            rows.amount[top] = cards.top_up[tops]
+            rows.cp_id[top] = cards.prepaid[tops]
+            parts.append(rows)
+        every = Rows.concat(parts)
+        return every.take(every.time >= self.clock.start)
+
+    def _paying(self, day: dt.date) -> list[int]:
+        """The due days whose statements are paid on ``day``: due on it, or due on a weekend or
+        holiday since the last bank day (this month's or last month's due date)."""
+        cache: dict[dt.date, list[int]] = self.model.cache.setdefault("paying", {})
+        hit = cache.get(day)
+        if hit is None:
+            if len(cache) > 10_000:
+                cache.clear()
+            due_days = self.model.scenario.transaction_types.card_purchase.credit.due_days
+            hit = cache[day] = [
+                d
+                for d in sorted(set(due_days))
+                if day in (_pay_date(day, d), _pay_date(_last_month(day), d))
+            ]
+        return hit
+
+    def _days(self, k0: int, k1: int) -> list[dt.date]:
+        """The local days that begin in slots [k0, k1) (by date change: a local midnight may be
+        skipped or repeated by a clock change), and the run's first day."""
+        _, _, dates = self.clock.hours(k0, k1)
+        before = self.clock.local(k0 - 1)[2] if k0 > 0 else None
+        days = [d for d, prev in zip(dates, [before, *dates[:-1]], strict=True) if d != prev]
+        return list(dict.fromkeys(days))
+
+
+def _due_date(day: dt.date, due_day: int) -> dt.date:
+    """The due date on ``due_day`` of ``day``'s month."""
+    return day.replace(day=due_day)
+
+
+def _last_month(day: dt.date) -> dt.date:
+    return (day.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def _pay_date(month: dt.date, due_day: int) -> dt.date:
+    """When a statement due on ``due_day`` of ``month``'s month is paid: on its due date, or
+    the next bank day when that is a weekend or holiday."""
+    day = _due_date(month, due_day)
+    while not is_bank_day(day):
+        day += dt.timedelta(days=1)
+    return day

@@ -16,7 +16,7 @@ import numpy as np
 
 from bankstream.events import balance_checksum, remark
 from loadgen.chunk import Chunk
-from loadgen.draw import CP_ACCOUNT, CellDraws, Rows
+from loadgen.draw import CLOSE, CP_ACCOUNT, CellDraws, Rows
 from loadgen.errors import LoadgenError, LoadgenUsageError
 from loadgen.fraud import FraudPlanner
 from loadgen.ledger import Prepared, Stats
@@ -142,16 +142,19 @@ class CellStream:
         self.next_slot = k1
         rows = self.draws.hours(self.rng, k0, k1)
         salaries = self.draws.salaries(self.rng, k0, k1)
+        cards = self.draws.card_cycle(k0, k1)
         # normal events: those emitted so far (credit legs included), and when the ones drawn
         # now happen, for the fraud budget
         stats = self.ledger.stats
         normal_before = self.ledger.counter - sum(stats.fraud)
-        # (a transfer to another customer of the bank is two events: it counts twice)
+        # (a transfer to another account of the bank is two events: it counts twice; a card's
+        # statement closing is none)
         legs = rows.time[(rows.cp_kind == CP_ACCOUNT) & (rows.direction < 0)]
-        normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time]))
+        card_times = np.repeat(cards.time, np.where(cards.typ == CLOSE, 0, 2))
+        normal_times = np.sort(np.concatenate([rows.time, legs, salaries.time, card_times]))
         planned = self.fraud.plan(self.fraud_rng, k0, k1, normal_before, normal_times)
         self.draws.opening_hours(self.fraud_rng, planned)  # fraudsters find places shut too
-        every = Rows.concat([self.pending, rows, salaries, planned])
+        every = Rows.concat([self.pending, rows, salaries, cards, planned])
         end = clock.origin + k1 * clock.slot
         drawn_to = math.floor(end * 1000.0)
         # due: before the end, in whole milliseconds (as `take` asks for them)

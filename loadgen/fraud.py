@@ -157,7 +157,7 @@ class FraudPlanner:
         self.backlog_typology: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self.backlog_index: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self.backlog_done = 0
-        size = draws.state.size
+        size = draws.state.n_bank  # checking accounts: cards are not drawn as victims
         self.size = size
         self.preferred = [
             i for i, name in enumerate(model.categories) if name in ("digital_goods", "marketplace")

@@ -10,6 +10,7 @@ earlier approved purchase of the same account; sequence numbers are gap-free per
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 from bankstream.events import CHANNELS, FRESH_END
 from loadgen.chunk import Chunk
 from loadgen.draw import (
+    CLOSE,
     CP_ACCOUNT,
     CP_BANK,
     CP_BILLER,
@@ -102,6 +104,14 @@ def window_over(key: list[int], total: list[int], a: int, k: int, amt: int, most
     return total[a] + amt > most
 
 
+def opening_statements(state: CellState) -> NDArray[np.int64]:
+    """What each account owed at its last statement before the run (credit cards), else 0."""
+    out = np.zeros(state.size, dtype=np.int64)
+    if state.cards is not None:
+        out[state.cards.credit] = state.cards.statement
+    return out
+
+
 def _counterparty(kind: int, ident: int | str) -> str:
     """The counterparty fields of a counterparty (an account is given by its id)."""
     if kind == CP_ACCOUNT:
@@ -149,9 +159,14 @@ def _fragments(model: EngineModel) -> tuple[list[str], list[str]]:
 
 def _passive(code: int) -> bool:
     """Whether events of this type code happen without the customer acting: incoming transfers
-    (and the credit legs of transfers inside the bank), salaries, refunds, fees."""
-    t, _, direction = code_parts(code)
-    return t in (SALARY, REFUND, FEE) or (t == TRANSFER and direction > 0)
+    (and the credit legs of transfers inside the bank), salaries, refunds, fees, and a credit
+    card's statement paid by automatic debit (both legs: a bill payment inside the bank)."""
+    t, rail, direction = code_parts(code)
+    return (
+        t in (SALARY, REFUND, FEE)
+        or (t == TRANSFER and direction > 0)
+        or (t == BILL and rail == INTERNAL)
+    )
 
 
 def outside_head(head: int) -> int:
@@ -252,6 +267,8 @@ class Ledger:
         self.day_sum = [0] * size
         self.device_key = [-1] * size
         self.device_sum = [0] * size
+        # what each credit card owed when its last statement closed
+        self.statement = opening_statements(state).tolist()
         # merchant fields by category; index -1 (not a card purchase) gives the empty ones
         self.category_frag, self.heads = _fragments(model)
         self.instance_prefix = f"{model.tag}-F{state.cell:04x}-"
@@ -307,7 +324,11 @@ class Ledger:
         once; ``run`` then takes them in order, as many at a time as asked."""
         typ, direction = rows.typ, rows.direction
         debit = direction < 0
-        capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD))
+        # a bill payment to an account of the bank: a credit card's statement paid by automatic
+        # debit, which no customer limit stops
+        to_account = rows.cp_kind == CP_ACCOUNT
+        statement = (typ == BILL) & to_account
+        capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD)) & ~statement
         night = self.model.scenario.limits.night
         if night.start_hour > night.end_hour:  # e.g. 20h to 6h: across midnight
             in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
@@ -332,7 +353,7 @@ class Ledger:
         if limits.cash.enabled:
             cash = debit & (typ == WITHDRAWAL)
             cap[cash] = np.where(in_night[cash], limits.cash.night, limits.cash.day)
-        tcode = type_code(typ, rows.rail, direction)
+        tcode = np.where(typ >= 0, type_code(typ, rows.rail, direction), 0)  # CLOSE: no event
         prepared = Prepared(
             rows=rows,
             time_ms=(rows.time * 1000.0).astype(np.int64),
@@ -341,11 +362,14 @@ class Ledger:
             limited=(nkey >= 0) | (dkey >= 0) | (cap < NO_CAP) | (ndkey != -1),
             special=(typ == REFUND)
             | (rows.fraud > 0)
-            | (rows.drain > 0)
+            | (rows.drain != 0)
             | rows.new_device
             | rows.blocked,
-            internal=debit & (typ == TRANSFER) & (rows.cp_kind == CP_ACCOUNT),
-            refundable=((typ == CARD) | (typ == BILL)) & (rows.fraud == 0) & (rows.u < self.sample),
+            internal=debit & ((typ == TRANSFER) | statement) & to_account,
+            refundable=((typ == CARD) | (typ == BILL))
+            & ~to_account
+            & (rows.fraud == 0)
+            & (rows.u < self.sample),
             head=tcode * N_CHANNELS + rows.channel,
             category=np.where(rows.cp_kind == CP_MERCHANT, rows.cp_id // MERCHANT_RANKS, -1),
             cp_key=(rows.cp_kind << 40) | rows.cp_id,
@@ -386,7 +410,7 @@ class Ledger:
         stats = self.stats
         looked_at[REFUND] -= skipped
         stats.skipped_refunds += skipped
-        looked_at[TRANSFER] += legs
+        looked_at[TRANSFER] += legs  # (the credit legs of other types are in looked_at)
         for t, n in enumerate(looked_at):
             stats.counts[2 * t] += n - declined[t]
             stats.counts[2 * t + 1] += declined[t]
@@ -414,6 +438,7 @@ class Ledger:
         device_key, device_sum = self.device_key, self.device_sum
         device_max = NO_CAP if self.device_daily_max is None else self.device_daily_max
         device_per_pix = self.device_per_pix
+        statement = self.statement
         keys: list[str] = []
         lines: list[str] = []
         times: list[int] = []
@@ -443,12 +468,17 @@ class Ledger:
         counter = self.counter
         end = counter + limit  # the counter of the last event allowed
         declined = [0] * len(TYPES)
-        legs = money_in = money_out = skipped = 0
+        legs = money_in = money_out = skipped = other_legs = 0
+        skipped_bills = 0
         done = len(acc_l)  # rows looked at
         for i, a, amt, cpf, tms in zip(range(done), acc_l, amt_l, cp_l, time_l, strict=True):
             if counter >= end:
                 done = i
                 break
+            if typ_l[i] == CLOSE:  # a credit card's statement closes: what it owes now
+                owed = -balance[a]
+                statement[a] = owed if owed > 0 else 0
+                continue
             internal = internal_l[i]
             head = head_l[i]
             outside = False
@@ -464,8 +494,11 @@ class Ledger:
             fraud = NORMAL
             if special_l[i]:
                 found = self._special(rows, i0 + i, a, amt, tms)
-                if found is None:  # a refund with nothing left to refund
-                    skipped += 1
+                if found is None:  # a refund with nothing left to refund, a statement paid
+                    if typ_l[i] == REFUND:
+                        skipped += 1
+                    else:
+                        skipped_bills += 1
                     continue
                 a, amt, fraud, status, cp_text, who = found
                 if cp_text is not None:
@@ -530,7 +563,10 @@ class Ledger:
                 if b_before + amt > MAX_CENTS:
                     raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
                 sb = seq[b] = seq[b] + 1
-                legs += 1
+                if typ_l[i] == TRANSFER:
+                    legs += 1
+                else:
+                    other_legs += 1
                 leg_fraud = NO_FRAUD
                 f = int(fraud_codes[i0 + i])
                 if f > 0:
@@ -539,7 +575,7 @@ class Ledger:
                 counter += 1
                 out_key(keys_of[b])
                 out_time(tms)
-                out_type(TRANSFER)
+                out_type(typ_l[i])
                 out_line(
                     f'{{"tx_id":"{prefix}{counter!s}",{who_of[b]},{heads[head_l[i] + N_CHANNELS]},'
                     f'"amount":{amt!s},"balance_before":{b_before!s},'
@@ -549,16 +585,19 @@ class Ledger:
                     f'"event_time":{tms!s},{leg_fraud}"{prefix}{counter - 1!s}"{tail}'
                 )
         self.counter = counter
-        looked_at = np.bincount(typ[:done], minlength=len(TYPES)).tolist()
+        # (CLOSE rows, -1, make no event: counted at 0 and dropped)
+        looked_at = np.bincount(typ[:done] + 1, minlength=len(TYPES) + 1)[1:].tolist()
+        looked_at[BILL] += other_legs - skipped_bills
         self.count(looked_at, declined, legs, skipped, money_in, money_out)
         return Chunk.of_lines(keys, lines, times, types), done
 
     def _special(
         self, rows: Rows, i: int, a: int, amt: int, tms: int
     ) -> tuple[int, int, str, str, str | None, str] | None:
-        """Refunds, fraud and drains: (account, amount, fraud and ref_tx fields, status so far,
-        counterparty, who: account, place and device fields), or None when the row yields no
-        event (a refund with nothing left to refund)."""
+        """Refunds, fraud, drains and credit card statements paid: (account, amount, fraud and
+        ref_tx fields, status so far, counterparty, who: account, place and device fields), or
+        None when the row yields no event (a refund with nothing left to refund, a statement
+        with nothing owed)."""
         state = self.state
         ref = "null"
         cp_text = None
@@ -586,6 +625,18 @@ class Ledger:
         drain = float(rows.drain[i])
         if drain > 0.0 and int(rows.direction[i]) < 0:
             amt = max(1, int((state.balance[a] - state.floor[a]) * drain))
+        elif drain < 0.0:
+            # a credit card's statement paid: this share of what it owed at the close, and never
+            # more than it owes now (refunds since); nothing owed, no payment
+            b = int(rows.cp_id[i])
+            owed = min(self.statement[b], -state.balance[b])
+            if owed <= 0:
+                return None
+            amt = min(owed, max(1, math.ceil(owed * -drain)))
+            # checking holding less pays what it holds (a partial payment); nothing: declined
+            room = state.balance[a] - state.floor[a]
+            if 0 < room < amt:
+                amt = room
         fraud = NO_FRAUD
         f = int(rows.fraud[i])
         if f:

@@ -13,7 +13,15 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from bankstream.events import CHANNELS, EVENT_VERSION, MIX_TYPES, RAILS, TRANSFER_RAILS, TX_TYPES
+from bankstream.events import (
+    CARD_KINDS,
+    CHANNELS,
+    EVENT_VERSION,
+    MIX_TYPES,
+    RAILS,
+    TRANSFER_RAILS,
+    TX_TYPES,
+)
 from loadgen.calendar import Clock, is_bank_day
 from scenarios.model import Amount, Scenario
 
@@ -38,6 +46,7 @@ RAIL_NAMES = RAILS  # transfer rails (drawn by weight) first, then boleto and ca
 assert RAIL_NAMES[: len(TRANSFER_RAILS)] == TRANSFER_RAILS
 NO_RAIL, BOLETO, CARD_RAIL = -1, RAILS.index("boleto"), RAILS.index("card")
 PIX, TED, INTERNAL = RAILS.index("pix"), RAILS.index("ted"), RAILS.index("internal")
+CREDIT, DEBIT, PREPAID = (CARD_KINDS.index(k) for k in ("credit", "debit", "prepaid"))
 DEFAULT_CELLS = 256
 CUSTOMERS_PER_CELL = 64  # a small bank gets fewer cells, so customers can still meet in one
 MERCHANT_RANKS = 100_000_000  # merchant id = category * this + rank
@@ -101,6 +110,21 @@ class AmountModel:
         values = np.exp(self.mu + self.sigma * rng.standard_normal(n))
         out: NDArray[np.int64] = np.clip(np.rint(values), self.low, self.high).astype(np.int64)
         return out
+
+    def mean(self) -> float:
+        """The mean of the clipped lognormal, cents."""
+        mu, sigma, low, high = self.mu, self.sigma, float(self.low), float(self.high)
+        if sigma == 0:
+            return min(max(math.exp(mu), low), high)
+
+        def below(x: float) -> float:  # P(X < x)
+            return 0.5 * (1.0 + math.erf((math.log(x) - mu) / (sigma * math.sqrt(2.0))))
+
+        def partial(x: float) -> float:  # E[X; X < x]
+            z = (math.log(x) - mu - sigma * sigma) / (sigma * math.sqrt(2.0))
+            return math.exp(mu + sigma * sigma / 2.0) * 0.5 * (1.0 + math.erf(z))
+
+        return low * below(low) + high * (1.0 - below(high)) + partial(high) - partial(low)
 
 
 @dataclass(frozen=True)
@@ -172,6 +196,12 @@ class EngineModel:
     type_frag: dict[tuple[int, int, int], str] = field(default_factory=dict)
     channel_frag: list[str] = field(default_factory=list)
     tail: str = ""
+    # card purchases by kind of card (CREDIT, DEBIT, PREPAID): weights, cumulative, the factor
+    # the category amounts are scaled by, and the mean ticket that gives
+    card_kinds: NDArray[np.float64] = field(default_factory=lambda: np.ones(3))
+    card_kind_cum: NDArray[np.float64] = field(default_factory=lambda: np.ones(3))
+    card_factor: NDArray[np.float64] = field(default_factory=lambda: np.ones(3))
+    card_ticket: NDArray[np.float64] = field(default_factory=lambda: np.ones(3))
     slots_per_hour: int = 1
     native: bool = True  # the ledger's C loop when built (False: the Python reference)
     _activity: list[float] | None = None
@@ -356,6 +386,19 @@ class EngineModel:
         model.category_table = AmountTable.of(
             [AmountModel.of(c.amount) for c in merchants.categories.values()]
         )
+        card = types.card_purchase
+        model.card_kinds = np.array(lookup(card.kinds, CARD_KINDS, 0.0))
+        model.card_kind_cum = cumulative(model.card_kinds)
+        cat_weights = np.asarray(weights) / total
+        category_mean = sum(
+            w * AmountModel.of(c.amount).mean()
+            for w, c in zip(cat_weights, merchants.categories.values(), strict=True)
+        )
+        if card.tickets is None:
+            model.card_ticket = np.full(len(CARD_KINDS), category_mean)
+        else:
+            model.card_ticket = np.array(lookup(card.tickets, CARD_KINDS, category_mean), float)
+        model.card_factor = model.card_ticket / category_mean
         model.city_cum = cumulative([c.weight for c in pop.cities])
         model.place_frag = [
             [

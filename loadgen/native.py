@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from loadgen.chunk import Chunk
 from loadgen.errors import LoadgenError
-from loadgen.ledger import N_CHANNELS, Ledger, Prepared
+from loadgen.ledger import N_CHANNELS, Ledger, Prepared, opening_statements
 from loadgen.model import EngineModel
 from loadgen.population import CellState
 
@@ -53,6 +53,7 @@ class NativeLedger(Ledger):
             np.zeros(size, dtype=np.int64),
             np.full(size, -1, dtype=np.int64),  # day of the running new-device Pix total
             np.zeros(size, dtype=np.int64),
+            opening_statements(state),  # what a credit card owed at its last statement
         )
         scenario = model.scenario
         night, daily = self.night_max, self.daily_max

@@ -7,13 +7,14 @@ processes or hosts share the cells.
 
 from __future__ import annotations
 
+import datetime as dt
 from array import array
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from loadgen.model import EngineModel, q
+from loadgen.model import CARD, CREDIT, PREPAID, EngineModel, q
 
 # streams of a cell, each from SeedSequence(seed, spawn_key=(cell, purpose))
 INIT, DRAW, FRAUD = 0, 1, 2
@@ -48,6 +49,10 @@ class CellState:
     # the event's fields about who: "account":...,"customer":...,"customer_name":..., segment,
     # city, state, region and "device": the customer's usual device
     who: list[str]
+    # the checking accounts come first (0 .. n_bank - 1), then the credit cards, then the
+    # prepaid cards: accounts of their own, with no activity of their own
+    n_bank: int = 0
+    cards: Cards | None = None
 
     @property
     def size(self) -> int:
@@ -61,6 +66,26 @@ class CellState:
         for key, bal, seq in zip(self.key, self.balance, self.seq, strict=True):
             digest.update(f"{key}:{bal}:{seq};".encode())
         return sum(self.balance), digest.hexdigest()
+
+
+@dataclass
+class Cards:
+    """The cell's credit and prepaid card accounts, and which card each checking account's
+    customer holds (-1: none)."""
+
+    credit_of: NDArray[np.int64]  # per checking account: its customer's credit card, or -1
+    prepaid_of: NDArray[np.int64]  # per checking account: its customer's prepaid card, or -1
+    credit: NDArray[np.int64]  # the credit card accounts
+    prepaid: NDArray[np.int64]  # the prepaid card accounts
+    pays_from: NDArray[np.int64]  # per card account (in credit, then prepaid order): checking
+    due_day: NDArray[np.int64]  # per credit card: the day of the month its statement is due
+    pay_share: NDArray[np.float64]  # per credit card: the share of a statement it pays
+    top_up: NDArray[np.int64]  # per prepaid card: what each top-up moves, cents
+    pay_time: NDArray[np.float64]  # per credit card: when in the run of automatic debits, 0-1
+    phase_day: NDArray[np.int64]  # per prepaid card: its top-up days are ordinal + this
+    top_up_time: NDArray[np.float64]  # per prepaid card: when in the day it tops up, 0-1
+    activity: NDArray[np.float64]  # per card account: its customer's expected events a day
+    statement: NDArray[np.int64]  # per credit card: what it owed at the statement before the run
 
 
 @dataclass
@@ -177,6 +202,11 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
         floor[mask] = -limit
         paid[mask] = (number[mask] == 0) & (rng.random(k) < seg.pay_schedule.share_paid)
 
+    # the cards: after every draw above, so the checking accounts do not depend on them
+    card_owner, card_kind, cards, card_opening, card_floor = _cards(
+        model, rng, starts, owner, activity, segment, income
+    )
+    owner = np.concatenate([owner, card_owner])
     customer = g[owner]
     # the accounts' texts: what belongs to the customer made once a customer
     digits = [f"{c:09d}" for c in g.tolist()]
@@ -187,21 +217,145 @@ def build_cell(model: EngineModel, cell: int) -> CellState:
         for d, name, s, c in zip(digits, names, segment.tolist(), city.tolist(), strict=True)
     ]
     owners = owner.tolist()
-    key = [f"A{digits[o]}-{k}" for o, k in zip(owners, number.tolist(), strict=True)]
+    suffix = [*map(str, number.tolist()), *(CARD_SUFFIX[k] for k in card_kind.tolist())]
+    key = [f"A{digits[o]}-{k}" for o, k in zip(owners, suffix, strict=True)]
     who = [f'"account":"{k}",{theirs[o]}' for k, o in zip(key, owners, strict=True)]
+    n_cards = len(card_owner)
+    opening = np.concatenate([opening, card_opening])
+    floor = np.concatenate([floor, card_floor])
     return CellState(
         cell=cell,
         customer=customer,
-        primary=number == 0,
-        segment=acc_segment,
+        primary=np.concatenate([number == 0, np.zeros(n_cards, dtype=bool)]),
+        segment=segment[owner],
         city=city[owner],
-        activity=acc_activity,
-        income=acc_income,
-        paid=paid,
+        activity=np.concatenate([acc_activity, np.zeros(n_cards)]),
+        income=income[owner],
+        paid=np.concatenate([paid, np.zeros(n_cards, dtype=bool)]),
         opening=opening,
         balance=opening.tolist(),
         floor=array("q", floor.astype(np.int64).tobytes()),
-        seq=[0] * m,
+        seq=[0] * (m + n_cards),
         key=key,
         who=who,
+        n_bank=m,
+        cards=cards,
     )
+
+
+CARD_SUFFIX = {1: "credit", 2: "prepaid"}
+
+
+def _cards(
+    model: EngineModel,
+    rng: np.random.Generator,
+    starts: NDArray[np.int64],
+    owner: NDArray[np.int64],
+    activity: NDArray[np.float64],
+    segment: NDArray[np.int64],
+    income: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], Cards, NDArray[np.int64], NDArray[np.int64]]:
+    """The customers' credit and prepaid cards: (owner of each card account, its kind (1 credit,
+    2 prepaid), the cards, opening balances, floors). A card's account is paid or topped up from
+    its customer's first checking account."""
+    card = model.scenario.transaction_types.card_purchase
+    n, m = len(starts), len(owner)
+    used = model.card_kinds
+    credit_holder = (rng.random(n) < card.credit.holders) & (used[CREDIT] > 0)
+    prepaid_holder = (rng.random(n) < card.prepaid.holders) & (used[PREPAID] > 0)
+    due_pick = rng.integers(0, len(card.credit.due_days), n)
+    due_day_of = np.asarray(card.credit.due_days, dtype=np.int64)[due_pick]
+    full = rng.random(n) < card.credit.pay_in_full
+    part = card.credit.minimum + (1.0 - card.credit.minimum) * rng.random(n)
+    phase = rng.random(n) * card.prepaid.top_up_every
+    credit_owner = np.flatnonzero(credit_holder)
+    prepaid_owner = np.flatnonzero(prepaid_holder)
+    n_credit, n_prepaid = len(credit_owner), len(prepaid_owner)
+    credit = m + np.arange(n_credit, dtype=np.int64)
+    prepaid = m + n_credit + np.arange(n_prepaid, dtype=np.int64)
+    by_customer = np.full(n, -1, dtype=np.int64)
+    by_customer[credit_owner] = credit
+    credit_of = by_customer[owner]
+    by_customer = np.full(n, -1, dtype=np.int64)
+    by_customer[prepaid_owner] = prepaid
+    prepaid_of = by_customer[owner]
+    # a card's limit: a multiple of income, or two months of the customer's expected spending
+    # with it if more (issuers raise the limits of customers who use and pay the card)
+    month = _spending(model, CREDIT, credit_owner, activity, segment) * 30.0
+    limit = np.clip(
+        np.maximum(np.rint(income[credit_owner] * card.credit.limit_multiple), 2 * month),
+        card.credit.limit_min,
+        card.credit.limit_max,
+    ).astype(np.int64)
+    # a top-up brings what the holder is expected to spend on the card until the next one
+    days = max(1, round(card.prepaid.top_up_every / 86_400.0))
+    spend = _spending(model, PREPAID, prepaid_owner, activity, segment) * days
+    spend *= card.prepaid.top_up_margin
+    top_up = np.maximum(1000, np.ceil(spend / 1000.0) * 1000).astype(np.int64)
+    # credit cards in use before the run: the last statement (a month's expected spending,
+    # half to one and a half of it) and what was spent since it closed, within the limit
+    statement = np.minimum(limit, np.rint(month * (0.5 + rng.random(n_credit)))).astype(np.int64)
+    since = _days_since_close(model)[due_day_of[credit_owner]]
+    # once its payment day has passed (closing_days after the close), a statement is paid: what
+    # is still owed of it is the part a partial payer carries
+    paid = since > card.credit.closing_days
+    share = np.where(full, 1.0, part)[credit_owner]
+    carried = np.where(paid, np.rint(statement * (1.0 - share)), statement).astype(np.int64)
+    spent = np.minimum(limit - carried, np.rint(month * since / 30.0)).astype(np.int64)
+    cards = Cards(
+        credit_of=credit_of,
+        prepaid_of=prepaid_of,
+        credit=credit,
+        prepaid=prepaid,
+        pays_from=starts[np.concatenate([credit_owner, prepaid_owner])].astype(np.int64),
+        due_day=due_day_of[credit_owner],
+        pay_share=share,
+        top_up=top_up,
+        pay_time=(np.arange(n_credit) * 0.6180339887498949) % 1.0,
+        phase_day=(phase[prepaid_owner] // 86_400.0).astype(np.int64),
+        top_up_time=(phase[prepaid_owner] % 86_400.0) / 86_400.0,
+        activity=activity[np.concatenate([credit_owner, prepaid_owner])],
+        statement=statement,
+    )
+    card_owner = np.concatenate([credit_owner, prepaid_owner]).astype(np.int64)
+    kind = np.concatenate([np.ones(n_credit, np.int64), np.full(n_prepaid, 2, np.int64)])
+    opening = np.concatenate([-(carried + spent), top_up])
+    floor = np.concatenate([-limit, np.zeros(n_prepaid, np.int64)])
+    return card_owner, kind, cards, opening, floor
+
+
+def _days_since_close(model: EngineModel) -> NDArray[np.float64]:
+    """Days from the last statement close before the run to its first day, by due day (1-28):
+    the same for every cell."""
+    hit: NDArray[np.float64] | None = model.cache.get("days since close")
+    if hit is None:
+        credit = model.scenario.transaction_types.card_purchase.credit
+        start, closing = model.clock.anchor, dt.timedelta(days=credit.closing_days)
+        hit = np.zeros(32)  # by day of the month (due days are 1-28)
+        for back in range(31, -1, -1):  # the nearest close wins
+            hit[(start - dt.timedelta(days=back) + closing).day] = back
+        model.cache["days since close"] = hit
+    return hit
+
+
+def _spending(
+    model: EngineModel,
+    kind: int,
+    owners: NDArray[np.int64],
+    activity: NDArray[np.float64],
+    segment: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """What each of ``owners`` (customers holding a card of ``kind``) is expected to spend with
+    it a day, cents: their segment's card purchases drawn as that kind, shared by its holders
+    by activity, at the kind's ticket."""
+    used = model.card_kinds
+    share = used[kind] / used.sum()
+    out = np.zeros(len(owners))
+    for s, seg in enumerate(model.segments):
+        holders = segment[owners] == s
+        held = activity[owners][holders]
+        if not len(held) or held.sum() <= 0:
+            continue
+        purchases = float(activity[segment == s].sum()) * seg.mix[CARD] * share
+        out[holders] = purchases * held / held.sum() * model.card_ticket[kind]
+    return out

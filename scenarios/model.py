@@ -28,7 +28,7 @@ from pydantic import (
 
 from bankstream.events import TOPIC_PATTERN
 from scenarios.anomalies import Anomalies
-from scenarios.reference import DEFAULT_CITIES, MCC, REGIONS, Channel, MixType, Rail
+from scenarios.reference import DEFAULT_CITIES, MCC, REGIONS, CardKind, Channel, MixType, Rail
 from scenarios.types import (
     CONDITION_RE,
     NonNegativeDuration,
@@ -474,14 +474,113 @@ class TransferType(SimpleType):
     )
 
 
+def _card_kinds() -> dict[CardKind, float]:
+    # 2024 payments by count (BCB, ABECS): credit 19.8 bn, debit 16.7 bn, prepaid 9.2 bn
+    return {"credit": 17.3, "debit": 14.6, "prepaid": 8.0}
+
+
+def _card_tickets() -> dict[CardKind, Any]:
+    # average tickets (ABECS 2024)
+    return {"credit": 137, "debit": 60, "prepaid": 41}
+
+
+class CreditCards(Strict):
+    """Credit cards: an account of their own with a limit, a monthly statement and its payment."""
+
+    holders: Share = Field(
+        0.6,
+        description="share of customers with a credit card (assumption: about 60% of Brazilian "
+        "adults hold one; the card purchases drawn as credit go to holders)",
+    )
+    limit_multiple: float = Field(
+        2.0,
+        gt=0,
+        le=100,
+        description="the card's limit as a multiple of monthly income (assumption)",
+    )
+    limit_min: PositiveMoney = Field(500, description="smallest limit")
+    limit_max: PositiveMoney = Field(50000, description="largest limit")
+    due_days: list[Annotated[int, Field(ge=1, le=28)]] = Field(
+        default_factory=lambda: list(range(1, 29)),
+        min_length=1,
+        description="days of the month a statement can be due on, one drawn per card (Brazilian "
+        "issuers let the holder choose the day: assumption, any of 1-28)",
+    )
+    closing_days: int = Field(
+        7,
+        ge=1,
+        le=20,
+        description="the statement closes this many days before its due date (issuers close "
+        "7-10 days before: assumption)",
+    )
+    pay_in_full: Share = Field(
+        0.7,
+        description="share of card holders who pay the whole statement on its due date; the "
+        "others pay a part of it (between minimum and all) and carry the rest (assumption)",
+    )
+    minimum: Share = Field(
+        0.15,
+        description="the least a partial payer pays, as a share of the statement (assumption: "
+        "issuers' usual minimum, 15%)",
+    )
+
+
+class PrepaidCards(Strict):
+    """Prepaid cards: an account of their own, topped up from checking at a regular interval."""
+
+    holders: Share = Field(
+        0.35,
+        description="share of customers with a prepaid card (assumption: the card purchases "
+        "drawn as prepaid go to holders)",
+    )
+    top_up_every: Annotated[PositiveDuration, Field(ge=86400)] = Field(
+        30 * 86400,
+        description="how often a holder tops the card up from checking, in whole days (at "
+        "least 1d; assumption: monthly, as a month's budget)",
+    )
+    top_up_margin: float = Field(
+        1.25,
+        ge=0.1,
+        le=10,
+        description="a top-up as a multiple of what the holder is expected to spend by card "
+        "until the next (assumption: a quarter more, so that a card runs dry now and then)",
+    )
+
+
 class CardPurchaseType(Strict):
-    """Debit card purchases at merchants; amounts come from the merchant's category."""
+    """Card purchases at merchants, by credit, debit or prepaid card; amounts come from the
+    merchant's category, scaled so that each kind of card averages its own ticket."""
 
     label: str | None = None
     channels: ChannelWeights = Field(
         default_factory=_card_channels,
         description="POS in person, web / mobile for e-commerce",
     )
+    kinds: Annotated[dict[CardKind, Weight], _weighs("card kind")] = Field(
+        default_factory=_card_kinds,
+        description="weights of the cards purchases are paid with (2024 by count: credit "
+        "17.3%, debit 14.6%, prepaid 8.0% of all payments)",
+    )
+    tickets: dict[CardKind, PositiveMoney] | None = Field(
+        default_factory=_card_tickets,
+        description="average purchase by kind of card (ABECS 2024: credit R$ 137, debit R$ 60, "
+        "prepaid R$ 41): the merchants' category amounts are scaled to these means; none keeps "
+        "the category amounts for every card",
+    )
+    credit: CreditCards = Field(default_factory=CreditCards)
+    prepaid: PrepaidCards = Field(default_factory=PrepaidCards)
+
+    @model_validator(mode="after")
+    def _tickets_of_every_kind(self) -> Self:
+        if self.tickets is not None:
+            missing = [k for k in self.kinds if self.kinds[k] > 0 and k not in self.tickets]
+            if missing:
+                msg = f"tickets: give a ticket for every kind of card used ({', '.join(missing)})"
+                raise ValueError(msg)
+        if self.credit.limit_max < self.credit.limit_min:
+            msg = "credit: limit_max is below limit_min"
+            raise ValueError(msg)
+        return self
 
 
 class RefundType(Strict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 # The names of channels, transaction types and rails belong to the event contract; a scenario
 # weighs them by these names.
 from bankstream.events import CUSTOMER_CHANNELS, CustomerChannel, TransferRail
+from bankstream.events import CardKind as CardKind
 from bankstream.events import MixType as MixType
 
 Rail = TransferRail  # the rails whose weights a scenario gives

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bankstream.events import MIX_TYPES, balance_checksum
+from bankstream.events import MIX_TYPES, balance_checksum, card_upkeep
 from bankstream.invariants import check_stream, external_flow
 from loadgen.assign import parse_cells
 from loadgen.calendar import HOUR, Clock
@@ -141,7 +141,8 @@ def test_money_is_conserved_and_floors_hold(run: Run):
 
 
 def test_type_mix_matches_the_scenario(run: Run):
-    """Initiated transactions by type (no refunds, salaries, fraud or credit legs)."""
+    """Initiated transactions by type (no refunds, salaries, fraud, credit legs or the card
+    accounts' upkeep: statements paid, prepaid cards topped up)."""
     model = run.model
     activity = np.zeros(len(model.segments))
     for stream in run.streams:
@@ -157,6 +158,7 @@ def test_type_mix_matches_the_scenario(run: Run):
         for e in run.all()
         if not e["fraud"]
         and e["type"] in kinds
+        and not card_upkeep(e)
         and not (
             e["type"] == "transfer"
             and e["counterparty_kind"] == "account"
@@ -179,6 +181,7 @@ def test_hour_of_day_profile(run: Run):
         if not e["fraud"]
         and e["type"] not in ("salary", "refund", "deposit", "withdrawal")  # cash: ATM hours
         and e["rail"] != "ted"  # TED waits for its settlement window
+        and not card_upkeep(e)  # a card's statement paid, a top-up: on the card's own days
         and not (e["counterparty_kind"] == "account" and e["direction"] == "credit")
     )
     observed = np.array([hours[h] for h in range(24)], dtype=float)
@@ -336,6 +339,8 @@ def test_night_and_daily_limits_hold_in_local_time(zone: str):
                 e = orjson.loads(line)
                 if e["type"] not in capped or e["direction"] != "debit":
                     continue
+                if e["type"] == "bill_payment" and e["counterparty_kind"] == "account":
+                    continue  # a credit card's statement paid by automatic debit: no limit
                 if e["decline_reason"] not in (None, "limit_exceeded"):
                     continue
                 local = dt.datetime.fromtimestamp(e["event_time"] / 1000, tz)

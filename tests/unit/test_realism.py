@@ -15,7 +15,9 @@ import numpy as np
 import orjson
 import pytest
 
+from bankstream.events import CARD_KINDS, account_kind
 from loadgen.calendar import easter, is_bank_day, nth_business_day
+from loadgen.model import EngineModel
 from loadgen.stream import RunStream, plan
 from scenarios import load
 
@@ -66,19 +68,23 @@ def in_night(e: Event) -> bool:
 
 @pytest.mark.slow
 def test_a_day_has_the_published_payment_mix_and_channels(monday: list[Event]):
-    """Payments (outgoing transfers, card purchases, boletos) by rail within 2 points of BCB /
-    FEBRABAN / ABECS 2024 (Pix 55.6%, cards 39.9%, boleto 3.7%, TED 0.7%); channels of the
+    """Payments (outgoing transfers, card purchases, boletos: BCB's set, so not book transfers
+    nor a card account's upkeep) by rail and card within 2 points of BCB / FEBRABAN / ABECS 2024
+    (Pix 55.6%, credit 17.3%, debit 14.6%, prepaid 8.0%, boleto 3.7%, TED 0.7%); channels of the
     operations customers make within 2 points of FEBRABAN 2024 (mobile 75%, POS 13%, all digital
     82%)."""
     paid = Counter(
-        e["rail"]
+        card_kind(e) if e["rail"] == "card" else e["rail"]
         for e in monday
-        if e["direction"] == "debit" and e["type"] in ("transfer", "card_purchase", "bill_payment")
+        if e["direction"] == "debit"
+        and e["type"] in ("transfer", "card_purchase", "bill_payment")
+        and e["rail"] in ("pix", "card", "boleto", "ted")
     )
     payments = sum(paid.values())
-    shares = {rail: 100 * paid[rail] / payments for rail in ("pix", "card", "boleto", "ted")}
-    published = {"pix": 55.6, "card": 39.9, "boleto": 3.7, "ted": 0.7}
-    assert all(abs(shares[r] - published[r]) <= 2 for r in published), shares
+    published = {"pix": 55.6, "credit": 17.3, "debit": 14.6, "prepaid": 8.0, "boleto": 3.7}
+    published["ted"] = 0.7
+    shares = {kind: 100 * paid[kind] / payments for kind in published}
+    assert all(abs(shares[k] - published[k]) <= 2 for k in published), shares
     # FEBRABAN counts the operations customers make: money received has no channel
     acted = [e for e in monday if e["channel"] != "none"]
     channels = Counter(e["channel"] for e in acted)
@@ -106,8 +112,11 @@ def test_pix_pays_people_and_businesses(monday: list[Event]):
     assert all(e["counterparty"][0] == "M" for e in business)
     assert all(e["merchant_category"] and e["mcc"] for e in business)
     assert not any(e["merchant_category"] or e["mcc"] for e in people)
-    # a business is paid at a merchant's ticket: the card purchases' amounts, not the Pix rail's
-    cards = [e["amount"] for e in monday if e["type"] == "card_purchase"]
+    # a business is paid at a merchant's ticket: the merchants' category amounts (the card
+    # purchases' before each kind of card's scaling to its own ticket), not the Pix rail's
+    model = EngineModel.build(load("retail-day", environ={}).scenario, "x")
+    factor = dict(zip(CARD_KINDS, model.card_factor.tolist(), strict=True))
+    cards = [e["amount"] / factor[card_kind(e)] for e in monday if e["type"] == "card_purchase"]
     pix_to_people = [e["amount"] for e in people]
     to_business = [e["amount"] for e in business]
     assert abs(np.median(to_business) / np.median(cards) - 1) < 0.25
@@ -120,9 +129,18 @@ def test_pix_pays_people_and_businesses(monday: list[Event]):
 
 
 def customer_did_nothing(e: Event) -> bool:
-    """Money received (but a deposit) and the bank's fees."""
+    """Money received (but a deposit), the bank's fees, and a credit card's statement paid by
+    automatic debit (a bill payment inside the bank)."""
     received = e["direction"] == "credit" and e["type"] != "deposit"
-    return bool(received or e["type"] == "fee")
+    statement = e["type"] == "bill_payment" and e["counterparty_kind"] == "account"
+    return bool(received or e["type"] == "fee" or statement)
+
+
+def card_kind(e: Event) -> str:
+    """The card a card purchase was paid with: its account's kind (a debit card's is the
+    checking account)."""
+    kind = account_kind(e["account"])
+    return "debit" if kind == "checking" else kind
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
@@ -150,7 +168,9 @@ def test_transfers_inside_the_bank_are_never_ted_or_doc(day: str, request: pytes
     assert not inside.keys() - {"pix", "internal"}, inside
     assert inside["internal"] > 0 and inside["pix"] > inside["internal"], inside
     book = Counter((e["type"], e["counterparty_kind"]) for e in events if e["rail"] == "internal")
-    assert set(book) == {("transfer", "account")}, book
+    # (a credit card's statement paid from checking is a bill payment inside the bank)
+    assert ("transfer", "account") in book, book
+    assert set(book) <= {("transfer", "account"), ("bill_payment", "account")}, book
 
 
 @pytest.mark.parametrize("day", ["monday", "weekend", "fraud_ring"])
@@ -363,3 +383,114 @@ def test_bank_days_skip_weekends_holidays_carnival_and_corpus_christi():
     ]
     assert not any(is_bank_day(day) for day in closed)
     assert is_bank_day(dt.date(2025, 3, 5)) and is_bank_day(dt.date(2023, 11, 20))
+
+
+@pytest.fixture(scope="module")
+def card_months() -> list[Event]:
+    """retail-day's bank at 1,000 customers over about seven weeks, every credit card due on the
+    10th (its statement closing on the 3rd, seven days before)."""
+    return events_of(
+        "retail-day",
+        150_000,
+        "population.customers=1000",
+        "transaction_types.card_purchase.credit.due_days=[10]",
+    )
+
+
+@pytest.mark.slow
+def test_cards_by_kind_move_their_own_accounts_at_their_tickets(monday: list[Event]):
+    """A debit card takes from the checking account, credit and prepaid cards from accounts of
+    their own; each kind averages its published ticket (ABECS 2024: credit R$ 137, debit R$ 60,
+    prepaid R$ 41) within 10%; only card purchases, refunds and the cards' upkeep (statements
+    paid, top-ups) move a card account; prepaid cards are topped up from checking."""
+    amounts: defaultdict[str, list[int]] = defaultdict(list)
+    moved = Counter()
+    for e in monday:
+        kind = account_kind(e["account"])
+        if e["type"] == "card_purchase" and not e["fraud"]:
+            amounts[card_kind(e)].append(e["amount"])
+        if kind != "checking":
+            moved[kind, e["type"], e["direction"]] += 1
+    tickets = {kind: np.mean(a) / 100 for kind, a in amounts.items()}
+    published = {"credit": 137, "debit": 60, "prepaid": 41}
+    assert all(abs(tickets[k] / published[k] - 1) < 0.1 for k in published), tickets
+    assert set(moved) <= {
+        ("credit", "card_purchase", "debit"),
+        ("credit", "refund", "credit"),
+        ("credit", "bill_payment", "credit"),
+        ("prepaid", "card_purchase", "debit"),
+        ("prepaid", "refund", "credit"),
+        ("prepaid", "transfer", "credit"),
+    }, moved
+    assert moved["prepaid", "transfer", "credit"] > 0 and moved["credit", "bill_payment", "credit"]
+    top_ups = [e for e in monday if e["counterparty"].endswith("-prepaid")]
+    assert top_ups and all(account_kind(e["account"]) == "checking" for e in top_ups)
+
+
+@pytest.mark.slow
+def test_credit_card_statements_and_their_payments(card_months: list[Event]):
+    """Each statement (what a card owes when it closes, at 00:00 on the 3rd) equals the one
+    before plus the purchases, less the payments and refunds, in between; each payment, on the
+    due date (the 10th, or the next bank day), is at most the statement and at most what the
+    card owes then; some holders pay in full, others in part, and a card at its limit is
+    declined."""
+    by_account: defaultdict[str, list[Event]] = defaultdict(list)
+    for e in card_months:
+        if account_kind(e["account"]) == "credit" and not e["duplicate"]:
+            by_account[e["account"]].append(e)
+    closes = sorted(
+        {dt.datetime(e["local"].year, e["local"].month, 3, tzinfo=ZONE) for e in card_months}
+    )
+    first, last = card_months[0]["local"], max(e["local"] for e in card_months)
+    closes = [c for c in closes if first < c < last]
+    assert len(closes) >= 1, (first, last)
+    checked = full = partial = identities = 0
+    for events in by_account.values():
+        events.sort(key=lambda e: e["seq"])
+
+        def owed_at(moment: dt.datetime, events: list[Event] = events) -> int | None:
+            """What the card owed at a moment (None: no event tells)."""
+            before = [e for e in events if e["local"] < moment]
+            if before:
+                return -int(before[-1]["balance_after"])
+            after = [e for e in events if e["local"] >= moment]
+            return -int(after[0]["balance_before"]) if after else None
+
+        for c0, c1 in zip(closes, closes[1:], strict=False):
+            o0, o1 = owed_at(c0), owed_at(c1)
+            if o0 is None or o1 is None:
+                continue
+            moved = Counter()
+            for e in events:
+                if c0 <= e["local"] < c1 and e["status"] == "approved":
+                    moved[e["type"]] += e["amount"]
+            assert set(moved) <= {"card_purchase", "refund", "bill_payment"}, moved
+            expected = o0 + moved["card_purchase"] - moved["refund"] - moved["bill_payment"]
+            assert o1 == expected, (events[0]["account"], c0, o0, o1, moved)
+            identities += 1
+        for e in events:
+            if e["type"] != "bill_payment":
+                continue
+            close = max((c for c in closes if c <= e["local"]), default=None)
+            if close is None:  # the statement of a close before the run: not seen
+                continue
+            due = close.date() + dt.timedelta(days=7)
+            assert e["local"].date() >= due and all(
+                not is_bank_day(due + dt.timedelta(days=d))
+                for d in range((e["local"].date() - due).days)
+            ), (e["tx_id"], e["local"], due)
+            statement = max(0, owed_at(close) or 0)
+            owed = -e["balance_before"]
+            assert e["amount"] <= min(statement, owed), (e["tx_id"], statement, owed)
+            checked += 1
+            full += e["amount"] == min(statement, owed)
+            partial += e["amount"] < min(statement, owed)
+    assert checked > 100 and identities > 100, (checked, identities)
+    assert full > partial > 0, (full, partial)
+    declined = Counter(
+        e["decline_reason"]
+        for events in by_account.values()
+        for e in events
+        if e["status"] == "declined"
+    )
+    assert declined["insufficient_funds"] > 0, declined
