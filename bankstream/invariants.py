@@ -11,13 +11,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bankstream.events import account_kind
+
 Event = Mapping[str, Any]
 
 
 def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
     """Unique ids, gap-free sequences, exact balances, refunds within their originals, both
-    legs of every internal transfer. Injected duplicates are skipped; delayed events are put
-    back where they were made before the checks."""
+    legs of every internal transfer, statement payments within what their card owes. Injected
+    duplicates are skipped; delayed events are put back where they were made before the
+    checks."""
     problems: list[str] = []
     seen: set[str] = set()
     last: dict[str, tuple[int, int]] = {}  # account -> (seq, balance_after)
@@ -85,6 +88,10 @@ def check_stream(events: Iterable[Event], limit: int = 20) -> list[str]:
         # a transfer to another account of the bank, or a credit card's statement paid from
         # checking: a debit and its credit leg
         inside = kind in ("transfer", "bill_payment") and e["counterparty_kind"] == "account"
+        if inside and approved and kind == "bill_payment" and e["direction"] == "credit":
+            owed = -before
+            if account_kind(str(account)) != "credit" or amount > owed:
+                problem(f"{tx}: a statement payment of {amount} to {account}, owing {owed}")
         if inside and approved:
             if e["direction"] == "debit":
                 debits[tx] = (account, e["counterparty"], amount)

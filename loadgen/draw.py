@@ -422,7 +422,7 @@ class CellDraws:
         for day in days:
             start = self.clock.epoch(day, 0.0)
             closes = np.flatnonzero(cards.due_day == (day + closing).day)
-            pays = np.flatnonzero(np.isin(cards.due_day, self._paying(day)))
+            pays = np.flatnonzero(self._paying(day)[cards.due_day])
             tops = np.flatnonzero((day.toordinal() + cards.phase_day) % period == 0)
             n_close, n_pay = len(closes), len(pays)
             rows = Rows.of_size(n_close + n_pay + len(tops))
@@ -460,20 +460,19 @@ class CellDraws:
         every = Rows.concat(parts)
         return every.take(every.time >= self.clock.start)
 
-    def _paying(self, day: dt.date) -> list[int]:
-        """The due days whose statements are paid on ``day``: due on it, or due on a weekend or
-        holiday since the last bank day (this month's or last month's due date)."""
-        cache: dict[dt.date, list[int]] = self.model.cache.setdefault("paying", {})
+    def _paying(self, day: dt.date) -> NDArray[np.bool_]:
+        """Whether a statement due on each day of the month (0-31) is paid on ``day``: due on
+        it, or due on a weekend or holiday since the last bank day (this month's or last
+        month's due date)."""
+        cache: dict[dt.date, NDArray[np.bool_]] = self.model.cache.setdefault("paying", {})
         hit = cache.get(day)
         if hit is None:
             if len(cache) > 10_000:
                 cache.clear()
             due_days = self.model.scenario.transaction_types.card_purchase.credit.due_days
-            hit = cache[day] = [
-                d
-                for d in sorted(set(due_days))
-                if day in (_pay_date(day, d), _pay_date(_last_month(day), d))
-            ]
+            hit = cache[day] = np.zeros(32, dtype=bool)
+            for d in set(due_days):
+                hit[d] = day in (_pay_date(day, d), _pay_date(_last_month(day), d))
         return hit
 
     def _days(self, k0: int, k1: int) -> list[dt.date]:

@@ -20,7 +20,8 @@ Event = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def stream() -> list[Event]:
-    """One cell of fraud-ring: refunds, transfers inside the bank, declines and fraud."""
+    """One cell of fraud-ring: refunds, transfers inside the bank, credit card statements paid,
+    declines and fraud."""
     loaded = load("fraud-ring", environ={})
     model = EngineModel.build(loaded.scenario, loaded.digest)
     share = quotas(model, 400_000)
@@ -73,6 +74,30 @@ def a_mismatched_transfer_leg(events: list[Event]) -> None:
     events[i]["counterparty"] = "A999999999-0"
 
 
+def shift_from(events: list[Event], i: int, by: int) -> None:
+    """Event i's balance after, and its account's later balances, moved by ``by``."""
+    events[i]["balance_after"] += by
+    for e in events[i + 1 :]:
+        if e["account"] == events[i]["account"]:
+            e["balance_before"] += by
+            e["balance_after"] += by
+
+
+def an_overpaid_statement(events: list[Event]) -> None:
+    """A credit card's statement paid with more than the card owes, both legs and every later
+    balance consistent: only the payment itself is wrong."""
+    i = first(
+        events,
+        lambda e: e["type"] == "bill_payment" and e["account"].endswith("-credit"),
+    )
+    j = first(events, lambda e: e["tx_id"] == events[i]["ref_tx"])
+    more = -events[i]["balance_before"] - events[i]["amount"] + 1
+    events[i]["amount"] += more
+    events[j]["amount"] += more
+    shift_from(events, i, more)
+    shift_from(events, j, -more)
+
+
 def a_missing_fraud_label(events: list[Event]) -> None:
     i = first(events, lambda e: e["fraud"])
     events[i]["typology"] = None
@@ -96,6 +121,7 @@ def a_dropped_event(events: list[Event]) -> None:
         (a_duplicate_id, "seen twice"),
         (an_over_refund, "exceed"),
         (a_mismatched_transfer_leg, "credit leg"),
+        (an_overpaid_statement, "statement payment"),
         (a_missing_fraud_label, "fraud without typology"),
         (a_declined_event_that_moved_money, "declined but the balance moved"),
         (a_dropped_event, " seq "),
