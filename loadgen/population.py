@@ -311,7 +311,7 @@ def _cards(
         due_day=due_day_of[credit_owner],
         pay_share=share,
         top_up=top_up,
-        pay_time=(np.arange(n_credit) * 0.6180339887498949) % 1.0,
+        pay_time=(np.arange(n_credit, dtype=np.float64) * 0.6180339887498949) % 1.0,
         phase_day=(phase[prepaid_owner] // 86_400.0).astype(np.int64),
         top_up_time=(phase[prepaid_owner] % 86_400.0) / 86_400.0,
         activity=activity[np.concatenate([credit_owner, prepaid_owner])],
