@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bankstream.events import CHANNELS, COUNTERPARTY_KINDS, MIX_TYPES
+from bankstream.events import CARD_KINDS, CHANNELS, COUNTERPARTY_KINDS, MIX_TYPES
 from loadgen.calendar import HOUR, Clock, is_bank_day, is_payday, pays_per_month
 from loadgen.model import (
     ATM_NEXT,
@@ -48,6 +48,7 @@ from loadgen.population import CellState
 MOBILE, WEB, ATM, BRANCH = (CHANNELS.index(c) for c in ("mobile", "web", "atm", "branch"))
 # a row that makes no event: a credit card's statement closes (what is owed is noted)
 CLOSE = -1
+N_CARD_KINDS = len(CARD_KINDS)
 
 # counterparty kinds: 0 for none yet, else 1 + the position in the contract's vocabulary
 CP_KINDS = ("none", *COUNTERPARTY_KINDS)
@@ -180,6 +181,12 @@ class CellDraws:
                     if len(mine) and weight[mine].sum() > 0:
                         held = (accounts[mine], np.cumsum(weight[mine]))
                         self.card_holders[(seg.index, kind)] = held
+        # each holder group's code (segment, kind) and the next one: where its purchases begin
+        # and end among a draw's purchases sorted by code
+        self.card_holder_codes = np.array(
+            [[s * N_CARD_KINDS + k, s * N_CARD_KINDS + k + 1] for s, k in self.card_holders],
+            dtype=np.int64,
+        ).reshape(-1)
         self.salary_amount = np.zeros(state.size, dtype=np.int64)
         for s, segment in enumerate(scenario.population.segments):
             mask = state.segment == s
@@ -355,11 +362,18 @@ class CellDraws:
             rows.amount[cards] = np.maximum(1, np.rint(amount * model.card_factor[kind]))
             segment = self.state.segment[rows.acc[cards]]
             u = rng.random(k)
-            for (seg, card_kind), (accounts, cum) in self.card_holders.items():
-                mine = np.flatnonzero((kind == card_kind) & (segment == seg))
-                if len(mine):
-                    at = np.searchsorted(cum, u[mine] * cum[-1], side="right")
-                    rows.acc[cards[mine]] = accounts[np.minimum(at, len(accounts) - 1)]
+            if self.card_holders:
+                # the purchases by (segment, kind), each group in row order
+                code = segment * N_CARD_KINDS + kind
+                order = np.argsort(code, kind="stable")
+                bounds = np.searchsorted(code[order], self.card_holder_codes)
+                for (lo, hi), (accounts, cum) in zip(
+                    bounds.reshape(-1, 2).tolist(), self.card_holders.values(), strict=True
+                ):
+                    if hi > lo:
+                        mine = order[lo:hi]
+                        at = np.searchsorted(cum, u[mine] * cum[-1], side="right")
+                        rows.acc[cards[mine]] = accounts[np.minimum(at, len(accounts) - 1)]
         rows.direction[rows.typ == REFUND] = 1
         # customers change or add phones and computers too: some of their own digital operations
         # come from a device never seen before (the new-device limits bind them as anyone)
@@ -418,47 +432,59 @@ class CellDraws:
         closing = dt.timedelta(days=card.credit.closing_days)
         period = max(1, round(card.prepaid.top_up_every / 86_400.0))
         n_credit = len(cards.credit)
-        parts: list[Rows] = []
+        # which cards close, pay and top up on each day, then their rows in one go
+        close_at: list[NDArray[np.int64]] = []
+        pay_at: list[NDArray[np.int64]] = []
+        top_at: list[NDArray[np.int64]] = []
+        starts: list[tuple[float, int, int, int]] = []
         for day in days:
-            start = self.clock.epoch(day, 0.0)
             closes = np.flatnonzero(cards.due_day == (day + closing).day)
             pays = np.flatnonzero(self._paying(day)[cards.due_day])
             tops = np.flatnonzero((day.toordinal() + cards.phase_day) % period == 0)
-            n_close, n_pay = len(closes), len(pays)
-            rows = Rows.of_size(n_close + n_pay + len(tops))
-            if not len(rows):
-                continue
-            close, pay, top = (
-                slice(0, n_close),
-                slice(n_close, n_close + n_pay),
-                slice(n_close + n_pay, None),
-            )
-            rows.direction[:] = -1
-            rows.rail[:] = INTERNAL
-            rows.channel[:] = MOBILE  # a statement paid is automatic (none), MOBILE if by Pix
-            rows.cp_kind[:] = CP_ACCOUNT
-            rows.u[:] = 1.0  # (never sampled for refunds)
-            # statements close at midnight: what the card owes then is noted, no event
-            rows.time[close] = start
-            rows.acc[close] = cards.credit[closes]
-            rows.typ[close] = CLOSE
-            rows.rail[close] = NO_RAIL
-            rows.cp_kind[close] = CP_NONE
-            # statements paid by automatic debit early in the morning: the card's share of it
-            rows.time[pay] = start + 6 * HOUR + cards.pay_time[pays] * 2 * HOUR
-            rows.acc[pay] = cards.pays_from[pays]
-            rows.typ[pay] = BILL
-            rows.cp_id[pay] = cards.credit[pays]
-            rows.drain[pay] = -cards.pay_share[pays]
-            # prepaid cards topped up in the app, between 8h and 22h
-            rows.time[top] = start + 8 * HOUR + cards.top_up_time[tops] * 14 * HOUR
-            rows.acc[top] = cards.pays_from[n_credit + tops]
-            rows.typ[top] = TRANSFER
-            rows.amount[top] = cards.top_up[tops]
-            rows.cp_id[top] = cards.prepaid[tops]
-            parts.append(rows)
-        every = Rows.concat(parts)
-        return every.take(every.time >= self.clock.start)
+            if len(closes) or len(pays) or len(tops):
+                close_at.append(closes)
+                pay_at.append(pays)
+                top_at.append(tops)
+                starts.append((self.clock.epoch(day, 0.0), len(closes), len(pays), len(tops)))
+        if not starts:
+            return Rows.empty()
+        day_start = np.array([s[0] for s in starts])
+        closes, pays, tops = (np.concatenate(at) for at in (close_at, pay_at, top_at))
+        n_close, n_pay = len(closes), len(pays)
+        rows = Rows.of_size(n_close + n_pay + len(tops))
+        close, pay, top = (
+            slice(0, n_close),
+            slice(n_close, n_close + n_pay),
+            slice(n_close + n_pay, None),
+        )
+        rows.direction[:] = -1
+        rows.rail[:] = INTERNAL
+        rows.channel[:] = MOBILE  # a statement paid is automatic (none), MOBILE if by Pix
+        rows.cp_kind[:] = CP_ACCOUNT
+        rows.u[:] = 1.0  # (never sampled for refunds)
+        # statements close at midnight: what the card owes then is noted, no event
+        rows.time[close] = np.repeat(day_start, [s[1] for s in starts])
+        rows.acc[close] = cards.credit[closes]
+        rows.typ[close] = CLOSE
+        rows.rail[close] = NO_RAIL
+        rows.cp_kind[close] = CP_NONE
+        # statements paid by automatic debit early in the morning: the card's share of it
+        pay_start = np.repeat(day_start, [s[2] for s in starts])
+        rows.time[pay] = pay_start + 6 * HOUR + cards.pay_time[pays] * 2 * HOUR
+        rows.acc[pay] = cards.pays_from[pays]
+        rows.typ[pay] = BILL
+        rows.cp_id[pay] = cards.credit[pays]
+        rows.drain[pay] = -cards.pay_share[pays]
+        # prepaid cards topped up in the app, between 8h and 22h
+        top_start = np.repeat(day_start, [s[3] for s in starts])
+        rows.time[top] = top_start + 8 * HOUR + cards.top_up_time[tops] * 14 * HOUR
+        rows.acc[top] = cards.pays_from[n_credit + tops]
+        rows.typ[top] = TRANSFER
+        rows.amount[top] = cards.top_up[tops]
+        rows.cp_id[top] = cards.prepaid[tops]
+        if k0 > 0:  # every day here begins after the run's start
+            return rows
+        return rows.take(rows.time >= self.clock.start)
 
     def _paying(self, day: dt.date) -> NDArray[np.bool_]:
         """Whether a statement due on each day of the month (0-31) is paid on ``day``: due on

@@ -260,15 +260,7 @@ class Ledger:
         # a book transfer from a new device that ends a quota is paid outside the bank by Pix
         # (``outside_head``): then the new-device caps of a Pix bind it
         self.device_per_pix = device.per_pix if device.enabled else NO_CAP
-        size = state.size
-        self.night_key = [-1] * size
-        self.night_sum = [0] * size
-        self.day_key = [-1] * size
-        self.day_sum = [0] * size
-        self.device_key = [-1] * size
-        self.device_sum = [0] * size
-        # what each credit card owed when its last statement closed
-        self.statement = opening_statements(state).tolist()
+        self._books(state)
         # merchant fields by category; index -1 (not a card purchase) gives the empty ones
         self.category_frag, self.heads = _fragments(model)
         self.instance_prefix = f"{model.tag}-F{state.cell:04x}-"
@@ -276,6 +268,19 @@ class Ledger:
         # others shared by every cell of the model
         self.account_cp: list[str | None] = [None] * state.size
         self.cp_cache: dict[int, str] = model.cache.setdefault("counterparties", {})
+
+    def _books(self, state: CellState) -> None:
+        """Each account's running totals (night, day, new device) and what each credit card owed
+        when its last statement closed, as lists for the Python loop (the C loop keeps its own
+        arrays and does not make these)."""
+        size = state.size
+        self.night_key = [-1] * size
+        self.night_sum = [0] * size
+        self.day_key = [-1] * size
+        self.day_sum = [0] * size
+        self.device_key = [-1] * size
+        self.device_sum = [0] * size
+        self.statement = opening_statements(state).tolist()
 
     def counterparty(self, kind: int, ident: int) -> str:
         """The counterparty fields; all but one-off external ids are made once and kept."""

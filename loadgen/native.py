@@ -34,6 +34,9 @@ class NativeLedger(Ledger):
     """A ledger whose accounts' balances and sequence numbers are int64 arrays updated in place
     by the C loop (the cell's state points at the same arrays)."""
 
+    def _books(self, state: CellState) -> None:
+        """The C loop keeps the running totals and statements in the arrays made below."""
+
     def __init__(self, model: EngineModel, state: CellState) -> None:
         super().__init__(model, state)
         size = state.size
