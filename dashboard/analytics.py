@@ -195,8 +195,9 @@ def _show(chosen: str, window: str, types: tuple[str, ...]) -> None:
             frame = pd.DataFrame({"accounts": counts}, index=pd.Index(labels, name="balance from"))
             charts.bars(frame, "accounts")
             st.caption(
-                f"Current balance of each of the store's {accounts:,} accounts (their latest "
-                "event, of any run), the 1% at the tails folded into the end bins."
+                f"Current balance of each of the store's {accounts:,} checking accounts (their "
+                "latest event, of any run; credit and prepaid card accounts are not counted), "
+                "the 1% at the tails folded into the end bins."
             )
     with right:
         st.subheader("Top customers by money out")

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from pymongo.database import Database
 
+from bankstream.events import account_kind
+
 Document = dict[str, Any]
 HOUR = dt.timedelta(hours=1)
 # how many ids the latest-transactions read asks for at most (a run of a few cells or many)
@@ -168,9 +170,14 @@ class Store:
     # ------------------------------------------------------------------ accounts
 
     def balance_histogram(self, bins: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
-        """(counts, bin edges in cents, accounts) of every account's current balance."""
+        """(counts, bin edges in cents, accounts) of every checking account's current balance
+        (a card account's balance is what its card owes or holds: not mixed in)."""
         balances = np.fromiter(
-            (d.get("balance", 0) for d in self.accounts.find({}, {"_id": 0, "balance": 1})),
+            (
+                d.get("balance", 0)
+                for d in self.accounts.find({}, {"_id": 1, "balance": 1})
+                if account_kind(str(d["_id"])) == "checking"
+            ),
             dtype=np.int64,
         )
         if balances.size == 0:

@@ -24,6 +24,7 @@ from pymongo.database import Database
 from streamlit.testing.v1 import AppTest
 
 from bankstream import mongo
+from bankstream.events import account_kind
 from bankstream.mongo import Document
 from bankstream.settings import Settings
 from benchmarks.dashboard_store import events as make_events
@@ -112,6 +113,17 @@ def test_analytics_shows_what_the_store_holds(seeded, monkeypatch):
     assert list(top["debits (R$)"][:5]) == [v / 100 for _, v in debits.most_common(5)]
     assert math.isclose(top["debits (R$)"].iloc[0] * 100, debits.most_common(1)[0][1])
     assert len(at.get("vega_lite_chart")) >= 6  # type, volume, balances, declines, ...
+    # the balance distribution: the checking accounts of both runs, not their card accounts
+    checking = {
+        e["account"]
+        for run in stored.values()
+        for e in run
+        if account_kind(e["account"]) == "checking"
+    }
+    cards = {e["account"] for run in stored.values() for e in run} - checking
+    assert cards, "no card account in the seeded runs"
+    caption = next(c.value for c in at.caption if "checking accounts" in c.value)
+    assert f"store's {len(checking):,} checking accounts" in caption, caption
 
 
 def test_filters_run_type_and_range_change_what_is_shown(seeded, monkeypatch):
