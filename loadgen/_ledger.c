@@ -17,6 +17,7 @@
 #define MAX_TYPOLOGIES 16
 #define TYPE_TRANSFER 2
 #define TYPE_REFUND 5
+#define INTERNAL_UPKEEP 2 /* the internal column of a card's upkeep (loadgen.ledger.UPKEEP) */
 #define TYPE_CLOSE (-1) /* a credit card's statement closes (loadgen.draw.CLOSE): no event */
 #define RAIL_PIX 0      /* positions in the contract's RAILS (tests/unit/test_native.py) */
 #define RAIL_INTERNAL 5
@@ -566,6 +567,12 @@ static PyObject *Ledger_run(Ledger *self, PyObject *args) {
         }
         int internal = internal_col[g];
         int external_instead = 0;
+        if (internal == INTERNAL_UPKEEP && counter + 1 == end) {
+            /* a card's own upkeep (a statement paid, a prepaid card topped up) never leaves the
+             * bank: with no room for both legs it makes no event */
+            if (t >= 0 && t < N_TYPES) looked_at[t]--;
+            continue;
+        }
         if (internal && counter + 1 == end) {
             /* no room for both legs: the last event of the quota pays outside the bank (a book
              * transfer, which cannot, by Pix) */

@@ -66,6 +66,7 @@ OVERFLOW = (
 )
 POOL_TARGET = 4096  # refundable purchases a cell keeps (a sample of its refund window)
 NO_CAP = 2**63 - 1  # an operation without a cap of its own
+UPKEEP = 2  # Prepared.internal of a card's upkeep (INTERNAL_UPKEEP in the C loop)
 
 
 # A refundable purchase is kept as one int, not a container the garbage collector would track
@@ -216,7 +217,9 @@ class Prepared:
     dkey: NDArray[np.int64]  # the day a capped debit counts in, or -1
     limited: NDArray[np.bool_]
     special: NDArray[np.bool_]  # refunds, fraud, drains, new devices, blocked: see _special
-    internal: NDArray[np.bool_]  # a transfer to another account of the cell
+    # a transfer to another account of the cell: 1, or 2 for a card's upkeep (a statement paid,
+    # a prepaid card topped up), which never leaves the bank
+    internal: NDArray[np.int8]
     refundable: NDArray[np.bool_]
     head: NDArray[np.int64]  # type and channel fragment
     category: NDArray[np.int64]  # merchant category, or -1
@@ -370,7 +373,11 @@ class Ledger:
             | (rows.drain != 0)
             | rows.new_device
             | rows.blocked,
-            internal=debit & ((typ == TRANSFER) | statement) & to_account,
+            internal=np.where(
+                debit & ((typ == TRANSFER) | statement) & to_account,
+                np.where(rows.cp_id >= self.state.n_bank, UPKEEP, 1),
+                0,
+            ).astype(np.int8),
             refundable=((typ == CARD) | (typ == BILL))
             & ~to_account
             & (rows.fraud == 0)
@@ -475,6 +482,7 @@ class Ledger:
         declined = [0] * len(TYPES)
         legs = money_in = money_out = skipped = other_legs = 0
         skipped_bills = 0
+        unseen = [0] * len(TYPES)  # rows of a card's upkeep with no room left for both legs
         done = len(acc_l)  # rows looked at
         for i, a, amt, cpf, tms in zip(range(done), acc_l, amt_l, cp_l, time_l, strict=True):
             if counter >= end:
@@ -488,6 +496,9 @@ class Ledger:
             head = head_l[i]
             outside = False
             if internal and counter + 1 == end:
+                if internal == UPKEEP:  # a card's own upkeep waits for a quota with room
+                    unseen[typ_l[i]] += 1
+                    continue
                 # no room for both legs: the last event of the quota pays outside the bank (a
                 # book transfer, which cannot, by Pix)
                 internal = False
@@ -593,6 +604,7 @@ class Ledger:
         # (CLOSE rows, -1, make no event: counted at 0 and dropped)
         looked_at = np.bincount(typ[:done] + 1, minlength=len(TYPES) + 1)[1:].tolist()
         looked_at[BILL] += other_legs - skipped_bills
+        looked_at = [n - u for n, u in zip(looked_at, unseen, strict=True)]
         self.count(looked_at, declined, legs, skipped, money_in, money_out)
         return Chunk.of_lines(keys, lines, times, types), done
 

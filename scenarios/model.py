@@ -546,6 +546,14 @@ class PrepaidCards(Strict):
         "until the next (assumption: a quarter more, so that a card runs dry now and then)",
     )
 
+    @field_validator("top_up_every")
+    @classmethod
+    def _whole_days(cls, every: float) -> float:
+        if every % 86400:
+            msg = f"top_up_every is in whole days (e.g. 30d); {every / 86400:g} days is not"
+            raise ValueError(msg)
+        return every
+
 
 class CardPurchaseType(Strict):
     """Card purchases at merchants, by credit, debit or prepaid card; amounts come from the

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from bankstream.events import RAILS, TX_TYPES
@@ -14,6 +15,7 @@ from loadgen import native
 from loadgen.draw import CP_KINDS
 from loadgen.engine import CellStream, quotas
 from loadgen.errors import LoadgenError
+from loadgen.ledger import UPKEEP
 from loadgen.model import EngineModel
 from scenarios import load
 
@@ -156,6 +158,7 @@ def test_the_c_loops_codes_are_the_contracts_positions():
     assert defined["N_TYPES"] == len(TX_TYPES)
     for kind in ("account", "merchant", "external", "employer", "cash", "biller", "bank"):
         assert defined[f"CP_{kind.upper()}"] == CP_KINDS.index(kind)
+    assert defined["INTERNAL_UPKEEP"] == UPKEEP
 
 
 @pytest.mark.parametrize("use_native", [True, False])
@@ -185,3 +188,34 @@ def test_a_book_transfer_paid_by_pix_at_the_quota_end_meets_the_new_device_caps(
     last = events[-1]
     assert '"rail":"pix"' in last and '"counterparty_kind":"external"' in last, last
     assert '"device":"D-new-' in last and '"decline_reason":"limit_exceeded"' in last, last
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_a_cards_upkeep_at_the_quota_end_never_leaves_the_bank(use_native: bool):
+    """A statement paid and a prepaid top-up move money between two accounts of the bank: when
+    a cell's quota ends with room for one leg only, they make no event (a book transfer would be
+    paid outside by Pix instead; the upkeep is not a Pix to anyone). Found by review: a
+    bill_payment on rail pix to an external id made of the card's account index."""
+    model = model_of("retail-day", ["population.customers=2000"], use_native)
+    events = [orjson.loads(line) for c in CellStream(model, 0, 20_000).chunks() for line in c.lines]
+
+    def upkeep(e: dict[str, object]) -> bool:
+        to_card = str(e["counterparty"]).endswith(("-credit", "-prepaid"))
+        return e["direction"] == "debit" and e["counterparty_kind"] == "account" and to_card
+
+    firsts = {
+        kind: next(i for i, e in enumerate(events) if upkeep(e) and e["type"] == kind)
+        for kind in ("bill_payment", "transfer")
+    }
+    for kind, first in firsts.items():
+        quota = first + 1  # the quota ends on the upkeep's debit leg
+        stream = CellStream(model, 0, quota)
+        got = [orjson.loads(line) for c in stream.chunks() for line in c.lines]
+        assert len(got) == quota, kind
+        assert got[:first] == events[:first], kind
+        assert not upkeep(got[-1]) and got[-1]["rail"] != "internal", (kind, got[-1])
+        assert not any(e["type"] == "bill_payment" and e["rail"] == "pix" for e in got), kind
+        counted = [0] * (2 * len(TX_TYPES))
+        for e in got:
+            counted[2 * TX_TYPES.index(e["type"]) + (e["status"] != "approved")] += 1
+        assert stream.stats.counts == counted, kind

@@ -254,6 +254,21 @@ def test_bad_overrides_all_reported():
     ]
 
 
+def test_a_prepaid_top_up_interval_is_whole_days():
+    done = invoke(
+        "scenarios",
+        "show",
+        "retail-day",
+        "--set",
+        "transaction_types.card_purchase.prepaid.top_up_every=36h",
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "--set: transaction_types.card_purchase.prepaid.top_up_every: top_up_every is in whole "
+        "days (e.g. 30d); 1.5 days is not"
+    )
+
+
 def test_override_problem_blamed_on_the_override():
     done = invoke(
         "scenarios", "show", "retail-day", env={"BANKSTREAM_SCENARIO_SET": "load.events=2000"}
