@@ -475,9 +475,10 @@ class CellDraws:
         rows.typ[pay] = BILL
         rows.cp_id[pay] = cards.credit[pays]
         rows.drain[pay] = -cards.pay_share[pays]
-        # prepaid cards topped up in the app, between 8h and 22h
+        # prepaid cards topped up in the app, between 8h and 20h (before the night limit's hours,
+        # which a top-up larger than the night's total would meet every time)
         top_start = np.repeat(day_start, [s[3] for s in starts])
-        rows.time[top] = top_start + 8 * HOUR + cards.top_up_time[tops] * 14 * HOUR
+        rows.time[top] = top_start + 8 * HOUR + cards.top_up_time[tops] * 12 * HOUR
         rows.acc[top] = cards.pays_from[n_credit + tops]
         rows.typ[top] = TRANSFER
         rows.amount[top] = cards.top_up[tops]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from loadgen.calendar import is_bank_day
 from loadgen.model import CARD, CREDIT, PREPAID, EngineModel, q
 
 # streams of a cell, each from SeedSequence(seed, spawn_key=(cell, purpose))
@@ -296,9 +297,12 @@ def _cards(
     # half to one and a half of it) and what was spent since it closed, within the limit
     statement = np.minimum(limit, np.rint(month * (0.5 + rng.random(n_credit)))).astype(np.int64)
     since = _days_since_close(model)[due_day_of[credit_owner]]
-    # once its payment day has passed (closing_days after the close), a statement is paid: what
-    # is still owed of it is the part a partial payer carries
-    paid = since > card.credit.closing_days
+    # a statement whose payment (on its due date or the next bank day, 06-08h) came before the
+    # run's start is paid: what is still owed of it is the part a partial payer carries; one
+    # paid at or after the start is paid in the run
+    pay_time = (np.arange(n_credit, dtype=np.float64) * 0.6180339887498949) % 1.0
+    paid_at = _last_pay_day(model)[due_day_of[credit_owner]] + (6 + 2 * pay_time) * 3600.0
+    paid = paid_at < model.clock.start
     share = np.where(full, 1.0, part)[credit_owner]
     carried = np.where(paid, np.rint(statement * (1.0 - share)), statement).astype(np.int64)
     spent = np.minimum(limit - carried, np.rint(month * since / 30.0)).astype(np.int64)
@@ -311,7 +315,7 @@ def _cards(
         due_day=due_day_of[credit_owner],
         pay_share=share,
         top_up=top_up,
-        pay_time=(np.arange(n_credit, dtype=np.float64) * 0.6180339887498949) % 1.0,
+        pay_time=pay_time,
         phase_day=(phase[prepaid_owner] // 86_400.0).astype(np.int64),
         top_up_time=(phase[prepaid_owner] % 86_400.0) / 86_400.0,
         activity=activity[np.concatenate([credit_owner, prepaid_owner])],
@@ -335,6 +339,24 @@ def _days_since_close(model: EngineModel) -> NDArray[np.float64]:
         for back in range(31, -1, -1):  # the nearest close wins
             hit[(start - dt.timedelta(days=back) + closing).day] = back
         model.cache["days since close"] = hit
+    return hit
+
+
+def _last_pay_day(model: EngineModel) -> NDArray[np.float64]:
+    """When the payment of the last statement closed by the run's first day is made, by due day
+    (1-28): the epoch of the local midnight of its due date or the next bank day after it."""
+    hit: NDArray[np.float64] | None = model.cache.get("last pay day")
+    if hit is None:
+        closing = model.scenario.transaction_types.card_purchase.credit.closing_days
+        clock = model.clock
+        back = _days_since_close(model)
+        hit = np.zeros(32)
+        for due_day in range(1, 32):
+            day = clock.anchor - dt.timedelta(days=int(back[due_day])) + dt.timedelta(closing)
+            while not is_bank_day(day):
+                day += dt.timedelta(days=1)
+            hit[due_day] = clock.epoch(day, 0.0)
+        model.cache["last pay day"] = hit
     return hit
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from bankstream.events import CARD_KINDS, account_kind
 from loadgen.calendar import easter, is_bank_day, nth_business_day
+from loadgen.engine import CellStream
 from loadgen.model import EngineModel
 from loadgen.stream import RunStream, plan
 from scenarios import load
@@ -494,3 +495,60 @@ def test_credit_card_statements_and_their_payments(card_months: list[Event]):
         if e["status"] == "declined"
     )
     assert declined["insufficient_funds"] > 0, declined
+
+
+@pytest.mark.parametrize(
+    ("start", "due", "paid_before"),
+    [
+        (
+            "2025-03-10T00:00:00",
+            8,
+            False,
+        ),  # due on Saturday the 8th: paid on the Monday, in the run
+        ("2025-03-10T00:00:00", 9, False),  # due on the Sunday: the same
+        ("2025-03-10T00:00:00", 10, False),  # due on the Monday the run begins
+        ("2025-03-10T12:00:00", 10, True),  # paid at 06-08h that Monday, before the run
+        ("2025-03-10T00:00:00", 7, True),  # due on Friday the 7th: paid then
+    ],
+)
+def test_the_statement_due_around_the_start_is_paid_once(start: str, due: int, paid_before: bool):
+    """Cards in use before the run owe their last statement until its payment day and time (the
+    due date or the next bank day, 06-08h): paid before the start, a card opens owing what was
+    spent since (and a partial payer's carry) and pays nothing on the first day; paid in the
+    run, it opens owing the statement and pays it once that day. Found by review: the opening
+    balance took a statement due on the weekend as paid, then the Monday paid it again, and one
+    paid at 06h was never paid when the run began at noon."""
+    loaded = load(
+        "retail-day",
+        overrides=[
+            "population.customers=2000",
+            f"transaction_types.card_purchase.credit.due_days=[{due}]",
+            f"time.start={start}",
+        ],
+        environ={},
+    )
+    model = EngineModel.build(loaded.scenario, loaded.digest)
+    stream = CellStream(model, 0, 20_000)
+    state, cards = stream.state, stream.state.cards
+    assert cards is not None and len(cards.credit) > 20
+    owed = -state.opening[cards.credit]
+    first_day = dt.date.fromisoformat(start[:10])
+    payments: Counter[str] = Counter()
+    for chunk in stream.chunks():
+        for line in chunk.lines:
+            e = orjson.loads(line)
+            local = dt.datetime.fromtimestamp(e["event_time"] / 1000, ZONE).date()
+            to_card = str(e["counterparty"]).endswith("-credit")
+            if e["type"] == "bill_payment" and e["direction"] == "debit" and to_card:
+                payments[e["counterparty"]] += local == first_day
+    full = cards.pay_share == 1.0
+    if paid_before:
+        assert not +payments, payments.most_common(3)
+        # a full payer owes only what was spent since the close (less than a statement)
+        assert (owed[full] <= cards.statement[full]).all()
+        assert (owed[full] < cards.statement[full]).any()
+    else:
+        assert (owed >= cards.statement).all()
+        due_now = [state.key[a] for a, o in zip(cards.credit, owed, strict=True) if o > 0]
+        assert due_now and all(payments[k] == 1 for k in due_now), payments.most_common(3)
+        assert set(+payments) <= set(due_now)
