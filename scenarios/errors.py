@@ -64,13 +64,18 @@ def _got(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, Mapping):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     if isinstance(value, list | tuple):
-        return "a list"
+        return "a list" if value else "an empty list"
     if isinstance(value, bool):
         return "true" if value else "false"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def items(count: object) -> str:
+    """'1 item', '3 items'."""
+    return f"{count} item" if count == 1 else f"{count} items"
 
 
 def closest(word: object, choices: Sequence[str]) -> str | None:
@@ -132,9 +137,9 @@ def _expected(err: Mapping[str, Any]) -> str | None:
             limit = int(limit)
         return f"a value {bounds[kind]} {limit}"
     if kind == "too_short":
-        return f"at least {ctx.get('min_length')} item(s)"
+        return f"at least {items(ctx.get('min_length'))}"
     if kind == "too_long":
-        return f"at most {ctx.get('max_length')} item(s)"
+        return f"at most {items(ctx.get('max_length'))}"
     if kind == "literal_error":
         expected = str(ctx.get("expected"))
         return expected if "," not in expected and " or " not in expected else f"one of {expected}"

@@ -21,7 +21,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from scenarios.errors import Problem, ScenarioError, dotted, problems_from
+from scenarios.errors import Problem, ScenarioError, dotted, items, problems_from
 from scenarios.model import Scenario
 
 ENV_OVERRIDES = "BANKSTREAM_SCENARIO_SET"
@@ -474,7 +474,7 @@ def _assign(data: dict[str, Any], path: KeyPath, value: Any, source: str) -> Pro
                     source,
                     None,
                     dotted(path[: depth + 1]),
-                    f"index out of range (the list has {len(node)} item(s))",
+                    f"index out of range (the list has {items(len(node))})",
                 )
             if last:
                 node[part] = value

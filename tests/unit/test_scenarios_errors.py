@@ -218,7 +218,8 @@ def test_problem_in_a_parent_points_at_the_parent(tmp_path: Path):
     code, lines = validate(tmp_path, "name: child\nextends: base\nseed: 9\n")
     assert code == 2
     assert lines == [
-        f"{tmp_path / 'base.yaml'}:4: population.cities: expected at least 1 item(s), got a list"
+        f"{tmp_path / 'base.yaml'}:4: population.cities: "
+        "expected at least 1 item, got an empty list"
     ]
 
 
@@ -247,7 +248,7 @@ def test_bad_overrides_all_reported():
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "--set: population.segments.7: index out of range (the list has 3 item(s))",
+        "--set: population.segments.7: index out of range (the list has 3 items)",
         "--set: expected path.to.key=value (a key with dots in [brackets]), got 'load.rat'",
         "--set: population.segments.-1: expected a list index (0, 1, ...) here, got '-1'",
         "--set: load.rate: expected a value > 0 or 'max', got -3",
