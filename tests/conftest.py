@@ -25,6 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("tests")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `long` tests (minutes each) run only when an -m names them: an -m of one's own, such
+    as the quick tier's "not slow and not integration", replaces the default 'not long'."""
+    if "long" in (config.option.markexpr or ""):
+        return
+    long = [item for item in items if item.get_closest_marker("long")]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings()
