@@ -26,14 +26,17 @@ log = logging.getLogger("tests")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `long` tests (minutes each) run only when an -m names them: an -m of one's own, such
-    as the quick tier's "not slow and not integration", replaces the default 'not long'."""
+    """The `long` tests (minutes each) run only when an -m names them (``pytest -m long``):
+    whatever else -m says, such as the quick tier's "not slow and not integration"."""
     if "long" in (config.option.markexpr or ""):
         return
-    long = [item for item in items if item.get_closest_marker("long")]
+    kept: list[pytest.Item] = []
+    long: list[pytest.Item] = []
+    for item in items:
+        (long if item.get_closest_marker("long") else kept).append(item)
     if long:
         config.hook.pytest_deselected(items=long)
-        items[:] = [item for item in items if not item.get_closest_marker("long")]
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
