@@ -152,8 +152,7 @@ class Writer:
         # an event inserted just now: injected duplicates can share a batch)
         inserted_now = {d["_id"] for d in new}
         again = list({documents[i]["_id"] for i in duplicates} - inserted_now)
-        pending = list(self.transactions.find({"_id": {"$in": again}, PENDING: 1})) if again else []
-        events = new + pending
+        events = new + self._still_pending(again)
         if not events:
             return Written(len(new), len(duplicates), 0, sent)
         self.counter += 1
@@ -165,6 +164,26 @@ class Writer:
         self._die("after_record")
         self._finish(record, fresh=True)
         return Written(len(new), len(duplicates), len(events), sent)
+
+    def _still_pending(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Of the transactions ``ids`` (already stored), those still marked pending, whole.
+
+        Read by ``_id`` alone, the mark filtered here: a filter on a list of ``_id``s and any
+        other field makes the MongoDB-wire server compare every stored document with every id,
+        under the collection's lock (minutes on a few hundred thousand documents, every other
+        client's write waiting); by ``_id`` alone it uses its index (docs/sink.md, the queries).
+        Usually none is pending: only their ids are read, and the whole documents of those that
+        are."""
+        if not ids:
+            return []
+        marked = [
+            d["_id"]
+            for d in self.transactions.find({"_id": {"$in": ids}}, {PENDING: 1})
+            if d.get(PENDING) == 1
+        ]
+        if not marked:
+            return []
+        return [d for d in self.transactions.find({"_id": {"$in": marked}}) if d.get(PENDING) == 1]
 
     def _insert_only(self, goods: Sequence[Good]) -> Written:
         """No projections: the transactions, nothing to wait for. The fast path's documents
