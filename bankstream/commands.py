@@ -204,3 +204,30 @@ def writable_folder(folder: Path, flag: str) -> Path:
         msg = f"{flag} {shown}: cannot write there ({exc.strerror or exc}); give another folder"
         raise UsageError(msg) from None
     return folder
+
+
+def duration(
+    low: float = 0.0, high: float = 86400.0, low_open: bool = True
+) -> Callable[[str], float]:
+    """An argparse type for a duration flag: ``60s``, ``2m``, ``1.5h``, ``250ms`` or a bare
+    number of seconds, between ``low`` (excluded when ``low_open``) and ``high`` seconds."""
+    from bankstream.durations import format_duration, parse_duration
+
+    def parse(text: str) -> float:
+        try:
+            seconds = parse_duration(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if seconds < low or (low_open and seconds == low) or seconds > high:
+            least = (
+                f"longer than {format_duration(low)}"
+                if low_open
+                else f"at least {format_duration(low)}"
+            )
+            most = format_duration(high)
+            msg = f"expected a duration {least} and at most {most}, got {printable(text, 40)}"
+            raise argparse.ArgumentTypeError(msg)
+        return seconds
+
+    parse.__name__ = "duration"  # argparse names the type in its messages
+    return parse

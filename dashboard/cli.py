@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bankstream.commands import settings_from, summary
+from bankstream.commands import duration, settings_from, summary
 from bankstream.errors import UsageError
 
 APP = Path(__file__).with_name("app.py")
@@ -39,9 +39,9 @@ def register(commands: Any) -> None:
     )
     p.add_argument(
         "--refresh",
-        type=float,
+        type=duration(0.5, 3600, low_open=False),
         default=5.0,
-        metavar="SECONDS",
+        metavar="D",
         help="how often the live parts refresh (default: 5)",
     )
     p.set_defaults(run=run_dashboard, passthrough=True)
@@ -88,9 +88,6 @@ def streamlit_flags(extra: Sequence[str]) -> list[str]:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     flags = streamlit_flags(getattr(args, "extra", []))
-    if not 0.5 <= args.refresh <= 3600:
-        msg = f"--refresh must be between 0.5 and 3600 seconds, got {args.refresh:g}"
-        raise UsageError(msg)
     settings = settings_from(args)
     from bankstream import mongo
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from bankstream.commands import (
     add_overrides,
     command_group,
+    duration,
     run_id,
     settings_from,
     summary,
@@ -93,10 +94,11 @@ def register(commands: Any) -> None:
     )
     p.add_argument(
         "--drain-timeout",
-        type=float,
+        type=duration(0, 86400),
         default=300.0,
-        metavar="S",
-        help="after the producer stops, wait at most this long for the sink (default: 300)",
+        metavar="D",
+        help="after the producer stops, wait at most this long for the sink, e.g. 90s or 5m "
+        "(default: 5m)",
     )
     p.add_argument(
         "--verify-limit",
@@ -450,10 +452,10 @@ def run_ceiling(args: argparse.Namespace) -> int:
 
 
 def find_max_run(args: argparse.Namespace) -> int:
+    from bankstream.durations import parse_duration
     from harness.capacity import find_max
     from loadgen.coordinator import default_run_id
     from scenarios import load
-    from scenarios.types import parse_duration
 
     for flag in ("stages", "duration", "events", "shard"):
         if getattr(args, flag) is not None:

@@ -360,9 +360,6 @@ def check_flags(args: argparse.Namespace) -> None:
         if value is not None and not 1 <= value <= 256:
             msg = f"--{flag.replace('_', '-')} must be between 1 and 256, got {value}"
             raise UsageError(msg)
-    if not 0 < args.drain_timeout <= 86400:
-        msg = f"--drain-timeout must be between 0 and 86400 seconds, got {args.drain_timeout}"
-        raise UsageError(msg)
     if args.verify_limit < 0:
         msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
         raise UsageError(msg)

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bankstream.commands import add_overrides, run_id, summary
+from bankstream.durations import format_duration
 from bankstream.errors import BankstreamError, UsageError
 from loadgen.pacing import Schedule
 from loadgen.stream import RunStream, plan
 from scenarios import load
-from scenarios.types import format_duration
 
 
 def register(commands: Any) -> None:

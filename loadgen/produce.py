@@ -10,12 +10,14 @@ from typing import Any
 
 from bankstream.commands import (
     add_overrides,
+    duration,
     run_id,
     settings_from,
     summary,
     topic,
     writable_folder,
 )
+from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
@@ -23,7 +25,6 @@ from loadgen.pacing import Schedule, parse_stages
 from loadgen.population import cell_activity
 from loadgen.stream import plan
 from scenarios import LoadedScenario, load
-from scenarios.types import format_duration, parse_duration
 
 EPILOG = """\
 exit codes: 0 every event made was acknowledged by Kafka; 1 some failed or were not sent (or a
@@ -89,9 +90,9 @@ def register(commands: Any) -> None:
     )
     p.add_argument(
         "--metrics-linger",
-        type=float,
+        type=duration(0, 3600, low_open=False),
         default=3.0,
-        metavar="S",
+        metavar="D",
         help="keep serving /metrics this long after the end, for Prometheus's last scrape "
         "(default: 3)",
     )
@@ -104,9 +105,9 @@ def register(commands: Any) -> None:
     )
     p.add_argument(
         "--flush-timeout",
-        type=float,
+        type=duration(0, 86400),
         default=30.0,
-        metavar="S",
+        metavar="D",
         help="on stop, how long to wait for Kafka to acknowledge what was sent (default: 30)",
     )
     out = p.add_mutually_exclusive_group()
@@ -213,9 +214,6 @@ def run_produce(args: argparse.Namespace) -> int:
     writable_folder(args.results, "--results")
     if args.processes is not None and not 1 <= args.processes <= 256:
         msg = f"--processes must be between 1 and 256, got {args.processes}"
-        raise UsageError(msg)
-    if args.flush_timeout <= 0 or not math.isfinite(args.flush_timeout):
-        msg = f"--flush-timeout must be a positive number of seconds, got {args.flush_timeout}"
         raise UsageError(msg)
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"

@@ -9,8 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bankstream.commands import command_group, settings_from, summary
-from bankstream.errors import UsageError
+from bankstream.commands import command_group, duration, settings_from, summary
 from bankstream.stack import check, lifecycle
 from bankstream.stack.lifecycle import ServiceState
 
@@ -46,8 +45,8 @@ def register(commands: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
-        metavar="SECONDS",
+        type=duration(0, 3600),
+        metavar="D",
         help="how long to wait for each service (default: 90)",
     )
     p.set_defaults(run=run_up)
@@ -103,9 +102,6 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        msg = f"--timeout must be positive, got {args.timeout:g}"
-        raise UsageError(msg)
     overrides: dict[str, object] = {"start_timeout": args.timeout}
     if args.durable:
         overrides["mongo_backend"] = "h2"

@@ -64,7 +64,14 @@ def test_every_command_is_in_the_readme():
             ["generate", "retail-day", "--config", "x.toml"],
             "--config (an option of bankstream itself: put it before the command)",
         ),
-        (["stack", "up", "--timeout", "soon"], "argument --timeout: invalid float value"),
+        (
+            ["stack", "up", "--timeout", "soon"],
+            "argument --timeout: expected a duration such as 30s",
+        ),
+        (
+            ["run", "x", "--drain-timeout", "0"],
+            "--drain-timeout: expected a duration longer than 0s",
+        ),
     ],
 )
 def test_mistakes_get_one_line_and_exit_2(
@@ -79,9 +86,9 @@ def test_mistakes_get_one_line_and_exit_2(
 
 
 def test_bad_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
-    assert main(["stack", "up", "--timeout", "-1"]) == 2
+    assert main(["sink", "--batch-size", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "bankstream: error: --timeout must be positive, got -1"
+        "bankstream: error: --batch-size must be between 1 and 100,000, got 0"
     )
 
 
