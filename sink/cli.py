@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import shutil
-import signal
 import tempfile
-import time
 from typing import Any
-
-from rich.console import Console
 
 from bankstream import kafka, metrics
 from bankstream.commands import settings_from, summary, topic
-from bankstream.errors import EXIT_FAILURE, UsageError
-from bankstream.histogram import LogHistogram
+from bankstream.durations import parse_duration
+from bankstream.errors import UsageError
 from scenarios.model import Delivery, Sink
-from scenarios.types import parse_duration
-from sink.consumer import SinkSpec, main
+from sink.consumer import SinkSpec
+from sink.coordinator import Coordinator
 
-EPILOG = """exit codes: 0 stopped (SIGINT/SIGTERM, or --until-idle) with every batch read written
-and its offsets committed; 1 a sink process failed; 2 input to correct."""
+EPILOG = """A sink process that dies is restarted (after 0.5, 1, 2, 4, 8 s; at most 5 restarts a
+minute, then the sink fails); the batch it was writing is finished by whoever gets its
+partitions. exit codes: 0 stopped (SIGINT/SIGTERM, or --until-idle) with every batch read written
+and its offsets committed; 1 a sink process failed for good; 2 input to correct; 130/143 stopped
+at once by a second SIGINT/SIGTERM."""
 
 
 def register(commands: Any) -> None:
@@ -184,6 +181,12 @@ def run_sink(args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else settings.sink_metrics_port
     output = "quiet" if args.quiet else "json" if args.json else "live"
     directory = tempfile.mkdtemp(prefix="bankstream-sink-metrics-")
+    on_restart = on_dead = None
+    if port:
+        metrics.use_directory(directory)  # this process counts the restarts
+        from sink.metrics import process_dead, restarts
+
+        on_restart, on_dead = restarts().inc, lambda pid: process_dead(pid, directory)
     stop_serving = metrics.serve(port, directory) if port else None
     kafka_config = kafka.client_config(settings)
     kafka_config.pop("logger", None)
@@ -216,163 +219,8 @@ def run_sink(args: argparse.Namespace) -> int:
         for i in range(args.processes)
     ]
     try:
-        return Coordinator(specs, output).run()
+        return Coordinator(specs, output, on_restart=on_restart, on_dead=on_dead).run()
     finally:
         if stop_serving:
             stop_serving()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-class Coordinator:
-    def __init__(self, specs: list[SinkSpec], output: str) -> None:
-        self.specs = specs
-        self.output = output
-        self.console = Console(stderr=True, highlight=False)
-        self.signalled: str | None = None
-        self.problems: list[str] = []
-        self.interval = LogHistogram()  # end-to-end latency since the last progress line
-
-    def _say(self, text: str) -> None:
-        if self.output == "live":
-            self.console.print(text)
-        elif self.output == "json":
-            print(json.dumps({"message": text}), flush=True)
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.signalled:
-            raise KeyboardInterrupt
-        self.signalled = name
-        self._say(f"{name}: stopping: finishing the batch in hand, committing ...")
-
-    def run(self) -> int:
-        context = multiprocessing.get_context("spawn")
-        stop, reports = context.Event(), context.Queue()
-        processes = [
-            context.Process(target=main, args=(spec, stop, reports), daemon=True)
-            for spec in self.specs
-        ]
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        latest: dict[int, dict[str, Any]] = {}
-        finals: dict[int, dict[str, Any]] = {}
-        began = time.monotonic()
-        try:
-            for process in processes:
-                process.start()
-            self._say(
-                f"sink: {len(processes)} processes in group {self.specs[0].group}, "
-                f"topic {self.specs[0].topic}"
-            )
-            last = 0.0
-            while len(finals) < len(processes):
-                if self.signalled:
-                    stop.set()
-                try:
-                    report = reports.get(timeout=0.25)
-                except Exception:
-                    report = None
-                if report is not None:
-                    kind, worker = report["kind"], report["worker"]
-                    if kind == "progress":
-                        latest[worker] = report
-                        self.interval.merge(LogHistogram.from_dict(report["latency_delta"]))
-                    elif kind in ("final", "error"):
-                        finals[worker] = report
-                        if kind == "error":
-                            self.problems.append(report["message"])
-                            stop.set()
-                for i, process in enumerate(processes):
-                    if i not in finals and process.exitcode is not None:
-                        self.problems.append(
-                            f"sink process {i} died (exit code {process.exitcode})"
-                        )
-                        finals[i] = {"kind": "error", "worker": i}
-                        stop.set()
-                now = time.monotonic()
-                if now - last >= 1.0 and latest:
-                    last = now
-                    self._show(latest, now - began)
-            if self.output == "json" and latest:
-                self._show(latest, time.monotonic() - began)  # the last interval's figures
-        finally:
-            stop.set()
-            for process in processes:
-                process.join(30)
-                if process.is_alive():
-                    process.kill()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return self._finish(finals, time.monotonic() - began)
-
-    def _figures(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
-        def total(key: str) -> int:
-            return int(sum(r.get(key, 0) or 0 for r in reports))
-
-        return {
-            "consumed": total("consumed"),
-            "inserted": total("inserted"),
-            "duplicates": total("duplicates"),
-            "dead_lettered": total("dead"),
-            "recovered_batches": total("recovered"),
-        }
-
-    def _show(self, latest: dict[int, dict[str, Any]], elapsed: float) -> None:
-        figures = self._figures(list(latest.values()))
-        lag = sum(r.get("lag", 0) for r in latest.values())
-        lag_s = max((r.get("lag_seconds", 0.0) for r in latest.values()), default=0.0)
-        p99 = [r["latency_p99"] for r in latest.values() if r.get("latency_p99") is not None]
-        line = {
-            "elapsed": round(elapsed, 1),
-            **figures,
-            "lag": lag,
-            "lag_seconds": round(lag_s, 2),
-            "latency_p99": round(max(p99), 4) if p99 else None,
-            # this interval's end-to-end latencies, for percentiles over time (mergeable)
-            "latency_histogram": self.interval.to_dict(),
-        }
-        self.interval = LogHistogram()
-        if self.output == "json":
-            print(json.dumps(line), flush=True)
-        elif self.output == "live":
-            self.console.print(
-                f"{elapsed:6.0f} s  {figures['inserted']:,} written, {figures['duplicates']:,} "
-                f"already there, {figures['dead_lettered']:,} dead-lettered; lag {lag:,} "
-                f"({lag_s:.1f} s)" + (f"; end-to-end p99 {max(p99) * 1000:,.0f} ms" if p99 else "")
-            )
-
-    def _finish(self, finals: dict[int, dict[str, Any]], elapsed: float) -> int:
-        good = [f for f in finals.values() if f.get("kind") == "final"]
-        figures = self._figures(good)
-        latency = LogHistogram.merged(LogHistogram.from_dict(f["latency"]) for f in good)
-        # the write rate: from the first message read to the last write acknowledged (the
-        # start-up and the idle wait of --until-idle excluded)
-        firsts = [f["first_read"] for f in good if f.get("first_read")]
-        lasts = [f["last_written"] for f in good if f.get("last_written")]
-        span = max(lasts) - min(firsts) if firsts and lasts else 0.0
-        handled = figures["inserted"] + figures["duplicates"]
-        summary_ = {
-            **figures,
-            "seconds": round(elapsed, 2),
-            "writing_seconds": round(span, 3),
-            "events_per_second": round(handled / span) if span > 0 else None,
-            "end_to_end_latency": latency.summary(),
-            "paused_seconds": round(max((f["paused_seconds"] for f in good), default=0.0), 2),
-            "problems": self.problems,
-        }
-        if self.output == "json":
-            print(json.dumps(summary_), flush=True)
-        elif self.output == "live":
-            p50, p99 = latency.percentile(0.5), latency.percentile(0.99)
-            self.console.print(
-                f"sink: {figures['inserted']:,} written, {figures['duplicates']:,} already there, "
-                f"{figures['dead_lettered']:,} dead-lettered in {elapsed:.1f} s"
-                + (f" ({handled / span:,.0f} events/s writing)" if span > 0 else "")
-                + (
-                    f"; end-to-end p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms"
-                    if p50 is not None and p99 is not None
-                    else ""
-                )
-            )
-            for problem in self.problems:
-                self.console.print(f"  problem: {problem}")
-        return EXIT_FAILURE if self.problems else 0

@@ -7,12 +7,19 @@ left by a process that died are finished before the partitions are read (``Write
 
 When MongoDB does not answer, the partitions are paused, the consumer keeps polling (so it stays
 in the group), and the write is retried with backoff until it succeeds; then they resume.
+
+A consumer that does not get back into its group (librdkafka can stay in a rebalance for good
+when the group's coordinator moves while it joins, as when a paused broker comes back) is a
+failure: past ``rejoin_timeout`` the process ends with that error, and the sink's supervisor
+starts a new one (``bankstream.supervisor``), which finishes the batch through its record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import signal
 import time
 import traceback
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from bankstream import logs
 from bankstream.histogram import LogHistogram
@@ -32,6 +40,7 @@ from sink.writer import Writer, Written
 
 log = logging.getLogger(__name__)
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between write attempts while the store is away
+MEMBERSHIP_EVERY = 10.0  # seconds: while nothing comes, ask whether the group still knows us
 
 
 class Batch:
@@ -70,6 +79,11 @@ class SinkSpec:
     verbose: int = 0
     fault: str | None = None  # tests: where to die (see Writer._die)
     report_every: float = 0.5
+    rejoin_timeout: float = 60.0  # seconds out of the group (in a rebalance) before giving up
+
+
+class ConsumerStuck(Exception):
+    """The consumer has been out of its group longer than the rejoin timeout."""
 
 
 def main(spec: SinkSpec, stop: Any, reports: Any) -> None:
@@ -82,6 +96,8 @@ def main(spec: SinkSpec, stop: Any, reports: Any) -> None:
     except Exception as exc:  # one line for a person, the details in the log
         log.debug("sink %d failed:\n%s", spec.index, traceback.format_exc())
         reports.put({"kind": "error", "worker": spec.index, "message": f"sink {spec.index}: {exc}"})
+        logging.shutdown()
+        os._exit(1)  # at once: librdkafka may not close a consumer out of its group; restarted
 
 
 class SinkWorker:
@@ -140,6 +156,7 @@ class SinkWorker:
             {
                 # a sink that dies hands its partitions over within 10 s (librdkafka: 45 s)
                 "session.timeout.ms": 10_000,
+                "statistics.interval.ms": 1000,  # the group's state, for the rejoin watchdog
                 **spec.kafka,
                 "group.id": spec.group,
                 "enable.auto.offset.store": False,
@@ -149,6 +166,7 @@ class SinkWorker:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "on_commit": self._committed,
                 "logger": logger,
+                "stats_cb": self._stats,
             }
         )
         producer_config = {
@@ -178,6 +196,10 @@ class SinkWorker:
         self.failed: Batch | None = None  # a batch whose write failed, to retry (paused)
         self.first_read: float | None = None  # epoch s: the first message read
         self.last_written: float | None = None  # epoch s: the last write acknowledged
+        self.group_state = ("init", "init")  # the group's (state, join state), from librdkafka
+        self.out_since: float | None = None  # monotonic: since when out of the group
+        self.unknown_since: float | None = None  # since when the coordinator does not know it
+        self.membership_checked = time.monotonic()
 
     # ------------------------------------------------------------------ rebalances
 
@@ -185,6 +207,68 @@ class SinkWorker:
         """Offsets committed (every second, on revoke, at the end): the time, for the metric."""
         if error is None and self.metrics:
             self.metrics.commit.set(time.time())
+
+    def _stats(self, text: str) -> None:
+        """librdkafka's statistics (every second): the group's state, for ``_check_group``."""
+        try:
+            group = orjson.loads(text).get("cgrp") or {}
+        except ValueError:
+            return
+        state = (str(group.get("state", "")), str(group.get("join_state", "")))
+        if state != self.group_state:
+            log.info("sink %d: consumer group state %s, join state %s", self.spec.index, *state)
+        self.group_state = state
+        if state == ("up", "steady"):
+            self.out_since = None
+        elif self.out_since is None:
+            self.out_since = time.monotonic()
+
+    def _check_group(self) -> None:
+        """Out of the group past the rejoin timeout, with no rebalance callback of ours running
+        meanwhile: a consumer that will not come back. Out of the group is librdkafka's own
+        state (a rebalance that does not end), or, while nothing comes, the group's coordinator
+        not knowing this consumer (librdkafka believing itself a member of a group that has
+        forgotten it: seen after the coordinator moved mid-join)."""
+        now = time.monotonic()
+        if self.out_since is None and self._idle() > MEMBERSHIP_EVERY:
+            if now - self.membership_checked > MEMBERSHIP_EVERY:
+                self.membership_checked = now
+                if self._known_to_coordinator() is False:
+                    self.unknown_since = self.unknown_since or now
+                else:
+                    self.unknown_since = None
+            if self.unknown_since is not None:
+                since = max(self.unknown_since, self.last_rebalance)
+                if now - since > self.spec.rejoin_timeout:
+                    msg = (
+                        f"consumer group {self.spec.group}: its coordinator has not known this "
+                        f"consumer for {now - since:.0f} s: a new consumer takes over"
+                    )
+                    raise ConsumerStuck(msg)
+            return
+        if self.out_since is None:
+            return
+        since = max(self.out_since, self.last_rebalance)
+        if now - since > self.spec.rejoin_timeout:
+            state, join = self.group_state
+            msg = (
+                f"out of consumer group {self.spec.group} for {now - since:.0f} s (group state "
+                f"{state}, join state {join}): a new consumer takes over"
+            )
+            raise ConsumerStuck(msg)
+
+    def _known_to_coordinator(self) -> bool | None:
+        """Whether the group's coordinator lists this consumer among the group's members (None:
+        it did not answer, or this consumer has no member id yet)."""
+        member = self.consumer.memberid()
+        if not member:
+            return None
+        try:
+            future = self.admin.describe_consumer_groups([self.spec.group], request_timeout=5)
+            group = future[self.spec.group].result(timeout=5)
+        except Exception:
+            return None
+        return any(m.member_id == member for m in group.members)
 
     def _moved(self, change: str, partitions: list[Any]) -> list[tuple[str, int]]:
         """Counts a change of partitions (assigned, revoked, lost); what this writer knew of
@@ -212,6 +296,7 @@ class SinkWorker:
         self.counts["recovered"] += found
         if found and self.metrics:
             self.metrics.recovered.inc(found)
+        self.last_rebalance = time.monotonic()  # the callback's end (recovering can take long)
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions leaving: the write in flight is awaited and its offsets stored, then the
@@ -254,9 +339,23 @@ class SinkWorker:
                     self._settle()
                     if spec.until_idle is not None and self._idle_done(spec.until_idle):
                         break
+                self._check_group()
                 self._report()
-        finally:
-            self._close()
+        except BaseException:
+            self._abandon()
+            raise
+        self._close()
+
+    def _abandon(self) -> None:
+        """Failing: the write in flight ends (its offsets stored if it was written), the counts
+        so far are reported, and nothing more: no commit, no last report, no goodbye to the
+        group (a consumer that cannot rejoin may not close either). Whoever takes the
+        partitions over reads them again from the last commit: already written, nothing lost."""
+        with contextlib.suppress(Exception):
+            self._drain()
+        self.pool.shutdown(wait=True)
+        with contextlib.suppress(Exception):
+            self._report(force=True)
 
     def _gather(self) -> list[Any]:
         """The next batch: up to ``batch_size`` messages, gathered until the flush interval is
@@ -381,6 +480,7 @@ class SinkWorker:
                 message = self.consumer.poll(0.1)  # stays in the group; rebalances happen here
                 if message is not None and message.error() is None:
                     self._put_back(message)
+                self._check_group()
                 self._report()
             if self.stop.is_set() and attempt > 3:
                 log.warning("sink %d: stopping with a batch not written", self.spec.index)
@@ -500,6 +600,8 @@ class SinkWorker:
                 "latency_p99": self.latency.percentile(0.99),
                 "latency_delta": self.interval.to_dict(),
                 "paused": self.paused_for,
+                "first_read": self.first_read,
+                "last_written": self.last_written,
             }
         )
         self.interval = LogHistogram()

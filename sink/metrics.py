@@ -7,6 +7,8 @@ most: no account or transaction ids.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -82,3 +84,17 @@ class Metrics:
     def observe_latencies(self, seconds: NDArray[np.float64]) -> None:
         """Many latencies at once, into the histogram's buckets."""
         observe_many(self.latency, self._bounds, seconds)
+
+
+def restarts() -> Any:
+    """The counter of sink processes restarted (the supervising process's own)."""
+    from prometheus_client import Counter
+
+    return Counter("bankstream_sink_restarts", "sink processes restarted after they died")
+
+
+def process_dead(pid: int, directory: str) -> None:
+    """A sink process died: its live gauges (lag, paused, processes) go with it."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
