@@ -104,3 +104,31 @@ def delete_topic(admin: AdminClient, name: str, timeout: float = 30.0) -> None:
         error = exc.args[0]
         if not (isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
             raise
+
+
+def group_lag(admin: AdminClient, group: str, topic: str, timeout: float = 5.0) -> int | None:
+    """Messages of ``topic`` the consumer group ``group`` has not committed yet (every
+    partition's end offset less the group's committed offset, from the start where it committed
+    none); None when the broker does not answer. Independent of the consumers' own reports: a
+    partition nobody holds (its consumer died) still counts."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    try:
+        metadata = admin.list_topics(topic, timeout=timeout)
+        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        ends = admin.list_offsets({tp: latest for tp in partitions}, request_timeout=timeout)
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        committed = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+        done = {
+            tp.partition: tp.offset
+            for tp in committed[group].result(timeout=timeout).topic_partitions
+        }
+        behind = 0
+        for tp, future in ends.items():
+            end = future.result(timeout=timeout).offset
+            behind += max(0, end - max(0, done.get(tp.partition, 0)))
+        return behind
+    except Exception:  # the broker away, the topic gone: unknown
+        return None

@@ -23,9 +23,22 @@ def draw(result: Mapping[str, Any], folder: Path) -> list[str]:
     warmup = float(result["warmup_seconds"])
     names = []
 
+    faults = (result["figures"].get("faults") or {}).get("injected", [])
+
     def finish(fig: Any, ax: Any, name: str, title: str) -> None:
         if warmup > 0:
             ax.axvspan(0, warmup, color="0.9", label="warm-up (excluded)")
+        for i, f in enumerate(faults):  # each fault's window, then its recovery
+            if f.get("started") is None:
+                continue
+            start, end = float(f["started"]), float(f.get("ended", f["started"]))
+            label = "fault" if i == 0 else None
+            ax.axvspan(start, max(end, start + 0.5), color="tab:red", alpha=0.25, label=label)
+            if f.get("recovery_seconds") is not None:
+                back = end + float(f["recovery_seconds"])
+                ax.axvspan(
+                    end, back, color="tab:orange", alpha=0.15, label="recovery" if i == 0 else None
+                )
         ax.set_xlabel("seconds since the producer started")
         ax.set_title(f"{result['run_id']}: {title}", fontsize=10)
         ax.grid(alpha=0.3)

@@ -113,6 +113,25 @@ def register(commands: Any) -> None:
         "--results", type=Path, default=Path("results"), metavar="DIR", help="default: ./results"
     )
     p.add_argument(
+        "--fault",
+        dest="faults",
+        action="append",
+        type=fault_spec,
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, times from the producer's start (repeatable): kill-sink@20s, "
+        "pause-broker@30s:10s, restart-broker@30s, kill-broker@30s[:20s] (with `stack up "
+        "--brokers 3`), pause-store@30s:20s, exec@30s:COMMAND (any shell line, e.g. docker "
+        "compose pause mongo); each fault's recovery time is measured and reported",
+    )
+    p.add_argument(
+        "--judge-latency",
+        choices=("outside-faults", "whole-run"),
+        default="outside-faults",
+        help="with --fault: judge the latency and lag thresholds outside the faults' windows "
+        "and recoveries (default), or over the whole run",
+    )
+    p.add_argument(
         "--find-max",
         action="store_true",
         help="capacity search: short steps from --rate (default: the scenario's), doubling while "
@@ -227,6 +246,16 @@ def register(commands: Any) -> None:
     b.set_defaults(run=run_ceiling)
 
 
+def fault_spec(text: str) -> Any:
+    """An argparse type: a --fault SPEC (harness.faults)."""
+    from harness.faults import FaultError, parse_fault
+
+    try:
+        return parse_fault(text)
+    except FaultError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_run(args: argparse.Namespace) -> int:
     writable_folder(args.results, "--results")
     from harness.run import check_flags, execute
@@ -248,6 +277,10 @@ def run_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     output = _output(args)
     _services(args, settings, output)
+    if args.faults:
+        from harness.inject import check
+
+        check(args.faults, settings)
     run_id = args.run_id or default_run_id(loaded.scenario.name)
     # the producer's own checks (the load against the population, cells, shards), before
     # anything starts; a shard's target is its share of the run's rate

@@ -140,6 +140,7 @@ def merge_figures(results: Sequence[Result]) -> dict[str, Any]:
             "rate_ratio": sink_rate / whole if sink_rate and whole else None,
             "writing_seconds": max((s["writing_seconds"] or 0.0) for s in sink),
             "paused_seconds": max((s["paused_seconds"] or 0.0) for s in sink),
+            "restarts": sum(s.get("restarts") or 0 for s in sink),
         },
         "lag": {
             "max_messages": max(f["lag"]["max_messages"] for f in figs),
@@ -367,6 +368,7 @@ def merge_store(
                 "rate_ratio",
                 "writing_seconds",
                 "paused_seconds",
+                "restarts",
             )
         },  # fmt: skip
         "lag": {"max_messages": None, "max_seconds": None},

@@ -66,6 +66,7 @@ class Child:
         )
         self.summary: dict[str, Any] | None = None
         self.messages: list[str] = []
+        self.last_line = time.time()  # when it last wrote a JSON line
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._ps = psutil.Process(self.process.pid)
@@ -82,6 +83,7 @@ class Child:
                 log.info("%s: %s", self.name, line.rstrip())
                 continue
             if isinstance(data, dict):
+                self.last_line = time.time()
                 self.lines.put((time.time(), data))
 
     def sample(self) -> tuple[float, int]:
@@ -102,6 +104,14 @@ class Child:
         self.cpu_seconds = max(self.cpu_seconds, cpu)
         self.peak_rss = max(self.peak_rss, rss)
         return self.cpu_seconds, rss
+
+    def workers(self) -> list[int]:
+        """The pids of the command's worker processes (multiprocessing's spawned children)."""
+        try:
+            children = self._ps.children(recursive=True)
+            return sorted(p.pid for p in children if "spawn_main" in " ".join(p.cmdline()))
+        except psutil.Error:
+            return []
 
     def signal(self, signum: int) -> None:
         if self.process.poll() is None:
@@ -185,6 +195,11 @@ class Observed:
     max_lag: int = 0
     resources: dict[str, dict[str, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    killed: int | None = None  # a second signal's number: everything ended at once
+    faults: list[dict[str, Any]] = field(default_factory=list)  # what each fault did, when
+    # each second's latency histograms (t, delivery, end to end), kept when faults are planned:
+    # the thresholds can then be judged outside the fault windows
+    ticks: list[tuple[float, LogHistogram, LogHistogram]] = field(default_factory=list)
 
 
 @dataclass
@@ -197,6 +212,12 @@ class Plan:
     expected_acked: Callable[[dict[str, Any]], int | None] | None = None
     drain_timeout: float = 300.0
     output: str = "live"  # live, json, quiet
+    injector: Any = None  # harness.inject.Injector: the run's faults
+    # the sink's consumer group: messages not committed yet (None: unknown). Drained means 0:
+    # a partition whose consumer died still counts here, not in the live consumers' reports
+    group_lag: Callable[[], int | None] | None = None
+    stop_grace: float = 30.0  # seconds a stopped sink may take before it is killed
+    silent_after: float = 30.0  # seconds without a line from the sink: a problem named
 
 
 class Orchestra:
@@ -204,6 +225,8 @@ class Orchestra:
         self.plan = plan
         self.observed = Observed()
         self.signalled = 0
+        self.children: list[Child] = []
+        self._silent = False  # the sink has been silent too long (said once)
         self._producer_last: dict[str, Any] = {}
         self._sink_last: dict[str, Any] = {}
         self._tick_delivery = LogHistogram()
@@ -220,10 +243,12 @@ class Orchestra:
         if self.signalled == 1:
             self.say(
                 f"{signal.Signals(signum).name}: stopping the producer; the sink writes what was "
-                "acknowledged (again to stop it at once)"
+                "acknowledged (again to stop everything at once)"
             )
-        elif self.signalled == 2:
-            self.say("stopping the sink now")
+        elif self.signalled == 2:  # every process of the run, at once (their process groups)
+            self.observed.killed = signum
+            for child in self.children:
+                child.signal(signal.SIGKILL)
 
     # ------------------------------------------------------------------ the run
 
@@ -233,10 +258,19 @@ class Orchestra:
         sink = producer = None
         try:
             sink = Child("sink", plan.sink_argv, plan.folder / "sink.log")
+            self.children.append(sink)
+            if plan.injector is not None:
+                plan.injector.sink_workers = sink.workers
             if self._wait_sink_ready(sink):  # else the sink's own error is the run's problem
                 producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                self.children.append(producer)
                 self._loop(sink, producer)
         finally:
+            if obs.killed:
+                obs.problems.append("stopped at once by a second signal")
+            if plan.injector is not None:  # no fault outlives the run (a paused broker goes on)
+                plan.injector.stop()
+                obs.faults = plan.injector.records
             for child in (producer, sink):
                 if child is not None and not child.done():
                     child.signal(signal.SIGTERM)
@@ -249,6 +283,8 @@ class Orchestra:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         for child, code in ((producer, obs.producer_exit), (sink, obs.sink_exit)):
+            if obs.killed:
+                break
             if child is not None and code not in (0, 130, None) and not self._summary_of(child):
                 obs.problems.append(
                     f"{child.name} exited with {code}: {child.last_error() or 'no message'} "
@@ -298,8 +334,8 @@ class Orchestra:
                 text = str(data["message"])
                 if child.name == "producer" and text.endswith(": producing"):
                     obs.produce_started = stamp
-                if child.name == "producer":
-                    self.say(f"producer: {text}")
+                if not text.startswith(("SIGINT", "SIGTERM")):  # the harness stopped it
+                    self.say(f"{child.name}: {text.removeprefix(child.name + ': ')}")
                 continue
             if child.name == "producer":
                 if "manifest" in data:
@@ -325,6 +361,19 @@ class Orchestra:
                     obs.max_lag_seconds = max(obs.max_lag_seconds, float(data["lag_seconds"]))
                     obs.max_lag = max(obs.max_lag, int(data["lag"]))
 
+    def _watch_silence(self, sink: Child) -> None:
+        """A sink that neither reports nor exits is named (once), not waited on in silence:
+        the drain timeout then ends the run."""
+        quiet = time.time() - sink.last_line
+        if quiet > self.plan.silent_after and not sink.done() and not self._silent:
+            self._silent = True
+            t = time.time() - self.observed.produce_started if self.observed.produce_started else 0
+            text = f"the sink said nothing for {quiet:.0f} s (from t={t - quiet:.0f} s)"
+            self.observed.problems.append(text)
+            self.say(f"sink: {text}")
+        elif quiet <= self.plan.silent_after:
+            self._silent = False
+
     def _past_warmup(self, stamp: float) -> bool:
         started = self.observed.produce_started
         return started is not None and stamp - started >= self.plan.warmup
@@ -345,6 +394,9 @@ class Orchestra:
         stop_sent = sink_stopped = False
         settled_since: float | None = None
         done_at: float | None = None  # (monotonic) when the producer ended
+        stopped_at = 0.0  # (monotonic) when the sink was asked to stop
+        sink_killed = False
+        injecting = False
         live = None
         if plan.output == "live" and self.console.is_terminal:
             from rich.live import Live
@@ -360,9 +412,12 @@ class Orchestra:
                     stop_sent = True
                     obs.interrupted = True
                     producer.signal(signal.SIGINT)
-                if self.signalled >= 2 and not sink_stopped:
-                    sink_stopped = True
-                    sink.signal(signal.SIGTERM)
+                if obs.killed:
+                    break
+                if plan.injector is not None and obs.produce_started and not injecting:
+                    injecting = True
+                    plan.injector.start(obs.produce_started)
+                self._watch_silence(sink)
                 if sink.done() and not producer.done() and not stop_sent:
                     obs.problems.append(
                         f"the sink stopped during the run: {sink.last_error() or 'no message'}"
@@ -400,6 +455,8 @@ class Orchestra:
                         sink_rss=rss["sink"],
                     )
                     last_acked, last_sunk = acked, sunk
+                    if plan.injector is not None and obs.produce_started:
+                        obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
                     self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
                     if obs.produce_started:
                         obs.timeline.append(row)
@@ -421,9 +478,13 @@ class Orchestra:
                         else None
                     )
                     handled = self._sunk(self._sink_last) if self._sink_last else 0
-                    settled = int(self._sink_last.get("lag", 1)) == 0 and (
-                        expected is None or handled >= expected
-                    )
+                    uncommitted = plan.group_lag() if plan.group_lag is not None else None
+                    if uncommitted is not None:  # Kafka's word: every message written
+                        settled = uncommitted == 0
+                    else:  # the sink's own (a process that died may leave its count short)
+                        settled = int(self._sink_last.get("lag", 1)) == 0 and (
+                            expected is None or handled >= expected
+                        )
                     if settled and settled_since is None:
                         settled_since = now
                     elif not settled:
@@ -442,7 +503,15 @@ class Orchestra:
                             obs.drained_at = time.time()
                         if not sink_stopped:
                             sink_stopped = True
+                            stopped_at = now
                             sink.signal(signal.SIGTERM)
+                late = sink_stopped and now - stopped_at > plan.stop_grace
+                if late and not sink.done() and not sink_killed:
+                    sink_killed = True
+                    obs.problems.append(
+                        f"the sink did not stop within {plan.stop_grace:g} s of SIGTERM: killed"
+                    )
+                    sink.signal(signal.SIGKILL)
                 if sink.done() and producer.done():
                     break
         finally:

@@ -33,6 +33,11 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
     """Every metric a threshold can name, from the figures (None: not measured in this run)."""
     e2e = figures["latency"]["end_to_end"]
     delivery = figures["latency"]["delivery"]
+    max_lag = figures["lag"]["max_seconds"]
+    faults = figures.get("faults")
+    if faults and faults["judged_outside"]:  # latency and lag outside the faults' windows
+        e2e, delivery = faults["outside"]["end_to_end"], faults["outside"]["delivery"]
+        max_lag = faults["outside"]["max_lag_seconds"]
     verified = verification or {}
     return {
         "produce_rate_ratio": figures["produce"].get("rate_ratio"),
@@ -43,7 +48,8 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
         "e2e_latency_p95_seconds": e2e["p95"],
         "e2e_latency_p99_seconds": e2e["p99"],
         "e2e_latency_max_seconds": e2e["max"],
-        "max_lag_seconds": figures["lag"]["max_seconds"],
+        "max_lag_seconds": max_lag,
+        "recovery_seconds": faults["recovery_seconds"] if faults else None,
         "lost": verified.get("lost"),
         "duplicates": verified.get("duplicates"),
         "dead_lettered": figures["sink"].get("dead_lettered"),
@@ -51,15 +57,28 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
     }
 
 
+def unmeasured(figures: Mapping[str, Any]) -> dict[str, tuple[bool | None, str]]:
+    """Metrics this run cannot measure, and how their thresholds are then judged: not at all
+    (None) or failed (False), with the reason."""
+    faults = figures.get("faults")
+    if not faults:
+        return {"recovery_seconds": (None, "no fault in this run")}
+    if not faults["recovered"]:
+        return {"recovery_seconds": (False, "a fault did not recover before the run ended")}
+    return {}
+
+
 def judge(
     thresholds: Mapping[str, Any],
     values: Mapping[str, Any],
     deferred: Collection[str] = (),
     deferred_note: str = "judged by bankstream merge",
+    reasons: Mapping[str, tuple[bool | None, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """One verdict per condition: passed (True), failed (False; a threshold that cannot be
     checked is not met), or None for a ``deferred`` metric not measured here (one host of
-    several: ``bankstream merge`` judges it)."""
+    several: ``bankstream merge`` judges it). ``reasons``: metrics known not to be measured,
+    judged as :func:`unmeasured` says."""
     out = []
     for metric, conditions in thresholds.items():
         value = values.get(metric)
@@ -68,7 +87,9 @@ def judge(
             text = format_condition(condition.op, condition.value, unit)
             ok: bool | None = value is not None and math.isfinite(value) and condition.holds(value)
             note = None
-            if value is None:
+            if value is None and reasons and metric in reasons:
+                ok, note = reasons[metric]
+            elif value is None:
                 ok = None if metric in deferred else False
                 note = deferred_note if ok is None else "not measured in this run"
             out.append(
@@ -173,6 +194,48 @@ def _verdict(passed: bool | None) -> str:
     return "pass" if passed else "FAIL" if passed is False else "-"
 
 
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} s"
+
+
+def _faults_section(faults: Mapping[str, Any] | None) -> list[str]:
+    """The faults injected, their windows and recovery, and where the thresholds were judged."""
+    if not faults:
+        return []
+    windows = ", ".join(f"{a:g}-{b:g} s" for a, b in faults["windows"]) or "none"
+    where = (
+        f"outside the faults' windows and recoveries ({windows}); the whole run's figures are below"
+        if faults["judged_outside"]
+        else "over the whole run, faults included (--judge-latency whole-run)"
+    )
+    lines = [
+        "",
+        "## Faults",
+        "",
+        f"Latency and lag thresholds are judged {where}. Recovery: from a fault's end until the "
+        "sink keeps up again for 2 s (its consumer lag under a second, its delay behind the "
+        "producer by the run's counts back to what it was before); max lag: how far behind it "
+        "fell.",
+        "",
+        "| fault | started | ended | recovery | max lag | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in faults["injected"]:
+        recovered = _secs(f.get("recovery_seconds"))
+        if f.get("started") is not None and f.get("recovery_seconds") is None:
+            recovered = "not recovered"
+        lines.append(
+            f"| `{f['fault']}` | {_secs(f.get('started'))} | {_secs(f.get('ended'))} | "
+            f"{recovered} | {_secs(f.get('max_lag_seconds'))} | {f.get('problem') or ''} |"
+        )
+    out = faults["outside"]
+    lines.append(
+        f"\nOutside the windows: end-to-end p99 {_ms(out['end_to_end']['p99'])}, delivery p99 "
+        f"{_ms(out['delivery']['p99'])}, max lag {out['max_lag_seconds']:g} s."
+    )
+    return lines
+
+
 def report_markdown(result: Mapping[str, Any]) -> str:
     fig = result["figures"]
     produce, sink, lag = fig["produce"], fig["sink"], fig["lag"]
@@ -197,6 +260,7 @@ def report_markdown(result: Mapping[str, Any]) -> str:
             f"| {t['metric']} | {t['condition']} | {shown} | "
             f"{_verdict(t['passed'])}{' (' + t['note'] + ')' if t['note'] else ''} |"
         )
+    lines += _faults_section(fig.get("faults"))
     v = result.get("verification")
     lines += ["", "## Verification", ""]
     if v is None:

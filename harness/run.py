@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,12 @@ def sink_argv(args: argparse.Namespace, run_id: str, topic: str) -> list[str]:
         argv += ["--set", override]
     if args.sink_processes is not None:
         argv += ["--processes", str(args.sink_processes)]
-    return [*argv, "--topic", topic, "--group", f"bankstream-sink-{run_id}", "--json"]
+    return [*argv, "--topic", topic, "--group", sink_group(run_id), "--json"]
+
+
+def sink_group(run_id: str) -> str:
+    """The consumer group of a run's sink."""
+    return f"bankstream-sink-{run_id}"
 
 
 def execute(
@@ -122,6 +127,12 @@ def _execute(
     say(ensure_topic(settings, topic, delivery.partitions, delivery.replication_factor))
     warmup = float(scenario.load.warmup)
     scratch = Path(tempfile.mkdtemp(prefix="bankstream-run-"))
+    injector = None
+    faults = list(getattr(args, "faults", None) or [])
+    if faults:
+        from harness.inject import Injector
+
+        injector = Injector(faults, settings, folder, say)
     plan = Plan(
         sink_argv=sink_argv(args, run_id, topic),
         producer_argv=producer_argv(args, run_id, topic, scratch),
@@ -131,6 +142,8 @@ def _execute(
         expected_acked=None if shard else (lambda summary: int(summary["acked"])),
         drain_timeout=args.drain_timeout,
         output=output,
+        injector=injector,
+        group_lag=_group_lag(settings, sink_group(run_id), topic),
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
     started_at = results.now_iso()
@@ -142,7 +155,9 @@ def _execute(
     ended_at = results.now_iso()
     verification = None
     note = None
-    if manifest is None:
+    if observed.killed:
+        note = "not verified: stopped at once by a second signal"
+    elif manifest is None:
         note = "not verified: the producer wrote no manifest"
     elif shard is not None:
         note = "not verified here: one host of several (bankstream merge verifies the whole run)"
@@ -169,6 +184,12 @@ def _execute(
             verification["floors_checked"] = accounts is not None
             verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
+    if faults:
+        from harness.faulted import fault_figures
+
+        figures["faults"] = fault_figures(
+            observed, ROW_FIELDS, warmup, judge_outside=args.judge_latency == "outside-faults"
+        )
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
     result: dict[str, Any] = {
         "result_version": results.RESULT_VERSION,
@@ -207,6 +228,8 @@ def _execute(
     conclude(result, scenario.thresholds, folder, deferred)
     verdict = result["verdict"]
     code = EXIT_STOPPED if observed.interrupted else 0 if verdict == "pass" else EXIT_FAILURE
+    if observed.killed:
+        code = 128 + observed.killed
     if not shard and not args.keep_topic:
         _drop_topics(settings, topic)
     return Outcome(result, folder, code)
@@ -222,8 +245,13 @@ def conclude(
     """Judge the thresholds on the result's figures, name what failed, give the verdict, and
     write result.json, report.md and the charts into ``folder``."""
     verification = result["verification"]
+    figures = result["figures"]
     verdicts = results.judge(
-        thresholds, results.measured(result["figures"], verification), deferred, note
+        thresholds,
+        results.measured(figures, verification),
+        deferred,
+        note,
+        results.unmeasured(figures),
     )
     failed = [
         f"{t['metric']} {t['condition']} (measured {t['measured']})"
@@ -256,6 +284,13 @@ def _thin(rows: list[Any], most: int = 3600) -> list[Any]:
         return rows
     step = -(-len(rows) // most)
     return rows[::step]
+
+
+def _group_lag(settings: Settings, group: str, topic: str) -> Callable[[], int | None]:
+    from bankstream import kafka
+
+    admin = kafka.admin_client(settings)
+    return lambda: kafka.group_lag(admin, group, topic)
 
 
 def _take_manifest(scratch: Path, folder: Path) -> dict[str, Any] | None:
@@ -322,6 +357,7 @@ def build_figures(
             "rate_ratio": sink_rate / whole_rate if sink_rate and whole_rate else None,
             "writing_seconds": s.get("writing_seconds"),
             "paused_seconds": s.get("paused_seconds"),
+            "restarts": s.get("restarts"),
         },
         "lag": {"max_messages": obs.max_lag, "max_seconds": obs.max_lag_seconds},
         "latency": {

@@ -979,6 +979,7 @@ THRESHOLD_METRICS: dict[str, str] = {
     "e2e_latency_p99_seconds": "intended send time to written in MongoDB, 99th percentile",
     "e2e_latency_max_seconds": "intended send time to written in MongoDB, maximum",
     "max_lag_seconds": "largest consumer lag, in seconds",
+    "recovery_seconds": "longest time from a fault's end until the sink caught up (run --fault)",
     "lost": "events acknowledged by Kafka but missing in MongoDB",
     "duplicates": "events stored more than once",
     "dead_lettered": "messages sent to the dead-letter topic",

@@ -462,6 +462,9 @@ class SinkWorker:
         ]
         if offsets:
             self.consumer.store_offsets(offsets=offsets)
+        # its counts at once: a process killed before its next report would take them along
+        # (a successor does not read again what this one committed)
+        self._report(force=True)
 
     def _write(self, batch: Batch) -> tuple[Written, float] | None:
         """Write with retries: while the store is away, pause and keep polling. None: stopped

@@ -157,6 +157,17 @@ def _wait_ready(
         time.sleep(0.25)
 
 
+def brokers(settings: Settings) -> list[ManagedProcess]:
+    """The local stack's running Kafka brokers (their pid files), the first one first."""
+    found = []
+    for service in all_services(settings):
+        if service.name.startswith("kafka") and not service.external:
+            proc = process_of(service)
+            if proc.pid() is not None:
+                found.append(proc)
+    return found
+
+
 def down(
     settings: Settings, report: Report = print, names: Collection[str] | None = None
 ) -> list[str]:

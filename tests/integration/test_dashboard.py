@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -359,9 +360,16 @@ def test_both_pages_render_in_headless_chromium(stack, short_run, tmp_path):
             )
             assert drawn, f"{page}: charts have no canvas"
             assert shot.stat().st_size > 20_000
+        # Ctrl-C with a browser still on the page: the dashboard ends, nothing holds the port
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+        from bankstream.stack.process import port_answers
+
+        assert not port_answers("127.0.0.1", port)
     finally:
         browser.quit()
-        server.terminate()
+        if server.poll() is None:
+            server.kill()
         server.wait(timeout=20)
         log.close()
 
