@@ -19,6 +19,9 @@ class MongoUnavailable(BankstreamError):
     """The configured MongoDB server did not answer."""
 
 
+SOCKET_TIMEOUT_MS = 300_000
+
+
 def client(settings: Settings, timeout: float | None = None) -> MongoClient[Document]:
     """A client for ``settings.mongo_uri``; server selection gives up after ``timeout`` seconds."""
     wait_ms = int((timeout if timeout is not None else settings.connect_timeout) * 1000)
@@ -27,6 +30,9 @@ def client(settings: Settings, timeout: float | None = None) -> MongoClient[Docu
             settings.mongo_uri,
             serverSelectionTimeoutMS=wait_ms,
             connectTimeoutMS=wait_ms,
+            # a store that stops answering mid-call (paused, wedged) is an error, not a hang;
+            # long enough for the local server's one-pass reads of a large collection
+            socketTimeoutMS=SOCKET_TIMEOUT_MS,
             appname="bankstream",
         )
     except (InvalidURI, ConfigurationError, ValueError, TypeError) as exc:

@@ -79,7 +79,19 @@ class Settings(BaseSettings):
         "does not start one. Default: the local stack's.",
     )
     stack_kafka_port: int = Field(
-        9092, ge=1, le=65534, description="Port of the local stack's Kafka (+1: its controller)."
+        9092,
+        ge=1,
+        le=65526,
+        description="Port of the local stack's Kafka (+1: its controller; with several brokers, "
+        "broker N listens on this port + 2(N-1), its controller on the next).",
+    )
+    stack_kafka_brokers: int | None = Field(
+        None,
+        ge=1,
+        le=5,
+        description="Brokers of the local stack's Kafka cluster (KRaft, each also a controller): "
+        "1, or 3 to test a replicated cluster and a broker's loss (`stack up --brokers 3`). "
+        "Default: as many as run now, else 1.",
     )
     stack_mongo_port: int = Field(
         27017, ge=1, le=65535, description="Port of the local stack's MongoDB-wire server."

@@ -124,7 +124,13 @@ def _execute(
         if took is not None:
             say(f"warm after {took:.0f} s")
     delivery = scenario.delivery
-    say(ensure_topic(settings, topic, delivery.partitions, delivery.replication_factor))
+    replication, config = delivery.replication_factor, None
+    if "replication_factor" not in delivery.model_fields_set:
+        from bankstream.stack.lifecycle import brokers
+
+        if len(brokers(settings)) >= 3:  # the local stack's cluster: replicated as users run it
+            replication, config = 3, {"min.insync.replicas": "2"}
+    say(ensure_topic(settings, topic, delivery.partitions, replication, config))
     warmup = float(scenario.load.warmup)
     scratch = Path(tempfile.mkdtemp(prefix="bankstream-run-"))
     injector = None

@@ -73,10 +73,16 @@ def default_run_id(scenario: str) -> str:
 
 
 def ensure_topic(
-    settings: Settings, name: str, partitions: int, replication: int, _retried: bool = False
+    settings: Settings,
+    name: str,
+    partitions: int,
+    replication: int,
+    config: dict[str, str] | None = None,
+    _retried: bool = False,
 ) -> str:
-    """Create the topic when missing; an existing one with fewer partitions than the scenario
-    asks for is refused (its events would spread differently). Returns what was done."""
+    """Create the topic when missing (with ``config``, e.g. min.insync.replicas); an existing
+    one with fewer partitions than the scenario asks for is refused (its events would spread
+    differently). Returns what was done."""
     admin = kafka.admin_client(settings)
     kafka.wait_for_metadata(settings, settings.connect_timeout)
     metadata = admin.list_topics(name, timeout=settings.connect_timeout)
@@ -91,13 +97,18 @@ def ensure_topic(
             raise LoadgenUsageError(msg)
         return f"topic {name} exists ({have} partitions)"
     try:
-        kafka.create_topic(admin, name, partitions, replication)
+        kafka.create_topic(admin, name, partitions, replication, config)
     except Exception as exc:  # e.g. a replication factor above the brokers there are
         if "TOPIC_ALREADY_EXISTS" in str(exc) and not _retried:  # another host was first
-            return ensure_topic(settings, name, partitions, replication, _retried=True)
+            return ensure_topic(settings, name, partitions, replication, config, _retried=True)
         msg = f"cannot create topic {name}: {settings.scrub(str(exc))}"
         raise LoadgenError(msg) from None
-    return f"topic {name} created ({partitions} partitions, replication {replication})"
+    isr = (
+        f", min.insync.replicas {config['min.insync.replicas']}"
+        if config and "min.insync.replicas" in config
+        else ""
+    )
+    return f"topic {name} created ({partitions} partitions, replication {replication}{isr})"
 
 
 class Coordinator:

@@ -49,6 +49,15 @@ def register(commands: Any) -> None:
         metavar="D",
         help="how long to wait for each service (default: 90)",
     )
+    p.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        metavar="N",
+        help="Kafka brokers: 1 (default) or 3, a replicated KRaft cluster on loopback (broker N "
+        "on port 9092 + 2(N-1)); a run's topic then has 3 replicas and min.insync.replicas 2, "
+        "and run --fault kill-broker@T can take one away",
+    )
     p.set_defaults(run=run_up)
 
     p = add("down", "stop the services this stack started", "Others are never touched.")
@@ -103,6 +112,8 @@ def run_install(args: argparse.Namespace) -> int:
 
 def run_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {"start_timeout": args.timeout}
+    if args.brokers is not None:
+        overrides["stack_kafka_brokers"] = args.brokers
     if args.durable:
         overrides["mongo_backend"] = "h2"
     console = _console()

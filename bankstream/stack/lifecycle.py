@@ -80,9 +80,12 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
         if pid is not None:
             running = variant_file.read_text().strip() if variant_file.is_file() else None
             if running not in (None, service.variant):
+                shown = {"default": "1 broker"} if service.name.startswith("kafka") else {}
                 msg = (
-                    f"the local {service.title} already runs as {running!r}, not "
-                    f"{service.variant!r}: stop it first with `bankstream stack down`"
+                    f"the local {service.title} already runs as "
+                    f"{shown.get(running, running)!r}, not "
+                    f"{shown.get(service.variant, service.variant)!r}: stop it first with "
+                    "`bankstream stack down`"
                 )
                 raise UsageError(msg)
             # ours, running (maybe still starting): wait for it below

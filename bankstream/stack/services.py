@@ -135,25 +135,51 @@ class Service(ABC):
 
 @dataclass(frozen=True)
 class KafkaService(Service):
+    """Broker ``node`` of the local stack's KRaft cluster of ``brokers`` (each node a broker and
+    a controller). The first is ``kafka``, the others ``kafka-2``, ``kafka-3``, ..."""
+
     name: str = "kafka"
     title: str = "Kafka"
     setting: str = "BANKSTREAM_KAFKA_BOOTSTRAP"
+    node: int = 1
+    brokers: int = 1
 
     @property
     def address(self) -> str:
-        return self.settings.kafka_bootstrap
+        if self.node == 1:
+            return self.settings.kafka_bootstrap
+        return f"{LOCALHOST}:{self.ports[0]}"
 
     @property
     def ports(self) -> list[int]:
-        port = self.settings.stack_kafka_port
+        port = self.settings.stack_kafka_port + 2 * (self.node - 1)
         return [port, port + 1]
+
+    @property
+    def external(self) -> bool:
+        return self.node == 1 and super().external
+
+    @property
+    def variant(self) -> str:
+        return "default" if self.brokers == 1 else f"{self.brokers} brokers"
+
+    @property
+    def folder(self) -> Path:
+        """Its configuration and data: one broker in ``kafka``, a cluster's in
+        ``kafka-cluster/node-N`` (a node formatted for one quorum cannot join another)."""
+        if self.brokers == 1:
+            return self.home / "kafka"
+        return self.home / "kafka-cluster" / f"node-{self.node}"
 
     @property
     def lib(self) -> Path:
         return self.home / "lib" / f"kafka-{self.settings.kafka_version}"
 
     def probe(self, timeout: float) -> str:
-        metadata = kafka.wait_for_metadata(self.settings, timeout)
+        settings = self.settings
+        if self.node > 1:  # this node's own answer
+            settings = settings.model_copy(update={"kafka_bootstrap": self.address})
+        metadata = kafka.wait_for_metadata(settings, timeout)
         return f"{len(metadata.brokers)} broker(s), cluster {metadata.cluster_id}"
 
     def install(self) -> None:
@@ -167,20 +193,33 @@ class KafkaService(Service):
 
     def command(self) -> list[str]:
         java = _need("java", "install a Java 17+ runtime")
-        folder = self.home / "kafka"
+        folder = self.folder
         data = folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         port, controller = self.ports
+        voters = ",".join(
+            f"{n}@{LOCALHOST}:{KafkaService(self.settings, node=n).ports[1]}"
+            for n in range(1, self.brokers + 1)
+        )
+        replicas = min(3, self.brokers)  # the internal topics, replicated when they can be
         properties = folder / "server.properties"
         properties.write_text(
             render(
                 asset("server.properties").read_text(),
-                {"PORT": str(port), "CONTROLLER_PORT": str(controller), "DATA_DIR": str(data)},
+                {
+                    "NODE_ID": str(self.node),
+                    "VOTERS": voters,
+                    "PORT": str(port),
+                    "CONTROLLER_PORT": str(controller),
+                    "DATA_DIR": str(data),
+                    "REPLICAS": str(replicas),
+                    "MIN_ISR": str(max(1, replicas - 1)),
+                },
             )
         )
         logging = [
             f"-Dlog4j2.configurationFile={asset('log4j2.xml')}",
-            f"-Dbankstream.kafka.log={self.home / 'logs' / 'kafka-server.log'}",
+            f"-Dbankstream.kafka.log={self.home / 'logs' / (self.name + '-server.log')}",
         ]
         classpath = ["-cp", f"{self.lib}/*"]
         if not (data / "meta.properties").is_file():
@@ -199,10 +238,21 @@ class KafkaService(Service):
             str(properties),
         ]
 
-    def _format(self, java: str, logging: list[str], cp: list[str], properties: Path) -> None:
+    def _cluster_id(self) -> str:
+        """A new cluster id; the nodes of a cluster share one (kept beside their folders)."""
+        shared = self.folder.parent / "cluster.id" if self.brokers > 1 else None
+        if shared is not None and shared.is_file():
+            return shared.read_text().strip()
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         while cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if shared is not None:
+            shared.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def _format(self, java: str, logging: list[str], cp: list[str], properties: Path) -> None:
+        cluster_id = self._cluster_id()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             done = subprocess.run(
                 [
@@ -342,5 +392,36 @@ class PrometheusService(Service):
         ]
 
 
-def all_services(settings: Settings) -> list[Service]:
-    return [KafkaService(settings), MongoService(settings), PrometheusService(settings)]
+def all_services(settings: Settings, brokers: int | None = None) -> list[Service]:
+    """The stack's services, Kafka's ``brokers`` nodes first (default: the setting, else as
+    many as run now, else one)."""
+    count = brokers or settings.stack_kafka_brokers or running_brokers(settings) or 1
+    if KafkaService(settings).external:
+        count = 1
+    nodes: list[Service] = [
+        KafkaService(
+            settings,
+            name="kafka" if n == 1 else f"kafka-{n}",
+            title="Kafka" if count == 1 else f"Kafka broker {n}",
+            node=n,
+            brokers=count,
+        )
+        for n in range(1, count + 1)
+    ]
+    return [*nodes, MongoService(settings), PrometheusService(settings)]
+
+
+def running_brokers(settings: Settings) -> int | None:
+    """The broker count of the local Kafka nodes that run now (their variant files), if any."""
+    from bankstream.stack.process import ManagedProcess
+
+    run = settings.home / "run"
+    for pid_file in sorted(run.glob("kafka*.pid")) if run.is_dir() else []:
+        name = pid_file.stem
+        proc = ManagedProcess(name, run, settings.home / "logs" / f"{name}.log", str(settings.home))
+        variant = run / f"{name}.variant"
+        if proc.pid() is not None and variant.is_file():
+            words = variant.read_text().split()
+            if words and words[0].isdigit():
+                return int(words[0])
+    return None

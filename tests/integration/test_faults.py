@@ -11,8 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,6 @@ import psutil
 import pytest
 from pymongo.database import Database
 
-from bankstream import mongo
 from bankstream.mongo import Document
 from bankstream.settings import Settings
 from tests.conftest import ROOT, run_cli
@@ -39,11 +36,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def database(stack: Settings) -> Iterator[Database[Document]]:
-    name = f"test_faults_{uuid.uuid4().hex[:8]}"
-    with mongo.client(stack) as client:
-        yield client[name]
-        client.drop_database(name)
+def database(mongo_db: Database[Document]) -> Database[Document]:
+    """A fresh database for the test's runs (the runs use --fresh within it)."""
+    return mongo_db
 
 
 def faulted_run(
@@ -180,3 +175,76 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_a_broker_of_three_killed_loses_nothing(
+    stack: Settings, database: Database[Document], tmp_path: Path
+):
+    """`stack up --brokers 3` on ports of its own (its own home; the session's MongoDB and
+    Prometheus), a run on it whose topic has three replicas, one broker killed with SIGKILL and
+    started again 15 s later."""
+    import json
+
+    from confluent_kafka.admin import AdminClient
+
+    home = tmp_path / "stack"
+    home.mkdir()
+    (home / "lib").symlink_to(stack.home / "lib")  # the jars the session's stack resolved
+    base = _free_ports(6)
+    env = {
+        **environment(database.name),
+        "BANKSTREAM_HOME": str(home),
+        "BANKSTREAM_STACK_KAFKA_PORT": str(base),
+        "BANKSTREAM_KAFKA_HEAP": "512m",
+        "BANKSTREAM_MONGO_URI": stack.mongo_uri,
+        "BANKSTREAM_PROMETHEUS_URL": stack.prometheus_url,
+    }
+    try:
+        up = run_cli("stack", "up", "--brokers", "3", env=env, timeout=300)
+        assert up.returncode == 0, up.stderr[-3000:] + up.stdout[-3000:]
+        status = run_cli("stack", "status", "--json", env=env)
+        nodes = [json.loads(line) for line in status.stdout.splitlines()]
+        kafka = [n for n in nodes if n["service"].startswith("kafka")]
+        assert [n["service"] for n in kafka] == ["kafka", "kafka-2", "kafka-3"]
+        assert all(n["answering"] and n["detail"].startswith("3 broker(s)") for n in kafka)
+        results = tmp_path / "results"
+        args = ["run", "retail-day", "--rate", "300", "--duration", "40s", "--processes", "1"]
+        args += ["--fresh", "--no-warm", "--keep-topic", "--json", "--results", str(results)]
+        args += ["--fault", "kill-broker@10s:15s"]
+        done = run_cli(*args, env=env, timeout=600)
+        assert done.returncode in (0, 1), done.stderr[-3000:]
+        _, result = result_of(done)
+        injected = assert_exact_and_recovered(result, 1)
+        assert injected[0]["kind"] == "kill-broker" and injected[0]["ended"] >= 25
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{base}"})
+        topic = admin.list_topics(result["topic"], timeout=10).topics[result["topic"]]
+        assert {len(p.replicas) for p in topic.partitions.values()} == {3}
+        admin.delete_topics([result["topic"], result["topic"] + ".dlq"])
+    finally:
+        run_cli("stack", "down", env=env, timeout=120)
+
+
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports nobody listens on."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base: int = s.getsockname()[1]
+        if base + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    msg = "no free ports"
+    raise RuntimeError(msg)
