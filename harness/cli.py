@@ -494,6 +494,9 @@ def find_max_run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             msg = f"--find-max sets the rate and length of each step: leave out --{flag}"
             raise UsageError(msg)
+    if args.faults:
+        msg = "--find-max runs steps of a healthy pipeline: run --fault without --find-max"
+        raise UsageError(msg)
     seconds = {}
     for flag in ("budget", "step"):
         try:

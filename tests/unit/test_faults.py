@@ -174,3 +174,9 @@ def test_recovery_seconds_without_faults_is_not_judged_and_unrecovered_fails():
     stuck = {"faults": {"recovered": False}}
     failed = judge(conditions, {"recovery_seconds": None}, reasons=unmeasured(stuck))
     assert failed[0]["passed"] is False and "did not recover" in failed[0]["note"]
+
+
+def test_faults_and_a_capacity_search_do_not_mix():
+    done = invoke("run", "retail-day", "--find-max", "--fault", "kill-sink@3s")
+    assert done.returncode == 2
+    assert "run --fault without --find-max" in done.stderr
