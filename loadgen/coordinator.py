@@ -177,6 +177,10 @@ class Coordinator:
                 f"({run.own_events or 'unbounded'} events) ..."
             )
             finals = self._watch(processes, stop, start_at, reports)
+        except KeyboardInterrupt:  # a second signal: the processes end at once, unflushed
+            for process in processes:
+                process.kill()
+            raise
         finally:
             stop.set()
             for process in processes:
