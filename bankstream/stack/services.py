@@ -180,6 +180,9 @@ class KafkaService(Service):
         if self.node > 1:  # this node's own answer
             settings = settings.model_copy(update={"kafka_bootstrap": self.address})
         metadata = kafka.wait_for_metadata(settings, timeout)
+        if len(metadata.brokers) < self.brokers:  # a node of the cluster not (yet) registered
+            msg = f"{len(metadata.brokers)} of {self.brokers} brokers registered"
+            raise BankstreamError(msg)
         return f"{len(metadata.brokers)} broker(s), cluster {metadata.cluster_id}"
 
     def install(self) -> None:
