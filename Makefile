@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint bench bench-check bench-quick-baseline bench-check-quick stack-up stack-down stack-status
+.PHONY: help setup demo test test-quick lint bench bench-check bench-quick-baseline bench-check-quick stack-up stack-down stack-status
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ demo: setup  ## install, start the local stack, run a short real scenario end to
 test: setup lint  ## install, lint, then run every test against real services
 	scripts/compose-plugin.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-quick: setup  ## the unit tier alone (no services; under a minute)
+	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
 # The regression check compares each benchmark's fastest round (min: the least noisy figure on a
 # shared machine) with the baseline's and fails beyond this tolerance.
