@@ -1,7 +1,8 @@
 """Worker processes of one command: started, told to stop, watched, restarted when they die.
 
-Each worker runs ``target(spec, stop, reports)`` in a process of its own (multiprocessing,
-spawn). Nothing it shares with the others can be left locked by a worker killed with kill -9:
+Each worker runs ``target(spec, stop, reports, *shared)`` in a process of its own
+(multiprocessing, spawn; ``shared``: more lock-free values of the command's, e.g. a start
+time). Nothing it shares with the others can be left locked by a worker killed with kill -9:
 
 - ``stop`` is a :class:`StopFlag`, one byte of shared memory read and written without a lock
   (a multiprocessing Event takes a lock on every ``is_set()``; a worker killed holding it would
@@ -96,17 +97,19 @@ class _Slot(Generic[Spec]):
 
 
 class Supervisor(Generic[Spec]):
-    """Starts ``target(spec, stop, reports)`` once per spec and watches them (``events()``)."""
+    """Starts ``target(spec, stop, reports, *shared)`` once per spec and watches them
+    (``events()``)."""
 
     def __init__(
         self,
-        target: Callable[[Spec, StopFlag, Reports], None],
+        target: Callable[..., None],
         specs: Sequence[Spec],
         name: str,
         policy: RestartPolicy | None = None,
         respawn: Callable[[Spec], Spec] = lambda spec: spec,
         last_kinds: tuple[str, ...] = ("final",),
         on_dead: Callable[[int], None] | None = None,
+        shared: Callable[[Any], tuple[Any, ...]] = lambda context: (),
     ) -> None:
         self.target = target
         self.name = name  # as a person reads it: "sink process"
@@ -116,6 +119,7 @@ class Supervisor(Generic[Spec]):
         self.on_dead = on_dead  # called with a dead worker's pid (e.g. its metrics files)
         self.context = multiprocessing.get_context("spawn")
         self.stop_flag = StopFlag(self.context)
+        self.shared = shared(self.context)  # made in this context, handed to every worker
         self.slots: list[_Slot[Spec]] = []
         self.restarts = 0
         self._recent: deque[float] = deque()  # when the last restarts happened
@@ -130,7 +134,9 @@ class Supervisor(Generic[Spec]):
     def _spawn(self, spec: Spec) -> _Slot[Spec]:
         mine, theirs = self.context.Pipe(duplex=False)
         process = self.context.Process(
-            target=self.target, args=(spec, self.stop_flag, Reports(theirs)), daemon=True
+            target=self.target,
+            args=(spec, self.stop_flag, Reports(theirs), *self.shared),
+            daemon=True,
         )
         process.start()
         theirs.close()  # the child holds its own copy: EOF here once it is gone

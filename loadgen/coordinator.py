@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -31,6 +30,7 @@ from bankstream import kafka, metrics
 from bankstream.errors import EXIT_FAILURE
 from bankstream.histogram import LogHistogram
 from bankstream.settings import Settings
+from bankstream.supervisor import Supervisor
 from loadgen import manifest as manifests
 from loadgen.assign import split
 from loadgen.errors import LoadgenError, LoadgenUsageError
@@ -142,8 +142,6 @@ class Coordinator:
         stop_serving = (
             metrics.serve(options.metrics_port, metrics_dir) if options.metrics_port else None
         )
-        context = multiprocessing.get_context("spawn")
-        stop, start_at, reports = context.Event(), context.Value("d", 0.0), context.Queue()
         specs = [
             WorkerSpec(
                 index=i,
@@ -161,36 +159,35 @@ class Coordinator:
             )
             for i, cells in enumerate(parts)
         ]
-        processes = [
-            context.Process(target=main, args=(spec, stop, start_at, reports), daemon=True)
-            for spec in specs
-        ]
+        # one supervisor, no restarts: a producer process that died took events with it that
+        # another would send twice; the run fails, saying which
+        supervisor: Supervisor[WorkerSpec] = Supervisor(
+            main,
+            specs,
+            "producer process",
+            last_kinds=("final", "error"),
+            shared=lambda context: (context.RawValue("d", 0.0),),
+        )
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         finals: dict[int, dict[str, Any]] = {}
         try:
-            for process in processes:
-                process.start()
+            supervisor.start()
             self._say(
-                f"building {len(run.cells)} cells in {len(processes)} processes "
+                f"building {len(run.cells)} cells in {len(specs)} processes "
                 f"({run.own_events or 'unbounded'} events) ..."
             )
-            finals = self._watch(processes, stop, start_at, reports)
+            finals = self._watch(supervisor)
         except KeyboardInterrupt:  # a second signal: the processes end at once, unflushed
-            for process in processes:
-                process.kill()
+            supervisor.kill()
             raise
         finally:
-            stop.set()
-            for process in processes:
-                process.join(options.flush_timeout + 10)
-                if process.is_alive():
-                    process.kill()
+            supervisor.end(options.flush_timeout + 10)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         try:
-            return self._finish(finals, len(processes))
+            return self._finish(finals, len(specs))
         finally:
             if stop_serving:
                 if options.metrics_linger > 0:
@@ -212,10 +209,9 @@ class Coordinator:
         elif self.options.output == "json":
             print(json.dumps({"message": text}), flush=True)
 
-    def _watch(
-        self, processes: list[Any], stop: Any, start_at: Any, reports: Any
-    ) -> dict[int, dict[str, Any]]:
-        n = len(processes)
+    def _watch(self, supervisor: Supervisor[WorkerSpec]) -> dict[int, dict[str, Any]]:
+        (start_at,) = supervisor.shared
+        n = len(supervisor.slots)
         ready: set[int] = set()
         finals: dict[int, dict[str, Any]] = {}
         latest: dict[int, dict[str, Any]] = {}
@@ -225,15 +221,17 @@ class Coordinator:
             live.start()
         last_print = 0.0
         try:
-            while len(finals) < n:
-                if self.signalled and not stop.is_set():
-                    stop.set()
-                try:
-                    report = reports.get(timeout=0.25)
-                except Exception:  # queue.Empty: look at the processes
-                    report = None
-                if report is not None:
-                    kind, worker = report["kind"], report["worker"]
+            while supervisor.running():
+                if self.signalled and not supervisor.stopping:
+                    supervisor.stop()
+                for event in supervisor.events(0.25):
+                    worker, report = event.worker, event.record
+                    if event.kind in ("died", "failed"):
+                        self.problems.append(event.message)
+                        finals[worker] = {"kind": "error", "worker": worker}
+                        supervisor.stop()
+                        continue
+                    kind = report.get("kind")
                     if kind == "ready":
                         ready.add(worker)
                         if len(ready) == n and not start_at.value:
@@ -247,14 +245,7 @@ class Coordinator:
                     elif kind == "error":
                         self.problems.append(report["message"])
                         finals[worker] = report
-                        stop.set()
-                for i, process in enumerate(processes):
-                    if i not in finals and not process.is_alive() and process.exitcode is not None:
-                        self.problems.append(
-                            f"producer process {i} died (exit code {process.exitcode})"
-                        )
-                        finals[i] = {"kind": "error", "worker": i}
-                        stop.set()
+                        supervisor.stop()
                 now = time.monotonic()
                 if now - last_print >= (1.0 if self.options.output == "json" else 0.25):
                     last_print = now

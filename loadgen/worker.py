@@ -6,10 +6,10 @@ timestamp. A process that falls behind sends what is due as fast as it can and s
 behind it is; it never moves the schedule, so a stall shows as latency, not as a slower load.
 
 The coordinator owns the run: it tells the process when to start and when to stop (the process
-ignores SIGINT and SIGTERM itself), and reads its reports from a queue. On stop, the batches
-made are sent at once (a batch holds about a second of the schedule; a paced process makes up to
-two ahead, in a thread of its own), then the client is flushed for at most ``flush_timeout``
-seconds: the events made are the events handed to Kafka.
+ignores SIGINT and SIGTERM itself), and reads its reports from its pipe (bankstream.supervisor).
+On stop, the batches made are sent at once (a batch holds about a second of the schedule; a paced
+process makes up to two ahead, in a thread of its own), then the client is flushed for at most
+``flush_timeout`` seconds: the events made are the events handed to Kafka.
 """
 
 from __future__ import annotations
@@ -67,16 +67,16 @@ class Context:
 
     def __init__(self, spec: WorkerSpec, stop: Any, start_at: Any, reports: Any) -> None:
         self.spec = spec
-        self.stop = stop  # multiprocessing Event: stop producing
-        self.start_at = start_at  # multiprocessing Value('d'): epoch seconds to start at; 0 = wait
-        self.reports = reports  # multiprocessing Queue of dicts
+        self.stop = stop  # bankstream.supervisor.StopFlag: stop producing
+        self.start_at = start_at  # a shared double: epoch seconds to start at; 0 = wait
+        self.reports = reports  # bankstream.supervisor.Reports: dicts to the coordinator
 
     def report(self, kind: str, **fields: Any) -> None:
         self.reports.put({"kind": kind, "worker": self.spec.index, **fields})
 
 
-def main(spec: WorkerSpec, stop: Any, start_at: Any, reports: Any) -> None:
-    """The process's entry point (multiprocessing, spawn)."""
+def main(spec: WorkerSpec, stop: Any, reports: Any, start_at: Any) -> None:
+    """The process's entry point (bankstream.supervisor, spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.configure(spec.verbose)
