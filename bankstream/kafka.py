@@ -106,12 +106,19 @@ def delete_topic(admin: AdminClient, name: str, timeout: float = 30.0) -> None:
             raise
 
 
-def group_lag(admin: AdminClient, group: str, topic: str, timeout: float = 5.0) -> int | None:
-    """Messages of ``topic`` the consumer group ``group`` has not committed yet (every
-    partition's end offset less the group's committed offset, from the start where it committed
-    none); None when the broker does not answer. Independent of the consumers' own reports: a
-    partition nobody holds (its consumer died) still counts."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+def group_offsets(
+    admin: AdminClient, reader: Consumer, topic: str, timeout: float = 5.0
+) -> dict[int, tuple[int, int]] | None:
+    """Each partition of ``topic``: (its end offset, the offset the consumer group has committed,
+    0 where it committed none); None when the broker does not answer. ``reader`` is a consumer
+    of that group that never subscribes (it joins nothing, it only asks); independent of the
+    group's members' own reports: a partition nobody holds (its consumer died) shows too.
+
+    The committed offsets come from the consumer, not from the admin client's
+    ListConsumerGroupOffsets: librdkafka (2.16 here) dereferences a null group
+    handle when that admin request meets NOT_COORDINATOR, which a broker restart causes
+    (confluentinc/librdkafka#5040): the whole process dies of SIGSEGV."""
+    from confluent_kafka import TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
     try:
@@ -119,16 +126,10 @@ def group_lag(admin: AdminClient, group: str, topic: str, timeout: float = 5.0) 
         partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         ends = admin.list_offsets({tp: latest for tp in partitions}, request_timeout=timeout)
-        request = [ConsumerGroupTopicPartitions(group, partitions)]
-        committed = admin.list_consumer_group_offsets(request, request_timeout=timeout)
-        done = {
-            tp.partition: tp.offset
-            for tp in committed[group].result(timeout=timeout).topic_partitions
+        done = {tp.partition: max(0, tp.offset) for tp in reader.committed(partitions, timeout)}
+        return {
+            tp.partition: (future.result(timeout=timeout).offset, done.get(tp.partition, 0))
+            for tp, future in ends.items()
         }
-        behind = 0
-        for tp, future in ends.items():
-            end = future.result(timeout=timeout).offset
-            behind += max(0, end - max(0, done.get(tp.partition, 0)))
-        return behind
     except Exception:  # the broker away, the topic gone: unknown
         return None

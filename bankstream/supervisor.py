@@ -40,13 +40,16 @@ class StopFlag:
 
     def __init__(self, context: Any) -> None:
         self._value = context.RawValue("b", 0)
-        self._parent = os.getpid()
+        self._parent = os.getpid()  # the supervising process
 
     def set(self) -> None:
         self._value.value = 1
 
     def is_set(self) -> bool:
-        return bool(self._value.value) or os.getppid() != self._parent
+        if self._value.value:
+            return True
+        # in a worker: its supervisor gone (in the supervisor itself, the flag alone counts)
+        return os.getpid() != self._parent and os.getppid() != self._parent
 
 
 class Reports:
@@ -143,14 +146,17 @@ class Supervisor(Generic[Spec]):
         return _Slot(spec, process, mine, time.monotonic())
 
     def stop(self) -> None:
-        """Ask every worker to stop (each finishes what it has in hand and reports)."""
+        """Ask every worker to stop (each finishes what it has in hand and reports); a dead one
+        waiting for its restart is not restarted."""
         self.stop_flag.set()
         for slot in self.slots:
-            slot.restart_at = None
+            if slot.restart_at is not None:
+                slot.restart_at = None
+                slot.done = True
 
     @property
     def stopping(self) -> bool:
-        return bool(self.stop_flag._value.value)
+        return self.stop_flag.is_set()
 
     def running(self) -> bool:
         """True until every worker has ended (its last report, or failed for good)."""

@@ -11,7 +11,7 @@ from harness.faults import outside, recovery
 from harness.orchestrate import Observed
 from harness.result import latency_figures
 
-SETTLE = 2.0  # seconds a recovery must hold
+SETTLE = 5.0  # seconds a recovery must hold (longer than Kafka takes to see a partition stall)
 
 
 def fault_figures(
@@ -25,8 +25,8 @@ def fault_figures(
     for record in observed.faults:
         item = dict(record)
         started = record.get("started")
-        if started is None:  # never injected (the run ended first)
-            item["recovery_seconds"] = None
+        if started is None or record.get("problem"):  # never injected, or not as asked
+            item["recovery_seconds"] = None  # nothing to recover from: the run's problem
             injected.append(item)
             continue
         ended = float(record.get("ended", started))

@@ -138,7 +138,7 @@ def recovery(
     fields: Sequence[str],
     started: float,
     ended: float,
-    settle: float = 2.0,
+    settle: float = 5.0,
 ) -> tuple[float | None, float]:
     """(seconds from ``ended`` until recovered, or None; the sink's largest delay from
     ``started`` until then): recovered once, for ``settle`` seconds (or until the run's last
@@ -146,12 +146,16 @@ def recovery(
     sent at once after a pause is acknowledged within a second, yet not written) and its delay
     by the run's counts (:func:`behind`: a dead sink process reports no lag) is back to what it
     was before the fault, within ``RECOVERED_LAG`` (the counts are sampled once a second, each
-    side by itself: a sink keeping up reads up to a second or two behind by them), and it
-    writes while there is something to write.
+    side by itself: a sink keeping up reads up to a second or two behind by them), it writes
+    while there is something to write, and Kafka sees no partition stalled (messages to read,
+    no commit for seconds: the partitions of a dead process, while the live ones keep up).
 
     ``timeline``: the run's rows, ``fields`` names their columns (t, acked, sunk, lag_seconds)."""
     t_i, lag_i = fields.index("t"), fields.index("lag_seconds")
     acked_i, sunk_i = fields.index("acked"), fields.index("sunk")
+    # partitions Kafka saw unread and uncommitted for seconds (a dead process's, while its
+    # successor waits for them): not recovered, whatever the live processes say
+    stalled_i = fields.index("stalled_partitions") if "stalled_partitions" in fields else None
     delays = behind(timeline, fields)
     before = [d for row, d in zip(timeline, delays, strict=True) if float(row[t_i]) < started]
     usual = statistics.median(before) if before else 0.0
@@ -171,7 +175,8 @@ def recovery(
         worst = max(worst, delay)
         if t < ended:
             continue
-        if idle or counted > tolerance or float(row[lag_i] or 0.0) >= RECOVERED_LAG:
+        stalled = stalled_i is not None and int(row[stalled_i] or 0) > 0
+        if stalled or idle or counted > tolerance or float(row[lag_i] or 0.0) >= RECOVERED_LAG:
             since = None
             continue
         if since is None:

@@ -1,8 +1,9 @@
 """Faults injected during a run, each at its time in a thread of its own, on the local stack's
 own processes (found by their pid files, never by name) or by a command of the user's.
 
-Whatever happens to the run, a paused process is continued and a stopped broker started again
-before the harness goes on (``stop``): a fault never outlives its run.
+Whatever happens to the run, a paused process is continued, a stopped or killed broker started
+again and a command still running ended before the harness goes on (``stop``): a fault never
+outlives its run.
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ class Injector:
         self._pause(i, fault, self._pid("mongo", record))
 
     def _restart_broker(self, i: int, fault: Fault, record: dict[str, Any]) -> None:
+        self._hold(i, self._start_again)  # whatever happens next, it is started again
         local_process(self.settings, "kafka").stop()
-        self._hold(i, self._start_again)
         self._release(i)  # started again, and answering
 
     def _kill_broker(self, i: int, fault: Fault, record: dict[str, Any]) -> None:
@@ -184,10 +185,10 @@ class Injector:
             msg = "the broker to kill is not running"
             raise RuntimeError(msg)
         record["pid"] = pid
+        self._hold(i, self._start_again)  # after LENGTH, else when the run ends
         os.kill(pid, signal.SIGKILL)
         if fault.length is None:
             return
-        self._hold(i, self._start_again)
         try:
             self._cancel.wait(fault.length)
         finally:
@@ -200,16 +201,26 @@ class Injector:
         lifecycle.up(self.settings, report=log.info)
 
     def _exec(self, i: int, fault: Fault, record: dict[str, Any]) -> None:
+        """The user's command, in a session of its own: when the run ends first, it is ended
+        too (its whole process group)."""
         log_file = self.folder / f"fault-{i + 1}.log"
         with log_file.open("w") as out:
-            done = subprocess.run(  # noqa: S602 (the user's own command line, as given)
+            command = subprocess.Popen(  # noqa: S602 (the user's own command line, as given)
                 fault.command or "",
                 shell=True,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                timeout=600,
-                check=False,
+                start_new_session=True,
             )
-        record["exit_code"] = done.returncode
-        if done.returncode != 0:
-            record["problem"] = f"the command exited with {done.returncode} (see {log_file.name})"
+            while command.poll() is None:
+                if self._cancel.wait(0.2):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(command.pid, signal.SIGKILL)
+                    command.wait()
+                    record["problem"] = "ended with the run before it finished"
+                    return
+        record["exit_code"] = command.returncode
+        if command.returncode != 0:
+            record["problem"] = (
+                f"the command exited with {command.returncode} (see {log_file.name})"
+            )

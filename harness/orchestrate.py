@@ -159,6 +159,7 @@ class Row:
     sink_cpu: float
     producer_rss: int
     sink_rss: int
+    stalled_partitions: int = 0  # with messages to read, their committed offset still (Kafka's)
 
     def as_list(self) -> list[Any]:
         return [_round(v) for v in self.__dict__.values()]
@@ -213,11 +214,51 @@ class Plan:
     drain_timeout: float = 300.0
     output: str = "live"  # live, json, quiet
     injector: Any = None  # harness.inject.Injector: the run's faults
-    # the sink's consumer group: messages not committed yet (None: unknown). Drained means 0:
-    # a partition whose consumer died still counts here, not in the live consumers' reports
-    group_lag: Callable[[], int | None] | None = None
+    # the sink's consumer group, as Kafka sees it: each partition's (end, committed) offsets
+    # (None: unknown). Drained means nothing left to commit; a partition whose consumer died
+    # counts here, not in the live consumers' reports
+    group_offsets: Callable[[], dict[int, tuple[int, int]] | None] | None = None
     stop_grace: float = 30.0  # seconds a stopped sink may take before it is killed
     silent_after: float = 30.0  # seconds without a line from the sink: a problem named
+
+
+class GroupWatch:
+    """The sink's consumer group as Kafka sees it, asked once a second in a thread of its own
+    (a broker away makes each answer take seconds; the run's loop never waits for one):
+    ``uncommitted`` messages (None until Kafka answered, or while it does not), and
+    ``stalled`` partitions: messages to read, and no commit for ``STALL`` seconds."""
+
+    STALL = 3.0
+
+    def __init__(self, ask: Callable[[], dict[int, tuple[int, int]] | None]) -> None:
+        self.ask = ask
+        self.uncommitted: int | None = None
+        self.stalled = 0
+        self._moved: dict[int, tuple[int, float]] = {}  # partition -> (committed, since when)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="group-watch")
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(1.0):
+            offsets = self.ask()
+            if offsets is None:
+                self.uncommitted = None
+                continue
+            now = time.monotonic()
+            stalled = 0
+            for partition, (end, committed) in offsets.items():
+                last, since = self._moved.get(partition, (-1, now))
+                if committed != last:
+                    self._moved[partition] = (committed, now)
+                elif end > committed and now - since > self.STALL:
+                    stalled += 1
+            self.stalled = stalled
+            self.uncommitted = sum(max(0, end - done) for end, done in offsets.values())
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(15)
 
 
 class Orchestra:
@@ -396,6 +437,7 @@ class Orchestra:
         done_at: float | None = None  # (monotonic) when the producer ended
         stopped_at = 0.0  # (monotonic) when the sink was asked to stop
         sink_killed = False
+        watch = GroupWatch(plan.group_offsets) if plan.group_offsets is not None else None
         injecting = False
         live = None
         if plan.output == "live" and self.console.is_terminal:
@@ -453,6 +495,7 @@ class Orchestra:
                         sink_cpu=cpu["sink"],
                         producer_rss=rss["producer"],
                         sink_rss=rss["sink"],
+                        stalled_partitions=watch.stalled if watch is not None else 0,
                     )
                     last_acked, last_sunk = acked, sunk
                     if plan.injector is not None and obs.produce_started:
@@ -478,9 +521,8 @@ class Orchestra:
                         else None
                     )
                     handled = self._sunk(self._sink_last) if self._sink_last else 0
-                    uncommitted = plan.group_lag() if plan.group_lag is not None else None
-                    if uncommitted is not None:  # Kafka's word: every message written
-                        settled = uncommitted == 0
+                    if watch is not None:  # Kafka's word: every message written (unknown: no)
+                        settled = watch.uncommitted == 0
                     else:  # the sink's own (a process that died may leave its count short)
                         settled = int(self._sink_last.get("lag", 1)) == 0 and (
                             expected is None or handled >= expected
@@ -515,6 +557,8 @@ class Orchestra:
                 if sink.done() and producer.done():
                     break
         finally:
+            if watch is not None:
+                watch.stop()
             if live is not None:
                 live.stop()
 

@@ -213,9 +213,9 @@ def _faults_section(faults: Mapping[str, Any] | None) -> list[str]:
         "## Faults",
         "",
         f"Latency and lag thresholds are judged {where}. Recovery: from a fault's end until the "
-        "sink keeps up again for 2 s (its consumer lag under a second, its delay behind the "
-        "producer by the run's counts back to what it was before); max lag: how far behind it "
-        "fell.",
+        "sink keeps up again for 5 s (its consumer lag under a second, its delay behind the "
+        "producer by the run's counts back to what it was before, no partition stalled as Kafka "
+        "sees it); max lag: how far behind it fell.",
         "",
         "| fault | started | ended | recovery | max lag | note |",
         "|---|---|---|---|---|---|",

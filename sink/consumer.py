@@ -86,6 +86,10 @@ class ConsumerStuck(Exception):
     """The consumer has been out of its group longer than the rejoin timeout."""
 
 
+class Stopped(Exception):
+    """Asked to stop while waiting for a server, with nothing to finish."""
+
+
 def main(spec: SinkSpec, stop: Any, reports: Any) -> None:
     """The process's entry point (multiprocessing, spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
@@ -200,6 +204,8 @@ class SinkWorker:
         self.out_since: float | None = None  # monotonic: since when out of the group
         self.unknown_since: float | None = None  # since when the coordinator does not know it
         self.membership_checked = time.monotonic()
+        self.abandoning = False  # failing: nothing more is waited for
+        self.cluster_checked = (0.0, False)  # (when, whether Kafka answered)
 
     # ------------------------------------------------------------------ rebalances
 
@@ -239,7 +245,7 @@ class SinkWorker:
                     self.unknown_since = None
             if self.unknown_since is not None:
                 since = max(self.unknown_since, self.last_rebalance)
-                if now - since > self.spec.rejoin_timeout:
+                if now - since > self.spec.rejoin_timeout and self._cluster_answers():
                     msg = (
                         f"consumer group {self.spec.group}: its coordinator has not known this "
                         f"consumer for {now - since:.0f} s: a new consumer takes over"
@@ -249,13 +255,28 @@ class SinkWorker:
         if self.out_since is None:
             return
         since = max(self.out_since, self.last_rebalance)
-        if now - since > self.spec.rejoin_timeout:
+        if now - since > self.spec.rejoin_timeout and self._cluster_answers():
             state, join = self.group_state
             msg = (
                 f"out of consumer group {self.spec.group} for {now - since:.0f} s (group state "
                 f"{state}, join state {join}): a new consumer takes over"
             )
             raise ConsumerStuck(msg)
+
+    def _cluster_answers(self) -> bool:
+        """Kafka answers a metadata request now: out of the group while it does not is waiting
+        for the cluster, which no new consumer would do better (nor should every process of the
+        sink be restarted at once for it)."""
+        now = time.monotonic()
+        if now - self.cluster_checked[0] < MEMBERSHIP_EVERY:  # asked lately: that answer
+            return self.cluster_checked[1]
+        try:
+            self.admin.list_topics(self.spec.topic, timeout=5)
+            answers = True
+        except Exception:
+            answers = False
+        self.cluster_checked = (time.monotonic(), answers)
+        return answers
 
     def _known_to_coordinator(self) -> bool | None:
         """Whether the group's coordinator lists this consumer among the group's members (None:
@@ -291,6 +312,9 @@ class SinkWorker:
                 found = self.writer.recover(mine)
                 break
             except Exception as exc:  # the store is away: wait, keep the group alive
+                if self.stop.is_set():  # asked to stop meanwhile: nothing read, nothing lost
+                    msg = f"stopped before the store came back ({exc})"
+                    raise Stopped(msg) from None
                 log.warning("sink %d: cannot recover yet (%s); retrying", self.spec.index, exc)
                 time.sleep(1.0)
         self.counts["recovered"] += found
@@ -351,6 +375,7 @@ class SinkWorker:
         so far are reported, and nothing more: no commit, no last report, no goodbye to the
         group (a consumer that cannot rejoin may not close either). Whoever takes the
         partitions over reads them again from the last commit: already written, nothing lost."""
+        self.abandoning = True  # no waiting on dead letters either
         with contextlib.suppress(Exception):
             self._drain()
         self.pool.shutdown(wait=True)
@@ -443,8 +468,11 @@ class SinkWorker:
         self._count(written, seconds)
         if batch.bad:
             while not self.dead.flush(5.0):  # dead letters acknowledged before the offsets
-                if self.stop.is_set() and self.dead.failed:
-                    break
+                if self.stop.is_set() or self.abandoning:
+                    # its offsets not stored: the batch is read again (the events already
+                    # stored, the bad messages dead-lettered again), never lost
+                    log.warning("sink %d: dead letters not acknowledged", self.spec.index)
+                    return
                 log.warning("sink %d: dead-letter topic not answering; retrying", self.spec.index)
             self.counts["dead"] += len(batch.bad)
             if self.metrics:

@@ -53,7 +53,8 @@ class Coordinator:
         self.finals: dict[int, dict[str, Any]] = {}
         self.past: dict[int, dict[str, float]] = {}  # each slot's earlier processes, summed
         self.errors: dict[int, str] = {}  # the last error a process said before it ended
-        self.restarted: list[dict[str, Any]] = []
+        self.restarted: list[dict[str, Any]] = []  # each restart: which slot, when, why
+        self.why: dict[int, str] = {}  # a dead process's cause, until its restart
         self.latency = LogHistogram()  # every end-to-end latency, of every process
         self.interval = LogHistogram()  # since the last progress line
         self.first_read: float | None = None
@@ -146,12 +147,13 @@ class Coordinator:
         message = event.message + (f": {said}" if said else "")
         if event.kind == "died":
             self._fold(worker)
-            self.restarted.append(
-                {"worker": worker, "after_seconds": round(time.monotonic() - self.began, 1)}
-                | {"why": said or event.message}
-            )
+            self.why[worker] = said or event.message.split("; restarting")[0]
             self._say(message)
         elif event.kind == "restarted":
+            self.restarted.append(
+                {"worker": worker, "after_seconds": round(time.monotonic() - self.began, 1)}
+                | {"why": self.why.pop(worker, "")}
+            )
             if self.on_restart is not None:
                 self.on_restart()
             self._say(message)

@@ -42,9 +42,14 @@ def database(mongo_db: Database[Document]) -> Database[Document]:
 
 
 def faulted_run(
-    database: Database[Document], results: Path, *faults: str, rate: int = 500, seconds: int = 30
+    database: Database[Document],
+    results: Path,
+    *faults: str,
+    rate: int = 500,
+    seconds: int = 30,
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    args = ["run", "retail-day", "--rate", str(rate), "--duration", f"{seconds}s"]
+    args = ["run", "retail-day", "--rate", str(rate), "--duration", f"{seconds}s", *extra]
     args += ["--processes", "1", "--fresh", "--json", "--results", str(results)]
     for fault in faults:
         args += ["--fault", fault]
@@ -73,9 +78,14 @@ def assert_exact_and_recovered(result: dict[str, Any], faults: int) -> list[dict
 def test_a_killed_sink_process_is_restarted_and_nothing_is_lost(
     database: Database[Document], tmp_path: Path
 ):
-    done, result = faulted_run(database, tmp_path, "kill-sink@10s")
+    # two sink processes: the live one keeps writing its partitions while the dead one's wait
+    # for its successor (the session timeout, 10 s): a recovery the live one's reports alone
+    # would call immediate; Kafka sees those partitions stalled
+    extra = ("--sink-processes", "2")
+    done, result = faulted_run(database, tmp_path, "kill-sink@10s", extra=extra)
     injected = assert_exact_and_recovered(result, 1)
     assert injected[0]["kind"] == "kill-sink" and injected[0]["pid"] > 0
+    assert injected[0]["recovery_seconds"] >= 5
     assert result["figures"]["sink"]["restarts"] == 1
     report = (tmp_path / result["run_id"] / "report.md").read_text()
     assert "## Faults" in report and "`kill-sink@10s`" in report

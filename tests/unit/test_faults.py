@@ -89,7 +89,7 @@ def test_recovery_counts_from_the_end_until_back_within_a_second_for_good():
         (16, 1600, 1410, 0.0),  # writes nothing for a second: not settled
         (17, 1700, 1650, 0.0),
         (18, 1800, 1790, 0.0),
-        (19, 1900, 1900, 0.0),  # settled for 2 s from 17 s
+        (19, 1900, 1900, 0.0),  # keeping up from 17 s to the run's end
         (20, 2000, 2000, 0.0),
     )
     assert behind(timeline, ROW_FIELDS)[:6] == [0.0, 0.0, 1.0, 2.0, 3.0, 2.0]
@@ -134,7 +134,7 @@ def test_thresholds_are_judged_outside_the_windows_and_recovery_joins_them():
     faults = fault_figures(observed, ROW_FIELDS, warmup=5.0)
     assert faults["injected"][0]["recovery_seconds"] == 3.0
     assert faults["recovery_seconds"] == 3.0 and faults["recovered"]
-    assert faults["windows"] == [[20.0, 35.0]]  # and the 2 s that confirmed the recovery
+    assert faults["windows"] == [[20.0, 38.0]]  # and the 5 s that confirmed the recovery
     assert faults["outside"]["max_lag_seconds"] == pytest.approx(0.1)
     assert faults["outside"]["end_to_end"]["p99"] < 1.0  # the slow seconds are inside
     figures = {
@@ -180,3 +180,39 @@ def test_faults_and_a_capacity_search_do_not_mix():
     done = invoke("run", "retail-day", "--find-max", "--fault", "kill-sink@3s")
     assert done.returncode == 2
     assert "run --fault without --find-max" in done.stderr
+
+
+def test_partitions_kafka_sees_stalled_hold_the_recovery_back():
+    """One sink process of four killed: the live three keep up (by the counts the sink is hardly
+    behind, and the dead one reports no lag), but Kafka sees its partitions stalled until its
+    successor has them (12 s here)."""
+    points = []
+    for t in range(10, 40):
+        acked = t * 1000
+        sunk = acked - (250 * (t - 10) if 10 <= t < 22 else 0)  # a quarter unread for 12 s
+        points.append((t, acked, max(0, sunk), 0.1))
+    timeline = rows(*points)
+    stalled_i = ROW_FIELDS.index("stalled_partitions")
+    for row in timeline:
+        row[stalled_i] = 3 if 13 <= row[0] < 23 else 0  # seen 3 s after the kill
+    took, _ = recovery(timeline, ROW_FIELDS, 10.0, 10.0)
+    assert took is not None and took >= 12.0
+
+
+def test_the_group_watch_counts_partitions_without_commits():
+    from harness.orchestrate import GroupWatch
+
+    answers = iter(
+        [{0: (10, 10), 1: (10, 5)}, {0: (20, 20), 1: (20, 5)}, None, {0: (30, 30), 1: (30, 5)}]
+    )
+    watch = GroupWatch(lambda: next(answers, {0: (30, 30), 1: (30, 5)}))
+    watch.STALL = 1.5
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while watch.stalled == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watch.stalled == 1 and watch.uncommitted == 25
+    finally:
+        watch.stop()

@@ -174,3 +174,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def test_a_stop_while_a_restart_waits_ends_it_once():
+    policy = RestartPolicy(most=5, backoff=(30.0,))  # the restart would come long after
+    supervisor = Supervisor(worker, [Spec(0, die_after=0.05)], "test worker", policy)
+    supervisor.start()
+    try:
+        seen = watch(supervisor, 30, until=lambda s: any(e.kind == "died" for e in s))
+        supervisor.stop()
+        seen += watch(supervisor, 5)
+    finally:
+        supervisor.end(5)
+    assert [e.kind for e in seen if e.kind != "report"] == ["died"]
+    assert not supervisor.running() and supervisor.restarts == 0
