@@ -146,7 +146,11 @@ def test_process_peak_of_generate(benchmark: Any) -> None:
     benchmark.pedantic(generate, rounds=1, iterations=1)
     for events, peak in peaks.items():
         benchmark.extra_info[f"peak_mb_{events}"] = round(peak, 1)
+    over = {events: round(peak) for events, peak in peaks.items() if peak >= PEAK_TARGET_MB}
+    assert not over, f"generate's peak (MiB, by events) is over its {PEAK_TARGET_MB} MB: {over}"
 
+
+PEAK_TARGET_MB = 500  # a whole `generate` process, at any count
 
 PEAK_OF_CHILD = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
