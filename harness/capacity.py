@@ -10,7 +10,6 @@ marked.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -21,27 +20,29 @@ from typing import Any
 
 from rich.console import Console
 
+from bankstream.durations import format_duration
 from bankstream.errors import UsageError
+from harness.request import RunRequest
 
 CLOSE_ENOUGH = 0.10  # stop bisecting when (fail - pass) / pass is below this
 
 
-def step_argv(args: argparse.Namespace, rate: float, run_id: str, folder: Path) -> list[str]:
-    from harness.run import child_flags
-
-    step = args.step_seconds
-    argv = [*child_flags(args), "run", args.scenario, "--rate", f"{rate:g}"]
-    argv += ["--duration", f"{step:g}s", "--fresh", "--json", "--run-id", run_id]
-    argv += ["--results", str(folder), "--set", f"load.warmup={step / 4:g}s"]
-    for flag in ("processes", "sink_processes", "seed"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    for override in args.overrides:
-        argv += ["--set", override]
-    if args.no_stack:
-        argv.append("--no-stack")
-    return argv
+def step_request(
+    request: RunRequest, rate: float, step: float, run_id: str, folder: Path
+) -> RunRequest:
+    """One step: the search's request at ``rate`` for ``step`` seconds (a quarter of it warm-up,
+    unless the user's ``--set load.warmup`` says otherwise), on the run's own topic, fresh."""
+    load = request.load.model_copy(
+        update={
+            "rate": rate,
+            "duration": step,
+            "events": None,
+            "stages": None,
+            "overrides": (f"load.warmup={format_duration(step / 4)}", *request.load.overrides),
+        }
+    )
+    update = {"load": load, "run_id": run_id, "results": folder, "topic": None, "shard": None}
+    return request.model_copy(update={**update, "fresh": True, "faults": (), "output": "json"})
 
 
 def run_step(argv: list[str], timeout: float) -> tuple[int, dict[str, Any] | None, str]:
@@ -68,13 +69,14 @@ def run_step(argv: list[str], timeout: float) -> tuple[int, dict[str, Any] | Non
 
 
 def search(
-    args: argparse.Namespace,
+    request: RunRequest,
+    budget: float,
+    step: float,
     start: float,
     run_id: str,
     folder: Path,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    budget, step = args.budget_seconds, args.step_seconds
     began = time.monotonic()
     steps: list[dict[str, Any]] = []
     passed: float | None = None
@@ -90,7 +92,8 @@ def search(
         say(f"step {k}: {rate:,.0f} events/s for {step:g} s ...")
         t0 = time.monotonic()
         code, result, error = run_step(
-            step_argv(args, rate, step_id, folder / "steps"), timeout=max(budget, 3 * estimate)
+            step_request(request, rate, step, step_id, folder / "steps").to_argv(),
+            timeout=max(budget, 3 * estimate),
         )
         took = time.monotonic() - t0
         estimate = max(estimate, took)
@@ -195,19 +198,22 @@ def report(capacity: dict[str, Any], scenario: str, run_id: str) -> str:
     return "\n".join(lines)
 
 
-def find_max(args: argparse.Namespace, scenario: Any, run_id: str, output: str) -> int:
+def find_max(request: RunRequest, budget: float, step: float, scenario: Any, run_id: str) -> int:
+    """Search, then write capacity.json, its chart and report.md into RESULTS/``run_id``."""
     from harness.charts import capacity as chart
     from harness.orchestrate import speaker
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    output = request.output
     say = speaker(output)
 
-    start = float(args.rate) if args.rate else None
+    given = request.load.rate
+    start = given if isinstance(given, float) else None
     if start is None:
         start = scenario.load.rate if isinstance(scenario.load.rate, float) else 1000.0
-    folder = args.results / run_id
+    folder = request.results / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    capacity = search(args, float(start), run_id, folder, say)
+    capacity = search(request, budget, step, float(start), run_id, folder, say)
     capacity["scenario"] = scenario.name
     capacity["run_id"] = run_id
     (folder / "capacity.json").write_text(json.dumps(capacity, indent=1) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -21,6 +21,9 @@ from bankstream.commands import (
 )
 from bankstream.errors import UsageError
 from harness.verify import DEFAULT_LIMIT
+
+if TYPE_CHECKING:
+    from harness.request import RunRequest
 
 RUN_EPILOG = """\
 exit codes: 0 every threshold held and the store holds exactly what was acknowledged; 1 a
@@ -258,34 +261,31 @@ def fault_spec(text: str) -> Any:
 
 def run_run(args: argparse.Namespace) -> int:
     writable_folder(args.results, "--results")
-    from harness.run import check_flags, execute
-    from loadgen.assign import parse_shard, split
+    from harness.request import RunRequest, check_counts
+    from harness.run import execute
+    from loadgen.assign import split
     from loadgen.coordinator import default_run_id
     from loadgen.pacing import Schedule
     from loadgen.population import cell_activity
-    from loadgen.produce import scenario_of
     from loadgen.stream import plan
 
-    check_flags(args)
+    check_counts(args)
     if args.find_max:
         return find_max_run(args)
-    shard = parse_shard(args.shard) if args.shard is not None else None
-    if shard and not args.run_id:
-        msg = "--shard needs --run-id: every host of the run must give the same one"
-        raise UsageError(msg)
-    loaded = scenario_of(args)
+    request = RunRequest.from_args(args)
+    loaded = request.load.resolve()
     settings = settings_from(args)
-    output = _output(args)
-    _services(args, settings, output)
-    if args.faults:
+    _services(request, settings)
+    if request.faults:
         from harness.inject import check
 
-        check(args.faults, settings)
-    run_id = args.run_id or default_run_id(loaded.scenario.name)
+        check(list(request.faults), settings)
+    run_id = request.run_id or default_run_id(loaded.scenario.name)
     # the producer's own checks (the load against the population, cells, shards), before
     # anything starts; a shard's target is its share of the run's rate
     schedule = Schedule.of_load(loaded.scenario.load)
     whole = plan(loaded, run_id=run_id, schedule=schedule)
+    shard = request.shard
     if shard:
         activity = whole.model.cell_activity(cell_activity)
         cells = split(range(whole.model.cells), activity, shard[1])[shard[0]]
@@ -293,9 +293,9 @@ def run_run(args: argparse.Namespace) -> int:
             msg = f"--shard {args.shard}: this scenario has {whole.model.cells} cells, fewer than N"
             raise UsageError(msg)
         schedule = plan(loaded, cells=cells, run_id=run_id, schedule=schedule).own_schedule
-    outcome = execute(args, loaded, settings, run_id, shard, output, schedule)
+    outcome = execute(request, loaded, settings, run_id, schedule)
     result = outcome.result
-    if output == "json":
+    if request.output == "json":
         print(json.dumps(_summary(result, outcome.folder)), flush=True)
     else:
         _print_verdict(
@@ -304,14 +304,10 @@ def run_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _output(args: argparse.Namespace) -> str:
-    return "quiet" if args.quiet else "json" if args.json else "live"
-
-
-def _services(args: argparse.Namespace, settings: Any, output: str) -> None:
+def _services(request: RunRequest, settings: Any) -> None:
     """The configured servers answering: the local stack started where it is ours to start
     (its progress shown only to a person), or, with --no-stack, Kafka and MongoDB pinged."""
-    if args.no_stack:
+    if request.no_stack:
         from bankstream import kafka, mongo
 
         kafka.wait_for_metadata(settings, settings.connect_timeout)
@@ -320,7 +316,7 @@ def _services(args: argparse.Namespace, settings: Any, output: str) -> None:
         from bankstream.stack import lifecycle
 
         console = Console(stderr=True, highlight=False, soft_wrap=True)
-        lifecycle.up(settings, report=console.print if output == "live" else lambda _: None)
+        lifecycle.up(settings, report=console.print if request.output == "live" else lambda _: None)
 
 
 def _summary(result: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -488,7 +484,6 @@ def find_max_run(args: argparse.Namespace) -> int:
     from bankstream.durations import parse_duration
     from harness.capacity import find_max
     from loadgen.coordinator import default_run_id
-    from scenarios import load
 
     for flag in ("stages", "duration", "events", "shard"):
         if getattr(args, flag) is not None:
@@ -518,15 +513,13 @@ def find_max_run(args: argparse.Namespace) -> int:
         if not start > 0:
             msg = f"--rate (the first step's rate) must be a positive number, got {args.rate}"
             raise UsageError(msg)
-    args.budget_seconds, args.step_seconds = seconds["budget"], seconds["step"]
+    from harness.request import RunRequest
+
     # the scenario as the steps start from: --rate is each step's own, not the scenario's
-    # (a scenario with stages has no rate to set)
-    overrides = list(args.overrides)
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    loaded = load(args.scenario, overrides=overrides)
-    output = _output(args)
-    _services(args, settings_from(args), output)
-    args.no_stack = True  # the steps use what is up now
-    run_id = args.run_id or default_run_id(f"{loaded.scenario.name}-max")
-    return find_max(args, loaded.scenario, run_id, output)
+    # (a scenario with stages has no rate to set); the steps use what is up now
+    request = RunRequest.from_args(args)
+    loaded = request.load.base()
+    _services(request, settings_from(args))
+    request = request.model_copy(update={"no_stack": True})
+    run_id = request.run_id or default_run_id(f"{loaded.scenario.name}-max")
+    return find_max(request, seconds["budget"], seconds["step"], loaded.scenario, run_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -12,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bankstream.errors import EXIT_FAILURE, UsageError
+from bankstream.errors import EXIT_FAILURE
 from bankstream.settings import Settings
 from harness import result as results
 from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan, speaker
+from harness.request import RunRequest
 from harness.verify import verify
 from scenarios import LoadedScenario
 
@@ -29,95 +29,51 @@ class Outcome:
     exit_code: int
 
 
-def child_flags(args: argparse.Namespace) -> list[str]:
-    """The global flags the children need to see the same settings."""
-    out: list[str] = []
-    if args.config is not None:
-        out += ["--config", str(args.config)]
-    if args.verbose:
-        out.append("-" + "v" * args.verbose)
-    return out
-
-
-def producer_argv(args: argparse.Namespace, run_id: str, topic: str, folder: Path) -> list[str]:
-    argv = [*child_flags(args), "produce", args.scenario]
-    for flag in ("rate", "stages", "duration", "events", "processes", "seed", "shard"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            argv += [f"--{flag}", str(value)]
-    for override in args.overrides:
-        argv += ["--set", override]
-    return [
-        *argv,
-        "--run-id",
-        run_id,
-        "--topic",
-        topic,
-        "--results",
-        str(folder),
-        "--json",
-        "--metrics-linger",
-        "0",
-    ]
-
-
-def sink_argv(args: argparse.Namespace, run_id: str, topic: str) -> list[str]:
-    argv = [*child_flags(args), "sink", "--scenario", args.scenario]
-    for override in args.overrides:
-        argv += ["--set", override]
-    if args.sink_processes is not None:
-        argv += ["--processes", str(args.sink_processes)]
-    return [*argv, "--topic", topic, "--group", sink_group(run_id), "--json"]
-
-
 def sink_group(run_id: str) -> str:
     """The consumer group of a run's sink."""
     return f"bankstream-sink-{run_id}"
 
 
 def execute(
-    args: argparse.Namespace,
+    request: RunRequest,
     loaded: LoadedScenario,
     settings: Settings,
     run_id: str,
-    shard: tuple[int, int] | None,
-    output: str,
     schedule: Any,
 ) -> Outcome:
-    """Run, verify, judge, report. ``output``: live, json or quiet."""
+    """Run, verify, judge, report."""
     from bankstream import mongo
 
     with mongo.client(settings) as client:
         db = client[settings.mongo_database]
-        return _execute(args, loaded, settings, run_id, shard, output, schedule, db)
+        return _execute(request, loaded, settings, run_id, schedule, db)
 
 
 def _execute(
-    args: argparse.Namespace,
+    request: RunRequest,
     loaded: LoadedScenario,
     settings: Settings,
     run_id: str,
-    shard: tuple[int, int] | None,
-    output: str,
     schedule: Any,
     db: Any,
 ) -> Outcome:
     from loadgen.coordinator import ensure_topic
 
     scenario = loaded.scenario
+    shard, output = request.shard, request.output
     say = speaker(output)
 
-    topic = args.topic or f"{scenario.delivery.topic}.{run_id}"
+    topic = request.topic or f"{scenario.delivery.topic}.{run_id}"
     name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"
-    folder = args.results / name
+    folder = request.results / name
     folder.mkdir(parents=True, exist_ok=True)
     collections = scenario.sink.collections.model_dump()
-    if args.fresh:
+    if request.fresh:
         for key in ("transactions", "accounts", "rollups"):
             db[collections[key]].drop()
         dropped = ", ".join(collections[k] for k in ("transactions", "accounts", "rollups"))
         say(f"fresh: dropped {dropped}")
-    if not args.no_warm:
+    if not request.no_warm:
         from harness.warm import warm
 
         took = warm(db.client, loaded, say)
@@ -134,19 +90,19 @@ def _execute(
     warmup = float(scenario.load.warmup)
     scratch = Path(tempfile.mkdtemp(prefix="bankstream-run-"))
     injector = None
-    faults = list(getattr(args, "faults", None) or [])
+    faults = list(request.faults)
     if faults:
         from harness.inject import Injector
 
         injector = Injector(faults, settings, folder, say)
     plan = Plan(
-        sink_argv=sink_argv(args, run_id, topic),
-        producer_argv=producer_argv(args, run_id, topic, scratch),
+        sink_argv=request.sink_argv(sink_group(run_id), topic),
+        producer_argv=request.producer_argv(run_id, topic, scratch),
         folder=folder,
         warmup=warmup,
         target_at=(lambda t: schedule.rate_at(t)) if schedule.paced else (lambda t: None),
         expected_acked=None if shard else (lambda summary: int(summary["acked"])),
-        drain_timeout=args.drain_timeout,
+        drain_timeout=request.drain_timeout,
         output=output,
         injector=injector,
         group_offsets=_group_offsets(settings, sink_group(run_id), topic),
@@ -167,7 +123,7 @@ def _execute(
         note = "not verified: the producer wrote no manifest"
     elif shard is not None:
         note = "not verified here: one host of several (bankstream merge verifies the whole run)"
-    elif args.verify_limit == 0:
+    elif request.verify_limit == 0:
         note = "not verified (--verify-limit 0)"
     else:
         say("verifying the store against the manifest ...")
@@ -175,13 +131,13 @@ def _execute(
         from harness.verify import account_limits
 
         accounts = None
-        if manifest["events"]["made"] <= args.verify_limit:
+        if manifest["events"]["made"] <= request.verify_limit:
             first, last = manifest["cells"]
             accounts = account_limits(loaded, range(first, last + 1))
         from pymongo.errors import PyMongoError
 
         try:
-            checked = verify(db, manifest, collections, args.verify_limit, accounts=accounts)
+            checked = verify(db, manifest, collections, request.verify_limit, accounts=accounts)
         except PyMongoError as exc:  # the store went away: the run is still reported
             note = f"not verified: MongoDB did not answer ({settings.scrub(str(exc))[:200]})"
             observed.problems.append(note)
@@ -198,7 +154,7 @@ def _execute(
         from harness.faulted import fault_figures
 
         figures["faults"] = fault_figures(
-            observed, ROW_FIELDS, warmup, judge_outside=args.judge_latency == "outside-faults"
+            observed, ROW_FIELDS, warmup, judge_outside=request.judge_latency == "outside-faults"
         )
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
     result: dict[str, Any] = {
@@ -230,7 +186,7 @@ def _execute(
     }
     from harness import ceiling
 
-    found = ceiling.find(args.results, scenario.name)
+    found = ceiling.find(request.results, scenario.name)
     if found is not None:
         result["ceilings"] = ceiling.ratios(found, figures)
     # one host of several cannot see the whole store: the merge judges lost and duplicates
@@ -240,7 +196,7 @@ def _execute(
     code = EXIT_STOPPED if observed.interrupted else 0 if verdict == "pass" else EXIT_FAILURE
     if observed.killed:
         code = 128 + observed.killed
-    if not shard and not args.keep_topic:
+    if not shard and not request.keep_topic:
         _drop_topics(settings, topic)
     return Outcome(result, folder, code)
 
@@ -401,14 +357,3 @@ def _drop_topics(settings: Settings, topic: str) -> None:
             kafka.delete_topic(admin, name)
         except Exception:  # gone already, or not allowed: the run's result does not depend on it
             continue
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    for flag in ("processes", "sink_processes"):
-        value = getattr(args, flag)
-        if value is not None and not 1 <= value <= 256:
-            msg = f"--{flag.replace('_', '-')} must be between 1 and 256, got {value}"
-            raise UsageError(msg)
-    if args.verify_limit < 0:
-        msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
-        raise UsageError(msg)

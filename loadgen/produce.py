@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,14 @@ from bankstream.commands import (
     topic,
     writable_folder,
 )
-from bankstream.durations import format_duration, parse_duration
+from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
-from loadgen.pacing import Schedule, parse_stages
+from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
+from loadgen.request import LoadRequest
 from loadgen.stream import plan
-from scenarios import LoadedScenario, load
 
 EPILOG = """\
 exit codes: 0 every event made was acknowledged by Kafka; 1 some failed or were not sent (or a
@@ -118,98 +117,6 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run_produce)
 
 
-def load_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The flags that shape the load, as scenario overrides naming their flag (validated by the
-    scenario model after our own one-line checks)."""
-    out: list[tuple[str, str]] = []
-    if args.rate is not None:
-        if args.rate != "max":
-            try:
-                value = float(args.rate)
-            except ValueError:
-                value = math.nan
-            if not (value > 0 and math.isfinite(value)):
-                msg = (
-                    f"--rate must be a positive number of events per second or max, got {args.rate}"
-                )
-                raise UsageError(msg)
-        out += [(f"load.rate={args.rate}", "--rate"), ("load.stages=null", "--rate")]
-    if args.stages is not None:
-        try:
-            stages = parse_stages(args.stages)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        out += [(f"load.{key}=null", "--stages") for key in ("rate", "duration", "events")] + [
-            (f"load.stages={json.dumps(stages)}", "--stages")
-        ]
-    if args.duration is not None:
-        try:
-            parse_duration(args.duration)
-        except ValueError as exc:
-            msg = f"--duration: {exc}"
-            raise UsageError(msg) from None
-        out += [
-            (f"load.duration={args.duration}", "--duration"),
-            ("load.events=null", "--duration"),
-        ]
-    if args.events is not None:
-        if not args.events.isdigit() or int(args.events) <= 0:
-            msg = f"--events must be a positive whole number, got {args.events}"
-            raise UsageError(msg)
-        out += [(f"load.events={args.events}", "--events"), ("load.duration=null", "--events")]
-    return out
-
-
-def fit_warmup(loaded: LoadedScenario, args: argparse.Namespace) -> list[tuple[str, str]]:
-    """When the flags make the run no longer than the scenario's warmup, the warmup becomes a
-    tenth of the run (the results still exclude a start, and the flags still work)."""
-    load_ = loaded.scenario.load
-    rate: float | None = None
-    if args.rate is not None and args.rate != "max":
-        rate = float(args.rate)
-    elif args.rate is None and isinstance(load_.rate, float):
-        rate = load_.rate
-    if args.stages is not None or args.duration is not None:
-        try:
-            seconds = (
-                sum(parse_duration(str(s["duration"])) for s in parse_stages(args.stages))
-                if args.stages is not None
-                else parse_duration(args.duration)
-            )
-        except ValueError:
-            return []  # a bad duration or stage: the scenario's check says so, located
-    elif args.events is not None:
-        try:
-            count = int(args.events)
-        except ValueError:
-            return []  # not a number: the scenario's check of load.events says so, located
-        if not 0 < count <= 10**15:
-            return []  # out of range: the same
-        seconds = count / rate if rate else math.inf
-    elif args.rate is not None and rate:
-        seconds = load_.events / rate if load_.events else load_.duration or math.inf
-    else:
-        seconds = math.inf
-    if load_.warmup < seconds:
-        return []
-    return [(f"load.warmup={format_duration(seconds / 10)}", "--warmup fitted to the run")]
-
-
-def scenario_of(args: argparse.Namespace) -> LoadedScenario:
-    """The scenario a run's flags describe: ``--set``, ``--seed``, then the load flags (``--rate``,
-    ``--stages``, ``--duration``, ``--events``, the warm-up fitted to them)."""
-    overrides = list(args.overrides)
-    flags = load_overrides(args)
-    if args.seed is not None:
-        if not 0 <= args.seed < 2**63:
-            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
-            raise UsageError(msg)
-        overrides.append(f"seed={args.seed}")
-    if flags:
-        flags += fit_warmup(load(args.scenario, overrides=overrides), args)
-    return load(args.scenario, overrides=overrides, flags=flags)
-
-
 def run_produce(args: argparse.Namespace) -> int:
     writable_folder(args.results, "--results")
     if args.processes is not None and not 1 <= args.processes <= 256:
@@ -222,7 +129,7 @@ def run_produce(args: argparse.Namespace) -> int:
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"
         raise UsageError(msg)
-    loaded = scenario_of(args)
+    loaded = LoadRequest.from_args(args).resolve()
     settings = settings_from(args)
     scenario = loaded.scenario
     schedule = Schedule.of_load(scenario.load)

@@ -1,0 +1,154 @@
+"""What `bankstream run` is asked to do, typed once: the load (:class:`LoadRequest`), the
+pipeline's processes, where results go, the faults, and how the run ends and is judged.
+
+Built by :meth:`RunRequest.from_args` in the command's module; the harness (``execute``, the
+capacity search) reads it, never the command line; the commands it starts get their words from
+:meth:`RunRequest.producer_argv`, :meth:`RunRequest.sink_argv` and :meth:`RunRequest.to_argv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from bankstream.durations import format_duration
+from bankstream.errors import UsageError
+from harness.faults import Fault
+from loadgen.request import LoadRequest
+
+MAX_PROCESSES = 256
+Output = Literal["live", "json", "quiet"]
+JudgeLatency = Literal["outside-faults", "whole-run"]
+
+
+class RunRequest(BaseModel):
+    """One run's request (the defaults are the command's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    load: LoadRequest
+    processes: int | None = None  # producer processes (None: the producer's default)
+    sink_processes: int | None = None  # None: the scenario's sink.workers
+    run_id: str | None = None
+    shard: tuple[int, int] | None = None  # (I, N): host I of N
+    topic: str | None = None
+    fresh: bool = False
+    no_stack: bool = False
+    no_warm: bool = False
+    keep_topic: bool = False
+    drain_timeout: float = 300.0
+    verify_limit: int
+    results: Path = Path("results")
+    faults: tuple[Fault, ...] = ()
+    judge_latency: JudgeLatency = "outside-faults"
+    output: Output = "live"
+    config: Path | None = None  # the global flags the children need to see the same settings
+    verbose: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        """The request of `bankstream run`'s parsed flags; a flag that is not what it must be is
+        a one-line UsageError naming it (the same checks, in the same order, as always)."""
+        check_counts(args)
+        from loadgen.assign import parse_shard
+
+        shard = parse_shard(args.shard) if args.shard is not None else None
+        if shard and not args.run_id:
+            msg = "--shard needs --run-id: every host of the run must give the same one"
+            raise UsageError(msg)
+        return cls(
+            load=LoadRequest.from_args(args),
+            processes=args.processes,
+            sink_processes=args.sink_processes,
+            run_id=args.run_id,
+            shard=shard,
+            topic=args.topic,
+            fresh=args.fresh,
+            no_stack=args.no_stack,
+            no_warm=args.no_warm,
+            keep_topic=args.keep_topic,
+            drain_timeout=args.drain_timeout,
+            verify_limit=args.verify_limit,
+            results=args.results,
+            faults=tuple(args.faults or ()),
+            judge_latency=args.judge_latency,
+            output="quiet" if args.quiet else "json" if args.json else "live",
+            config=args.config,
+            verbose=args.verbose,
+        )
+
+    # ------------------------------------------------------------------ the children's words
+
+    def global_flags(self) -> list[str]:
+        """The flags before the command, so that a child sees the same settings."""
+        out: list[str] = []
+        if self.config is not None:
+            out += ["--config", str(self.config)]
+        if self.verbose:
+            out.append("-" + "v" * self.verbose)
+        return out
+
+    def producer_argv(self, run_id: str, topic: str, folder: Path) -> list[str]:
+        """`bankstream produce` for this run, its manifest into ``folder``."""
+        argv = [*self.global_flags(), "produce", *self.load.to_argv()]
+        if self.processes is not None:
+            argv += ["--processes", str(self.processes)]
+        if self.shard is not None:
+            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        argv += ["--run-id", run_id, "--topic", topic, "--results", str(folder)]
+        return [*argv, "--json", "--metrics-linger", "0"]
+
+    def sink_argv(self, group: str, topic: str) -> list[str]:
+        """`bankstream sink` for this run (the scenario's sink section, with ``--set``)."""
+        argv = [*self.global_flags(), "sink", "--scenario", self.load.scenario]
+        for override in self.load.overrides:
+            argv += ["--set", override]
+        if self.sink_processes is not None:
+            argv += ["--processes", str(self.sink_processes)]
+        return [*argv, "--topic", topic, "--group", group, "--json"]
+
+    def to_argv(self) -> list[str]:
+        """The request as `bankstream run`'s words (global flags first); parsed back by
+        :meth:`from_args`, they give an equal request."""
+        argv = [*self.global_flags(), "run", *self.load.to_argv()]
+        for flag, value in (
+            ("--processes", self.processes),
+            ("--sink-processes", self.sink_processes),
+            ("--run-id", self.run_id),
+            ("--topic", self.topic),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
+        if self.shard is not None:
+            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        for flag, on in (
+            ("--fresh", self.fresh),
+            ("--no-stack", self.no_stack),
+            ("--no-warm", self.no_warm),
+            ("--keep-topic", self.keep_topic),
+        ):
+            if on:
+                argv.append(flag)
+        argv += ["--drain-timeout", format_duration(self.drain_timeout)]
+        argv += ["--verify-limit", str(self.verify_limit), "--results", str(self.results)]
+        for fault in self.faults:
+            argv += ["--fault", fault.text]
+        argv += ["--judge-latency", self.judge_latency]
+        if self.output != "live":
+            argv.append(f"--{self.output}")
+        return argv
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """`run`'s counts in range (before anything else is read)."""
+    for flag in ("processes", "sink_processes"):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= MAX_PROCESSES:
+            msg = f"--{flag.replace('_', '-')} must be between 1 and {MAX_PROCESSES}, got {value}"
+            raise UsageError(msg)
+    if args.verify_limit < 0:
+        msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
+        raise UsageError(msg)

@@ -1,0 +1,234 @@
+"""The load a command asks for, typed once: the scenario, its overrides and seed, and the flags that
+shape its load (``--rate``, ``--stages``, ``--duration``, ``--events``).
+
+:meth:`LoadRequest.from_args` reads the command line once (every flag checked there, with the
+messages the commands have always given); :meth:`LoadRequest.resolve` applies it to the
+scenario, whose model validates it and blames the flag for a problem; :meth:`LoadRequest.to_argv`
+hands it to a child command (``run`` starts ``produce``; ``run --find-max`` starts ``run`` steps),
+which reads back an equal request. Nothing downstream parses a rate or a duration from text again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from bankstream.durations import format_duration, parse_duration
+from bankstream.errors import UsageError
+from loadgen.pacing import parse_stages
+from scenarios import LoadedScenario, load
+
+MAX_SEED = 2**63
+
+
+class StageRequest(BaseModel):
+    """One stage of ``--stages``: seconds, events per second, and its ramp when given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seconds: float
+    rate: float
+    ramp: str | None = None  # the scenario model knows the ramps (and names them when refused)
+
+    def spec(self) -> str:
+        """``DURATION:RATE[:RAMP]`` as ``--stages`` takes it (exact: it reads back equal)."""
+        ramp = f":{self.ramp}" if self.ramp is not None else ""
+        return f"{format_duration(self.seconds)}:{_number(self.rate)}{ramp}"
+
+
+class LoadRequest(BaseModel):
+    """What to send: the scenario (a bundled name or a file), ``--set`` overrides in order, the
+    seed, and the load flags (None: the scenario's own). The ranges the scenario model checks
+    (a rate's ceiling, a stage's ramp, a duration's length) are left to it, so that a problem is
+    reported once, in its words, blaming the flag."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scenario: str
+    overrides: tuple[str, ...] = ()
+    seed: int | None = None
+    rate: float | Literal["max"] | None = None
+    stages: tuple[StageRequest, ...] | None = None
+    duration: float | None = None
+    events: int | None = None
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LoadRequest:
+        """The request of a command's parsed flags (``add_load_flags``, ``--seed``, ``--set``);
+        a flag that is not what it must be is a one-line UsageError naming it."""
+        return cls(
+            scenario=args.scenario,
+            overrides=tuple(args.overrides),
+            seed=_seed(getattr(args, "seed", None)),
+            rate=_rate(args.rate),
+            stages=_stages(args.stages),
+            duration=_duration(args.duration),
+            events=_events(args.events),
+        )
+
+    def to_argv(self) -> list[str]:
+        """The request as a command's words: ``SCENARIO [flags]``; parsed by ``produce`` or
+        ``run`` and :meth:`from_args`, they give an equal request."""
+        argv = [self.scenario]
+        if self.rate is not None:
+            argv += ["--rate", self.rate if self.rate == "max" else _number(self.rate)]
+        if self.stages is not None:
+            argv += ["--stages", ",".join(stage.spec() for stage in self.stages)]
+        if self.duration is not None:
+            argv += ["--duration", format_duration(self.duration)]
+        if self.events is not None:
+            argv += ["--events", str(self.events)]
+        if self.seed is not None:
+            argv += ["--seed", str(self.seed)]
+        for override in self.overrides:
+            argv += ["--set", override]
+        return argv
+
+    # ------------------------------------------------------------------ applying
+
+    def flags(self) -> list[tuple[str, str]]:
+        """The load flags as the scenario's assignments, each naming its flag (the loader
+        validates them with the scenario, located at the flag)."""
+        out: list[tuple[str, str]] = []
+        if self.rate is not None:
+            rate = self.rate if self.rate == "max" else _number(self.rate)
+            out += [(f"load.rate={rate}", "--rate"), ("load.stages=null", "--rate")]
+        if self.stages is not None:
+            stages = [
+                {"duration": json.loads(_number(s.seconds)), "rate": s.rate}
+                | ({"ramp": s.ramp} if s.ramp is not None else {})
+                for s in self.stages
+            ]
+            out += [(f"load.{key}=null", "--stages") for key in ("rate", "duration", "events")]
+            out += [(f"load.stages={json.dumps(stages)}", "--stages")]
+        if self.duration is not None:
+            out += [
+                (f"load.duration={_number(self.duration)}", "--duration"),
+                ("load.events=null", "--duration"),
+            ]
+        if self.events is not None:
+            out += [(f"load.events={self.events}", "--events"), ("load.duration=null", "--events")]
+        return out
+
+    @property
+    def shapes_load(self) -> bool:
+        """Whether a flag changes the scenario's load."""
+        return any(x is not None for x in (self.rate, self.stages, self.duration, self.events))
+
+    def base(self) -> LoadedScenario:
+        """The scenario with ``--set`` and the seed, its load as the file has it."""
+        seed = [] if self.seed is None else [f"seed={self.seed}"]
+        return load(self.scenario, overrides=[*self.overrides, *seed])
+
+    def resolve(self) -> LoadedScenario:
+        """The scenario the request describes: ``--set``, the seed, then the load flags. When
+        the flags make the run no longer than the scenario's warm-up, the warm-up becomes a
+        tenth of the run (the results still exclude a start, and the flags still work)."""
+        seed = [] if self.seed is None else [f"seed={self.seed}"]
+        overrides = [*self.overrides, *seed]
+        if not self.shapes_load:
+            return load(self.scenario, overrides=overrides)
+        flags = self.flags()
+        fitted = self._fitted_warmup(self.base())
+        if fitted is not None:
+            flags.append((f"load.warmup={format_duration(fitted)}", "--warmup fitted to the run"))
+        return load(self.scenario, overrides=overrides, flags=flags)
+
+    def _fitted_warmup(self, base: LoadedScenario) -> float | None:
+        """A tenth of the run when the scenario's warm-up would not fit in the run the flags
+        make (None: it fits, or the flags are refused anyway and the scenario says why)."""
+        current = base.scenario.load
+        rate = self.rate if self.rate is not None else current.rate
+        per_second = rate if isinstance(rate, float) else None
+        seconds: float
+        if self.stages is not None:
+            seconds = sum(s.seconds for s in self.stages)
+        elif self.duration is not None:
+            seconds = self.duration
+        elif self.events is not None:
+            if self.events > 10**15:
+                return None  # out of range: the scenario's check of load.events says so
+            seconds = self.events / per_second if per_second else math.inf
+        elif self.rate is not None and per_second:
+            seconds = (
+                current.events / per_second if current.events else current.duration or math.inf
+            )
+        else:
+            seconds = math.inf
+        if current.warmup < seconds or not math.isfinite(seconds):
+            return None
+        return seconds / 10
+
+
+def _number(value: float) -> str:
+    """A number as the shortest text that reads back equal (``500`` for 500.0)."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _seed(seed: int | None) -> int | None:
+    if seed is not None and not 0 <= seed < MAX_SEED:
+        msg = f"--seed must be between 0 and 2^63 - 1, got {seed}"
+        raise UsageError(msg)
+    return seed
+
+
+def _rate(text: str | None) -> float | Literal["max"] | None:
+    if text is None:
+        return None
+    if text == "max":
+        return "max"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        msg = f"--rate must be a positive number of events per second or max, got {text}"
+        raise UsageError(msg)
+    return value
+
+
+def _stages(text: str | None) -> tuple[StageRequest, ...] | None:
+    if text is None:
+        return None
+    try:
+        stages = parse_stages(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = []
+    for stage in stages:
+        try:
+            seconds = parse_duration(stage["duration"])
+        except ValueError as exc:
+            msg = f"--stages: {exc}"
+            raise UsageError(msg) from None
+        ramp = stage.get("ramp")
+        rate = stage["rate"]
+        assert isinstance(rate, float)  # parse_stages reads it as a number
+        ramp_ = None if ramp is None else str(ramp)
+        out.append(StageRequest(seconds=seconds, rate=rate, ramp=ramp_))
+    return tuple(out)
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        msg = f"--duration: {exc}"
+        raise UsageError(msg) from None
+
+
+def _events(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        msg = f"--events must be a positive whole number, got {text}"
+        raise UsageError(msg)
+    return int(text)

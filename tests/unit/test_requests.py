@@ -1,0 +1,173 @@
+"""Requests typed once: what a command's flags ask for, read back equal from the words a child
+command is given (`run` starts `produce`; `run --find-max` starts `run` steps)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bankstream.cli import parse
+from bankstream.errors import UsageError
+from harness.capacity import step_request
+from harness.faults import parse_fault
+from harness.request import RunRequest
+from loadgen.request import LoadRequest, StageRequest
+
+seconds = st.one_of(
+    st.integers(1, 10 * 86400).map(float),
+    st.floats(0.001, 86400, allow_nan=False, allow_infinity=False),
+)
+rates = st.floats(0.001, 1e7, allow_nan=False, allow_infinity=False)
+overrides = st.lists(
+    st.builds(
+        lambda key, value: f"{key}={value}",
+        st.sampled_from(["load.warmup", "sink.batch_size", "population.customers", "x[a.b]"]),
+        st.text(string.ascii_letters + string.digits + " .:-", max_size=12),
+    ),
+    max_size=3,
+).map(tuple)
+
+
+@st.composite
+def load_requests(draw: st.DrawFn) -> LoadRequest:
+    shape = draw(st.sampled_from(["scenario", "rate", "rate+duration", "rate+events", "stages"]))
+    fields: dict[str, object] = {
+        "scenario": draw(st.sampled_from(["retail-day", "./my scenario.yaml", "soak"])),
+        "overrides": draw(overrides),
+        "seed": draw(st.none() | st.integers(0, 2**63 - 1)),
+    }
+    if shape.startswith("rate"):
+        fields["rate"] = draw(st.just("max") | rates)
+    if shape == "rate+duration":
+        fields["duration"] = draw(seconds)
+    if shape == "rate+events":
+        fields["events"] = draw(st.integers(1, 10**15))
+    if shape == "stages":
+        fields["stages"] = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        StageRequest,
+                        seconds=seconds,
+                        rate=rates,
+                        ramp=st.none() | st.sampled_from(["step", "linear"]),
+                    ),
+                    min_size=1,
+                    max_size=4,
+                )
+            )
+        )
+    return LoadRequest.model_validate(fields)
+
+
+@given(load_requests())
+@settings(max_examples=150, deadline=None)
+def test_a_load_request_reads_back_equal_from_its_words(request: LoadRequest) -> None:
+    args = parse(["produce", *request.to_argv()])
+    assert LoadRequest.from_args(args) == request
+
+
+@st.composite
+def run_requests(draw: st.DrawFn) -> RunRequest:
+    sharded = draw(st.booleans())
+    count = draw(st.integers(1, 64))
+    faults = draw(
+        st.lists(
+            st.sampled_from(
+                ["kill-sink@20s", "pause-broker@30s:10s", "exec@5s:echo a b", "kill-broker@1m"]
+            ),
+            max_size=2,
+        )
+    )
+    return RunRequest(
+        load=draw(load_requests()),
+        processes=draw(st.none() | st.integers(1, 256)),
+        sink_processes=draw(st.none() | st.integers(1, 256)),
+        run_id="r-1" if sharded else draw(st.none() | st.just("run.2")),
+        shard=(draw(st.integers(0, count - 1)), count) if sharded else None,
+        topic=draw(st.none() | st.just("t.x")),
+        fresh=draw(st.booleans()),
+        no_stack=draw(st.booleans()),
+        no_warm=draw(st.booleans()),
+        keep_topic=draw(st.booleans()),
+        drain_timeout=draw(st.floats(0.001, 86400, allow_nan=False)),
+        verify_limit=draw(st.integers(0, 10**9)),
+        results=Path(draw(st.sampled_from(["results", "/tmp/r s"]))),
+        faults=tuple(parse_fault(f) for f in faults),
+        judge_latency=draw(st.sampled_from(["outside-faults", "whole-run"])),
+        output=draw(st.sampled_from(["live", "json", "quiet"])),
+        config=draw(st.none() | st.just(Path("b.toml"))),
+        verbose=draw(st.integers(0, 2)),
+    )
+
+
+@given(run_requests())
+@settings(max_examples=150, deadline=None)
+def test_a_run_request_reads_back_equal_from_its_words(request: RunRequest) -> None:
+    assert RunRequest.from_args(parse(request.to_argv())) == request
+
+
+def test_the_producer_gets_the_load_as_asked_and_the_sink_the_scenarios_overrides() -> None:
+    args = parse(["run", "retail-day", "--rate", "1500", "--duration", "90s", "--seed", "7"])
+    args.verify_limit = 0
+    request = RunRequest.from_args(args)
+    produce = parse(request.producer_argv("r", "t", Path("/tmp/x")))
+    again = LoadRequest.from_args(produce)
+    assert again == request.load
+    assert again.rate == 1500.0 and again.duration == 90.0 and again.seed == 7
+    assert (produce.run_id, produce.topic, produce.json) == ("r", "t", True)
+    sink = request.sink_argv("g", "t")
+    assert sink[sink.index("--group") + 1] == "g" and "--rate" not in sink
+
+
+def test_a_step_of_the_capacity_search_is_the_search_at_one_rate() -> None:
+    args = parse(
+        ["run", "retail-day", "--find-max", "--topic", "mine", "--set", "load.warmup=2s"]
+        + ["--sink-processes", "3", "--drain-timeout", "45s"]
+    )
+    request = RunRequest.from_args(args)
+    step = step_request(request, 2400.5, 30.0, "s-1", Path("/tmp/steps"))
+    back = RunRequest.from_args(parse(step.to_argv()))
+    assert back == step
+    assert back.load.rate == 2400.5 and back.load.duration == 30.0
+    # the step's own warm-up first, so that the user's --set still wins
+    assert back.load.overrides == ("load.warmup=7.5s", "load.warmup=2s")
+    assert back.topic is None and back.fresh and back.output == "json"
+    assert (back.sink_processes, back.drain_timeout) == (3, 45.0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rate", "fast"], "--rate must be a positive number of events per second or max"),
+        (["--rate", "inf"], "--rate must be a positive number"),
+        (["--events", "1e3"], "--events must be a positive whole number, got 1e3"),
+        (["--duration", "2x"], "--duration: expected a duration such as 30s"),
+        (["--stages", "2x:100"], "--stages: expected a duration such as 30s, 10m or 1h, got '2x'"),
+        (["--stages", "2m"], "--stages: '2m' is not DURATION:RATE[:linear]"),
+        (["--seed", "-1"], "--seed must be between 0 and 2^63 - 1, got -1"),
+    ],
+)
+def test_a_flag_that_is_not_what_it_must_be_is_named(flags: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match="^" + message.replace("[", r"\[").replace("^", r"\^")):
+        LoadRequest.from_args(parse(["produce", "retail-day", *flags]))
+
+
+def test_the_scenario_model_checks_the_ranges_and_blames_the_flag() -> None:
+    from scenarios import ScenarioError
+
+    with pytest.raises(ScenarioError) as caught:
+        LoadRequest.from_args(parse(["produce", "retail-day", "--rate", "1e9"])).resolve()
+    assert str(caught.value).startswith("--rate: load.rate: expected a value <= 10000000")
+
+
+def test_a_short_run_fits_the_warmup_once() -> None:
+    request = LoadRequest.from_args(parse(["produce", "retail-day", "--duration", "4s"]))
+    assert request.base().scenario.load.warmup >= 4  # the bundled warm-up would not fit
+    assert request.resolve().scenario.load.warmup == 0.4
+    longer = LoadRequest.from_args(parse(["produce", "retail-day", "--duration", "1h"]))
+    assert longer.resolve().scenario.load.warmup == longer.base().scenario.load.warmup
