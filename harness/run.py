@@ -65,9 +65,10 @@ def _execute(
 
     topic = request.topic or f"{scenario.delivery.topic}.{run_id}"
     name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"
+    collections = scenario.sink.collections.model_dump()
+    _check_room(settings, db, loaded, collections["transactions"], request.fresh, say)
     folder = request.results / name
     folder.mkdir(parents=True, exist_ok=True)
-    collections = scenario.sink.collections.model_dump()
     if request.fresh:
         for key in ("transactions", "accounts", "rollups"):
             db[collections[key]].drop()
@@ -346,6 +347,33 @@ def mongo_version(db: Any) -> str | None:
         return str(db.client.server_info().get("version"))
     except Exception:
         return None
+
+
+def _check_room(
+    settings: Settings,
+    db: Any,
+    loaded: LoadedScenario,
+    transactions: str,
+    fresh: bool,
+    say: Callable[[str], None],
+) -> None:
+    """Refuse, before anything starts, a run the local in-memory store cannot hold (warn when
+    it nearly fills it); say nothing of any other store."""
+    from bankstream.stack.lifecycle import memory_store_heap
+    from harness import room
+    from loadgen.pacing import Schedule
+
+    heap = memory_store_heap(settings)
+    if heap is None:
+        return
+    load = loaded.scenario.load
+    events = Schedule.of_load(load).total
+    seconds = load.total_duration
+    rate = events / seconds if events is not None and seconds else None
+    stored = 0 if fresh else db[transactions].estimated_document_count()
+    warning = room.check(heap, stored, events, rate, loaded.scenario.name, fresh)
+    if warning:
+        say(warning)
 
 
 def _drop_topics(settings: Settings, topic: str) -> None:

@@ -221,3 +221,35 @@ def status(settings: Settings) -> list[ServiceState]:
             )
         )
     return states
+
+
+def memory_store_heap(settings: Settings) -> int | None:
+    """The Java heap limit, in bytes, of the local in-memory MongoDB-wire server, when this stack
+    runs it and the settings point at it (None: real MongoDB, the file-backed store, a server
+    bankstream did not start, or not running). Read from the running process's own -Xmx."""
+    for service in all_services(settings):
+        if service.name != "mongo" or service.external:
+            continue
+        pid = process_of(service).pid()
+        variant = settings.home / "run" / f"{service.name}.variant"
+        if pid is None or not variant.is_file() or variant.read_text().strip() != "memory":
+            return None
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        for word in words:
+            if word.startswith(b"-Xmx"):
+                return _bytes(word[4:].decode())
+    return None
+
+
+def _bytes(size: str) -> int | None:
+    """``6g`` -> bytes (Java's -Xmx units: k, m, g, t; none: bytes)."""
+    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    number, unit = size[:-1], size[-1:].lower()
+    if unit.isdigit():
+        number, unit = size, ""
+    if not number.isdigit() or unit not in units:
+        return None
+    return int(number) * units[unit]

@@ -6,6 +6,7 @@ itself flags nothing."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -357,3 +358,22 @@ def test_a_sink_that_cannot_start_is_the_runs_named_problem(stack: Settings, tmp
     said = [p for p in result["problems"] if p.startswith("sink exited with 2: ")]
     assert said and "cannot serve /metrics on port" in said[0], result["problems"]
     assert any("cannot serve /metrics" in failed for failed in summary["failed"])
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("BANKSTREAM_MONGO_URI")),
+    reason="the local stack's in-memory store only",
+)
+def test_a_run_the_local_store_cannot_hold_is_refused_before_it_starts(
+    database: Database[Document], tmp_path: Path
+) -> None:
+    stored = database.transactions.estimated_document_count()
+    done = run_cli(
+        "run", "soak", "--results", str(tmp_path), env=environment(database.name), timeout=120
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bankstream: error: soak sends 7,200,000")
+    assert "holds about" in lines[0] and " fit; " in lines[0] and "MONGO_HEAP" in lines[0]
+    assert database.transactions.estimated_document_count() == stored  # nothing dropped
+    assert not any(tmp_path.iterdir())  # no run folder: nothing started
