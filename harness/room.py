@@ -41,8 +41,7 @@ def check(
     free = max(0, room - kept)
     heap_text = f"{heap / 2**30:.3g} GiB" if heap >= 2**30 else f"{heap / 2**20:.0f} MiB"
     where = (
-        f"the local in-memory MongoDB-wire server ({heap_text} of heap) holds about {room:,} "
-        f"events"
+        f"the local in-memory MongoDB-wire server ({heap_text} of heap) holds about {room:,} events"
     )
     if kept:
         where += f", {kept:,} of them stored now"
