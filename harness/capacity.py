@@ -198,7 +198,14 @@ def report(capacity: dict[str, Any], scenario: str, run_id: str) -> str:
     return "\n".join(lines)
 
 
-def find_max(request: RunRequest, budget: float, step: float, scenario: Any, run_id: str) -> int:
+def find_max(
+    request: RunRequest,
+    budget: float,
+    step: float,
+    scenario: Any,
+    run_id: str,
+    junit: Path | None = None,
+) -> int:
     """Search, then write capacity.json, its chart and report.md into RESULTS/``run_id``."""
     from harness.charts import capacity as chart
     from harness.orchestrate import speaker
@@ -219,6 +226,10 @@ def find_max(request: RunRequest, budget: float, step: float, scenario: Any, run
     (folder / "capacity.json").write_text(json.dumps(capacity, indent=1) + "\n")
     chart(capacity["steps"], capacity["found_rate"], folder / "capacity.png")
     (folder / "report.md").write_text(report(capacity, scenario.name, run_id))
+    if junit is not None:
+        from harness import junit as xml
+
+        xml.write(junit, [xml.capacity_suite(capacity)])
     found = capacity["found_rate"]
     if output == "json":
         print(json.dumps({k: v for k, v in capacity.items() if k != "steps"}), flush=True)

@@ -146,6 +146,13 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--step", default="30s", metavar="D", help="--find-max: each step's length (30s)"
     )
+    p.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="also write the result as JUnit XML (a test case per threshold and per check of "
+        "the store; with --find-max, per step) for CI systems' test reports",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--quiet", "-q", action="store_true", help="only the verdict")
     out.add_argument(
@@ -171,6 +178,13 @@ def register(commands: Any) -> None:
         help="results/<run id> folders or result.json files; the first is the baseline",
     )
     c.add_argument("--json", action="store_true", help="the comparison as JSON")
+    c.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="also write the comparison as JUnit XML (a test case per figure and run; a "
+        "regression fails it)",
+    )
     c.set_defaults(run=run_compare)
 
     m = commands.add_parser(
@@ -270,6 +284,8 @@ def run_run(args: argparse.Namespace) -> int:
     from loadgen.stream import plan
 
     check_counts(args)
+    if args.junit is not None:
+        writable_folder(args.junit.parent, "--junit")
     if args.find_max:
         return find_max_run(args)
     request = RunRequest.from_args(args)
@@ -295,6 +311,10 @@ def run_run(args: argparse.Namespace) -> int:
         schedule = plan(loaded, cells=cells, run_id=run_id, schedule=schedule).own_schedule
     outcome = execute(request, loaded, settings, run_id, schedule)
     result = outcome.result
+    if args.junit is not None:
+        from harness import junit
+
+        junit.write(args.junit, [junit.run_suite(result)])
     if request.output == "json":
         print(json.dumps(_summary(result, outcome.folder)), flush=True)
     else:
@@ -365,8 +385,14 @@ def run_compare(args: argparse.Namespace) -> int:
     if len(args.results) < 2:
         msg = "compare needs at least two results (the first is the baseline)"
         raise UsageError(msg)
+    if args.junit is not None:
+        writable_folder(args.junit.parent, "--junit")
     results = [read(path) for path in args.results]
     changes = compare.compare(results)
+    if args.junit is not None:
+        from harness import junit
+
+        junit.write(args.junit, [junit.compare_suite([str(r["run_id"]) for r in results], changes)])
     regressions = [
         (c.figure.name, str(results[i]["run_id"]))
         for c in changes
@@ -522,4 +548,6 @@ def find_max_run(args: argparse.Namespace) -> int:
     _services(request, settings_from(args))
     request = request.model_copy(update={"no_stack": True})
     run_id = request.run_id or default_run_id(f"{loaded.scenario.name}-max")
-    return find_max(request, seconds["budget"], seconds["step"], loaded.scenario, run_id)
+    return find_max(
+        request, seconds["budget"], seconds["step"], loaded.scenario, run_id, args.junit
+    )

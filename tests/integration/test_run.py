@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 from pymongo.database import Database
 
 from bankstream import mongo
@@ -65,7 +67,7 @@ def retail(
     assert ceiling.returncode == 0, ceiling.stderr
     done = run_cli(
         "run", "retail-day", "--rate", "300", "--duration", "10s", "--processes", "1",
-        "--fresh", "--json", "--results", str(results),
+        "--fresh", "--json", "--results", str(results), "--junit", str(results / "junit.xml"),
         env=environment(database.name),
         timeout=300,
     )  # fmt: skip
@@ -102,6 +104,14 @@ def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
     assert ceilings["kafka_producer_rate"] > 1000 and ceilings["mongodb_insert_rate"] > 100
     assert 0 < ceilings["produce_rate_of_ceiling"] < 1 and 0 < ceilings["sink_rate_of_ceiling"] < 1
     assert "Against the ceilings" in report
+    # the same verdict as JUnit XML, valid against the shape CI systems read
+    junit = retail[1] / "junit.xml"
+    xmlschema.XMLSchema(ROOT / "tests" / "data" / "junit.xsd").validate(str(junit))
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    names = {case.get("name") for case in suite.iter("testcase")}
+    assert {"lost", "duplicates", "ledger", "projections"} <= names
+    assert len(names) >= len(result["thresholds"]) + len(names & {"lost", "duplicates"})
 
 
 def test_a_deleted_document_is_one_lost_and_a_copy_one_duplicate(
@@ -298,6 +308,7 @@ def test_find_max_finds_a_rate_and_stops_within_its_budget(stack: Settings, tmp_
         done = run_cli(
             "run", "retail-day", "--find-max", "--rate", "300", "--step", "4s", "--budget", "35s",
             "--processes", "1", "--json", "--results", str(tmp_path),
+            "--junit", str(tmp_path / "capacity.xml"),
             env=environment(database), timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
@@ -311,6 +322,10 @@ def test_find_max_finds_a_rate_and_stops_within_its_budget(stack: Settings, tmp_
         assert [s["rate"] for s in steps[: growing + 1]] == [300 * 2**i for i in range(growing + 1)]
         assert (folder / "capacity.png").read_bytes()[:4] == b"\x89PNG"
         assert "Capacity of retail-day" in (folder / "report.md").read_text()
+        suite = ET.parse(tmp_path / "capacity.xml").getroot().find("testsuite")
+        assert suite is not None and suite.get("tests") == str(len(steps))
+        found = {p.get("name"): p.get("value") for p in suite.iter("property")}["found_rate"]
+        assert float(found) == capacity["found_rate"]
     finally:
         with mongo.client(stack) as client:
             client.drop_database(database)
