@@ -392,18 +392,21 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.junit is not None:
         from harness import junit
 
-        junit.write(args.junit, [junit.compare_suite([str(r["run_id"]) for r in results], changes)])
-    regressions = [
+        junit.write(args.junit, [junit.compare_suite(results, changes)])
+    regressions = [("ended early", run) for run in compare.early_regressions(results)]
+    regressions += [
         (c.figure.name, str(results[i]["run_id"]))
         for c in changes
         for i, flag in enumerate(c.flags)
         if flag == "regression"
     ]
+    early = {str(r["run_id"]): e for r in results if (e := compare.ended_early(r))}
     if args.json:
         print(
             json.dumps(
                 {
                     "runs": [r["run_id"] for r in results],
+                    "ended_early": early,
                     "figures": [
                         {
                             "figure": c.figure.name,
@@ -425,6 +428,11 @@ def run_compare(args: argparse.Namespace) -> int:
         for row in rows[1:]:
             grid.add_row(*row)
         console = Console(highlight=False, soft_wrap=True)
+        for run, ended in early.items():
+            console.print(
+                f"{run} ended early ({ended}): its rates, latencies and resources cover part of "
+                "a run and are not judged against a complete run's"
+            )
         console.print(grid)
         verdicts = ", ".join(f"{r['run_id']} {r['verdict']}" for r in results)
         console.print(f"verdicts: {verdicts}")

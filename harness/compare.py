@@ -6,7 +6,10 @@ series in the timeline (after the warm-up, while producing); its relative standa
 series' coefficient of variation over the square root of its length. A change is flagged when it
 is larger than three combined standard errors of the two runs and than a floor (5% for rates,
 10% for latencies and resources). Counts that must be zero (lost, duplicates, failed, dead
-letters) are flagged on any increase.
+letters) are flagged on any increase. A figure is better higher, lower, or (a ratio to its
+target) the closer it is to 1. A run that ended early (stopped, failed) is named at the top and
+its rates, latencies and resources are not judged against a complete run's: they describe a
+part of a run. Its counts are (an event lost is lost however the run ended).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ Result = Mapping[str, Any]
 class Figure:
     name: str
     unit: str  # "/s", "s", "cpu" (CPU seconds), "", "B"
-    better: str  # "higher" or "lower"
+    better: str  # "higher", "lower", or "one" (a ratio to a target: the closer to 1 the better)
     floor: float  # smallest relative change that can be flagged
     get: Callable[[Result], float | None]
     series: str | None = None  # timeline column whose spread is the noise
@@ -55,7 +58,7 @@ FIGURES = [
     Figure(
         "produce rate", "/s", "higher", 0.05, _path("figures", "produce", "rate"), "produce_rate"
     ),
-    Figure("produce rate / target", "", "higher", 0.02, _path("figures", "produce", "rate_ratio")),
+    Figure("produce rate / target", "", "one", 0.02, _path("figures", "produce", "rate_ratio")),
     Figure("sink write rate", "/s", "higher", 0.05, _path("figures", "sink", "rate"), "sink_rate"),
     Figure(
         "delivery latency p50",
@@ -157,6 +160,25 @@ class Change:
     flags: list[str]  # "", "regression", "improved"
 
 
+def ended_early(result: Result) -> str | None:
+    """How a run ended when it did not complete ("stopped", "failed"); None when it did."""
+    ended = result.get("ended")
+    return None if ended in (None, "complete") else str(ended)
+
+
+def early_regressions(results: Sequence[Result]) -> list[str]:
+    """The runs that ended early where the baseline completed: a regression in itself."""
+    if ended_early(results[0]):
+        return []
+    return [str(r["run_id"]) for r in results[1:] if ended_early(r)]
+
+
+def _worse(figure: Figure, a: float, b: float) -> bool:
+    if figure.better == "one":
+        return abs(b - 1) > abs(a - 1)
+    return b < a if figure.better == "higher" else b > a
+
+
 def compare(results: Sequence[Result]) -> list[Change]:
     base = results[0]
     out = []
@@ -184,10 +206,10 @@ def compare(results: Sequence[Result]) -> list[Change]:
                 relative_error(base, fig.series), relative_error(r, fig.series)
             )
             limit = max(fig.floor, combined)
-            worse = change < 0 if fig.better == "higher" else change > 0
             flag = ""
-            if abs(change) > limit:
-                flag = "regression" if worse else "improved"
+            partial = bool(ended_early(r)) != bool(ended_early(base))  # a part against a whole
+            if abs(change) > limit and b != a and not partial:
+                flag = "regression" if _worse(fig, a, b) else "improved"
             changes.append(change)
             noise.append(limit)
             flags.append(flag)

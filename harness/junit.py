@@ -205,9 +205,21 @@ def verification_cases(result: Mapping[str, Any], classname: str) -> list[Case]:
 # --------------------------------------------------------------------------- compare
 
 
-def compare_suite(runs: Sequence[str], changes: Sequence[Any]) -> Suite:
-    """A comparison as a suite: a case per figure and compared run, a regression failing it."""
+def compare_suite(results: Sequence[Mapping[str, Any]], changes: Sequence[Any]) -> Suite:
+    """A comparison as a suite: a case per figure and compared run, a regression failing it,
+    and a case per compared run for how it ended (failing when it ended early and the baseline
+    did not)."""
+    from harness.compare import early_regressions, ended_early
+
+    runs = [str(r["run_id"]) for r in results]
     suite = Suite(name=f"bankstream compare {runs[0]}", properties={"baseline": runs[0]})
+    early = set(early_regressions(results))
+    for result in results[1:]:
+        run = str(result["run_id"])
+        case = Case(f"ended {run}", f"bankstream.compare.{runs[0]}")
+        if run in early:
+            case.failure = f"{run} ended early ({ended_early(result)}); the baseline completed"
+        suite.cases.append(case)
     for change in changes:
         figure = change.figure
         for i in range(1, len(runs)):

@@ -74,6 +74,29 @@ def test_compare_flags_a_halved_rate_and_a_lost_event_but_not_itself() -> None:
     assert not any(c.flags[1] == "regression" for c in better)  # 1% is within the noise
 
 
+def test_a_ratio_to_target_is_better_the_closer_it_is_to_one() -> None:
+    a = result("a", 1000.0)
+    a["figures"]["produce"]["rate_ratio"] = 1.0
+    ahead = copy.deepcopy(a) | {"run_id": "b"}
+    ahead["figures"]["produce"]["rate_ratio"] = 1.301  # sent ahead of its schedule
+    (ratio,) = [c for c in compare.compare([a, ahead]) if c.figure.name == "produce rate / target"]
+    assert ratio.flags[1] == "regression"
+    closer = copy.deepcopy(ahead) | {"run_id": "c"}
+    closer["figures"]["produce"]["rate_ratio"] = 1.01
+    (ratio,) = [c for c in compare.compare([ahead, closer]) if c.figure.name == ratio.figure.name]
+    assert ratio.flags[1] == "improved"
+
+
+def test_a_run_that_ended_early_is_named_and_its_rates_are_not_judged() -> None:
+    a = result("a", 1000.0) | {"ended": "complete"}
+    stopped = result("b", 400.0, lost=1) | {"ended": "stopped"}
+    changes = compare.compare([a, stopped])
+    flagged = {c.figure.name for c in changes if c.flags[1]}
+    assert flagged == {"lost"}  # the counts are judged; a part of a run's rate is not
+    assert compare.early_regressions([a, stopped]) == ["b"]
+    assert compare.early_regressions([stopped, a]) == []  # the baseline itself ended early
+
+
 def test_noise_is_the_relative_standard_error_of_the_series() -> None:
     steady = result("a", 1000.0)
     assert 0 < compare.relative_error(steady, "produce_rate") < 0.01

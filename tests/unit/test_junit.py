@@ -23,7 +23,7 @@ PASSED: dict[str, Any] = {
     "scenario_digest": "ab" * 32,
     "seed": 7,
     "verdict": "pass",
-    "ended": "completed",
+    "ended": "complete",
     "started_at": "2026-12-07T18:00:00+00:00",
     "ended_at": "2026-12-07T18:01:05.5+00:00",
     "warmup_seconds": 0.0,
@@ -107,10 +107,15 @@ def test_a_regression_in_a_comparison_is_a_failing_case(tmp_path: Path) -> None:
     worse = {**failed_run(), "run_id": "retail-day-2"}
     worse["figures"] = {"produce": {"rate": 500.0}, "lost": 3}
     changes = compare([base, worse])
-    root = written(tmp_path, [junit.compare_suite(["retail-day-1", "retail-day-2"], changes)])
+    root = written(tmp_path, [junit.compare_suite([base, worse], changes)])
     failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     flagged = [c.figure.name for c in changes if c.flags[1] == "regression"]
     assert flagged and sorted(failed) == sorted(f"{name} retail-day-2" for name in flagged)
+    stopped = {**worse, "ended": "stopped"}
+    root = written(tmp_path, [junit.compare_suite([base, stopped], compare([base, stopped]))])
+    failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
+    assert "ended retail-day-2" in failed and "produce rate retail-day-2" not in failed
+    assert "lost retail-day-2" in failed  # a count is judged however the run ended
 
 
 def test_a_capacity_search_is_a_case_per_step_and_the_rate_found(tmp_path: Path) -> None:
