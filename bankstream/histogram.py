@@ -83,6 +83,16 @@ class LogHistogram:
             "max": self.max if self.total else None,
         }
 
+    def rows(self) -> list[tuple[float, float, int]]:
+        """The non-empty buckets in order: (lower bound, upper bound, count), seconds; the first
+        bucket's lower bound is 0 and the last one's upper bound is infinity."""
+        out = []
+        for i in np.flatnonzero(self.counts).tolist():
+            lower = 0.0 if i == 0 else LOW if i == 1 else float(BOUNDS[i - 2])
+            upper = LOW if i == 0 else float(BOUNDS[i - 1]) if i <= BUCKETS else math.inf
+            out.append((lower, upper, int(self.counts[i])))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """A compact form (non-empty buckets only) for JSON files and MongoDB."""
         nonzero = np.flatnonzero(self.counts)

@@ -148,6 +148,34 @@ def write(result: Mapping[str, Any], folder: Path) -> Path:
     return path
 
 
+def write_csv(result: Mapping[str, Any], folder: Path) -> list[str]:
+    """The result's per-second timeline (``timeline.csv``, its columns as in result.json) and
+    its latency histograms (``latency.csv``: histogram, bucket bounds in seconds, count, and the
+    share of observations up to the bucket's upper bound), for a spreadsheet or pandas. Returns
+    the files' names."""
+    import csv
+
+    from bankstream.histogram import LogHistogram
+
+    with (folder / "timeline.csv").open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(result.get("timeline_fields") or [])
+        writer.writerows(result.get("timeline") or [])
+    with (folder / "latency.csv").open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            ["histogram", "lower_seconds", "upper_seconds", "count", "cumulative_share"]
+        )
+        for name, data in (result.get("histograms") or {}).items():
+            histogram = LogHistogram.from_dict(data)
+            seen = 0
+            for lower, upper, count in histogram.rows():
+                seen += count
+                share = seen / histogram.total if histogram.total else 0.0
+                writer.writerow([name, f"{lower:.9g}", f"{upper:.9g}", count, f"{share:.6f}"])
+    return ["timeline.csv", "latency.csv"]
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()

@@ -236,6 +236,7 @@ def conclude(
     except Exception as exc:  # a chart is not worth losing the result for
         result["problems"].append(f"charts not drawn: {exc}")
     results.write(result, folder)
+    results.write_csv(result, folder)
     (folder / "report.md").write_text(results.report_markdown(result))
 
 

@@ -104,6 +104,13 @@ def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
     assert ceilings["kafka_producer_rate"] > 1000 and ceilings["mongodb_insert_rate"] > 100
     assert 0 < ceilings["produce_rate_of_ceiling"] < 1 and 0 < ceilings["sink_rate_of_ceiling"] < 1
     assert "Against the ceilings" in report
+    # the timeline and the latency histograms as CSV
+    timeline = (folder / "timeline.csv").read_text().splitlines()
+    assert timeline[0].split(",") == result["timeline_fields"]
+    assert len(timeline) == len(result["timeline"]) + 1
+    latency = (folder / "latency.csv").read_text().splitlines()[1:]
+    e2e = [int(line.split(",")[3]) for line in latency if line.startswith("end_to_end,")]
+    assert sum(e2e) == result["histograms"]["end_to_end"]["count"] > 0
     # the same verdict as JUnit XML, valid against the shape CI systems read
     junit = retail[1] / "junit.xml"
     xmlschema.XMLSchema(ROOT / "tests" / "data" / "junit.xsd").validate(str(junit))

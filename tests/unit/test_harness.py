@@ -206,3 +206,32 @@ def test_merged_manifests_add_up_and_keep_every_cell() -> None:
     assert merged["fraud"]["by_typology"] == {"smurfing": 1}
     assert merged["wall_seconds"] == 11.0 and merged["shard"] is None
     assert merged["delivery_latency"]["seconds"]["count"] == 100
+
+
+def test_the_timeline_and_histograms_as_csv_read_back_as_the_result_has_them(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    from bankstream.histogram import LogHistogram
+    from harness.result import write_csv
+
+    seconds = [0.0, 2e-6, 0.00123, 0.05, 0.05, 1.7, 1e9]
+    histogram = LogHistogram()
+    histogram.add(seconds)
+    rows = histogram.rows()
+    for value in seconds:  # every value inside the bounds of one bucket counted
+        assert any(lower <= value <= upper for lower, upper, _ in rows)
+    assert sum(count for *_, count in rows) == len(seconds) and rows[-1][1] == float("inf")
+    case = result("a", 1000.0)
+    case["histograms"] = {"end_to_end": histogram.to_dict(), "delivery": LogHistogram().to_dict()}
+    assert write_csv(case, tmp_path) == ["timeline.csv", "latency.csv"]
+    with (tmp_path / "timeline.csv").open() as source:
+        table = list(csv.reader(source))
+    assert table[0] == case["timeline_fields"]
+    assert [[float(x) for x in row] for row in table[1:]] == case["timeline"]
+    with (tmp_path / "latency.csv").open() as source:
+        buckets = list(csv.DictReader(source))
+    assert [int(b["count"]) for b in buckets] == [count for *_, count in rows]
+    assert {b["histogram"] for b in buckets} == {"end_to_end"}  # an empty one has no rows
+    assert float(buckets[-1]["cumulative_share"]) == 1.0
