@@ -225,7 +225,11 @@ def find_max(
     capacity["run_id"] = run_id
     (folder / "capacity.json").write_text(json.dumps(capacity, indent=1) + "\n")
     chart(capacity["steps"], capacity["found_rate"], folder / "capacity.png")
-    (folder / "report.md").write_text(report(capacity, scenario.name, run_id))
+    markdown = report(capacity, scenario.name, run_id)
+    (folder / "report.md").write_text(markdown)
+    from harness import html
+
+    html.write(markdown, folder, f"bankstream capacity of {scenario.name}: {run_id}")
     if junit is not None:
         from harness import junit as xml
 

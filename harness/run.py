@@ -237,7 +237,11 @@ def conclude(
         result["problems"].append(f"charts not drawn: {exc}")
     results.write(result, folder)
     results.write_csv(result, folder)
-    (folder / "report.md").write_text(results.report_markdown(result))
+    markdown = results.report_markdown(result)
+    (folder / "report.md").write_text(markdown)
+    from harness import html
+
+    html.write(markdown, folder, f"bankstream run {result['run_id']}: {result['verdict']}")
 
 
 def charts_for(result: Mapping[str, Any], folder: Path) -> list[str]:

@@ -399,3 +399,47 @@ def test_a_run_the_local_store_cannot_hold_is_refused_before_it_starts(
     assert "holds about" in lines[0] and " fit; " in lines[0] and "MONGO_HEAP" in lines[0]
     assert database.transactions.estimated_document_count() == stored  # nothing dropped
     assert not any(tmp_path.iterdir())  # no run folder: nothing started
+
+
+def test_the_html_report_stands_alone_in_a_browser_with_the_network_off(
+    retail: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail("chromium and chromium-driver are missing: run `make setup`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    summary, result = result_of(retail[0])
+    report = Path(ROOT, summary["result"]).parent / "report.html"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        browser.get(report.as_uri())
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith(f"Run {result['run_id']}")
+        images = browser.find_elements(By.TAG_NAME, "img")
+        assert len(images) == len(result["charts"]) >= 3
+        drawn = browser.execute_script(
+            "return [...document.images].map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert all(drawn), drawn  # every chart drawn, from the file itself
+        fetched = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert [name for name in fetched if not name.startswith("data:")] == []
+        headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+        assert {"Thresholds", "Verification", "Figures", "Charts"} <= set(headings)
+        assert len(browser.find_elements(By.TAG_NAME, "table")) >= 2
+    finally:
+        browser.quit()
