@@ -60,5 +60,6 @@ def fault_figures(
             "delivery": latency_figures(delivery),
             "end_to_end": latency_figures(e2e),
             "max_lag_seconds": max(lags, default=0.0),
+            "histograms": {"delivery": delivery.to_dict(), "end_to_end": e2e.to_dict()},
         },
     }

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import math
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,42 @@ def latency_figures(hist: LogHistogram) -> dict[str, float | int | None]:
     return {k: out[k] for k in ("count", "mean", "p50", "p90", "p95", "p99", "p999", "max")}
 
 
-def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Every metric a threshold can name, from the figures (None: not measured in this run)."""
+def latency_metric(name: str) -> tuple[str, float | str] | None:
+    """``e2e_latency_p99_9_seconds`` -> ("end_to_end", 0.999); ``delivery_latency_max_seconds``
+    -> ("delivery", "max"); None for a name of another kind."""
+    from scenarios.model import LATENCY_METRIC_RE
+
+    match = LATENCY_METRIC_RE.match(name)
+    if not match:
+        return None
+    which = "end_to_end" if match.group(1) == "e2e" else "delivery"
+    what = match.group(2)
+    if what in ("max", "mean"):
+        return which, what
+    whole, _, fraction = what[1:].partition("_")
+    return which, int(whole + fraction) / 10 ** (2 + len(fraction))
+
+
+def _latency_value(histogram: LogHistogram, what: float | str) -> float | None:
+    if not histogram.total:
+        return None
+    if what == "max":
+        return histogram.max
+    if what == "mean":
+        return histogram.sum / histogram.total
+    assert isinstance(what, float)
+    return histogram.percentile(what)
+
+
+def measured(
+    figures: Mapping[str, Any],
+    verification: Mapping[str, Any] | None,
+    histograms: Mapping[str, Any] | None = None,
+    wanted: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Every metric a threshold can name, from the figures (None: not measured in this run);
+    with the run's latency ``histograms`` (after the warm-up), also each ``wanted`` latency
+    metric of any percentile (outside the faults' windows when the run is judged there)."""
     e2e = figures["latency"]["end_to_end"]
     delivery = figures["latency"]["delivery"]
     max_lag = figures["lag"]["max_seconds"]
@@ -39,7 +73,7 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
         e2e, delivery = faults["outside"]["end_to_end"], faults["outside"]["delivery"]
         max_lag = faults["outside"]["max_lag_seconds"]
     verified = verification or {}
-    return {
+    values: dict[str, Any] = {
         "produce_rate_ratio": figures["produce"].get("rate_ratio"),
         "sink_rate_ratio": figures["sink"].get("rate_ratio"),
         "delivery_latency_p50_seconds": delivery["p50"],
@@ -55,6 +89,17 @@ def measured(figures: Mapping[str, Any], verification: Mapping[str, Any] | None)
         "dead_lettered": figures["sink"].get("dead_lettered"),
         "failed": figures["produce"].get("failed"),
     }
+    if faults and faults["judged_outside"]:
+        histograms = faults["outside"].get("histograms")
+    for name in wanted:
+        kind = latency_metric(name)
+        if kind is None or name in values:
+            continue
+        data = (histograms or {}).get(kind[0])
+        values[name] = (
+            None if data is None else _latency_value(LogHistogram.from_dict(data), kind[1])
+        )
+    return values
 
 
 def unmeasured(figures: Mapping[str, Any]) -> dict[str, tuple[bool | None, str]]:

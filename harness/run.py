@@ -215,7 +215,7 @@ def conclude(
     figures = result["figures"]
     verdicts = results.judge(
         thresholds,
-        results.measured(figures, verification),
+        results.measured(figures, verification, result.get("histograms"), thresholds),
         deferred,
         note,
         results.unmeasured(figures),

@@ -260,7 +260,11 @@ def problems_from(
                 from scenarios.model import THRESHOLD_METRICS
 
                 choices = list(THRESHOLD_METRICS)
-                message = f"unknown metric{_suggest(key, choices)} (known: {', '.join(choices)})"
+                message = (
+                    f"unknown metric{_suggest(key, choices)} (any latency: "
+                    "e2e_latency_<p>_seconds or delivery_latency_<p>_seconds, <p> p1 .. p99, "
+                    f"p99_9, p99_99, max or mean; known: {', '.join(choices)})"
+                )
             elif expected is not None:
                 message = f"unknown key{_suggest(key, choices)} (expected one of {expected})"
             else:

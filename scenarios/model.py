@@ -985,7 +985,11 @@ THRESHOLD_METRICS: dict[str, str] = {
     "dead_lettered": "messages sent to the dead-letter topic",
     "failed": "events the producer could not deliver",
 }
-METRIC_RE = re.compile("^(" + "|".join(THRESHOLD_METRICS) + ")$")
+# any percentile, the maximum or the mean of delivery or end-to-end latency: p50, p99, p99_9
+# (99.9), p99_99 (99.99), max, mean
+LATENCY_METRIC = r"(delivery|e2e)_latency_(p[1-9][0-9]?(?:_[0-9]{1,3})?|max|mean)_seconds"
+LATENCY_METRIC_RE = re.compile(f"^{LATENCY_METRIC}$")
+METRIC_RE = re.compile("^(" + "|".join(THRESHOLD_METRICS) + "|" + LATENCY_METRIC + ")$")
 
 
 class Condition(BaseModel):

@@ -235,3 +235,39 @@ def test_the_timeline_and_histograms_as_csv_read_back_as_the_result_has_them(
     assert [int(b["count"]) for b in buckets] == [count for *_, count in rows]
     assert {b["histogram"] for b in buckets} == {"end_to_end"}  # an empty one has no rows
     assert float(buckets[-1]["cumulative_share"]) == 1.0
+
+
+def test_any_percentile_of_either_latency_is_a_threshold() -> None:
+    from bankstream.histogram import LogHistogram
+    from harness.result import latency_metric
+    from scenarios import ScenarioError
+
+    wanted = {
+        "e2e_latency_p99_9_seconds": "< 2s",
+        "e2e_latency_p99_99_seconds": "< 1s",
+        "delivery_latency_p75_seconds": "< 100ms",
+        "delivery_latency_mean_seconds": "< 1s",
+        "e2e_latency_max_seconds": "< 60s",
+    }
+    sets = [f"thresholds.{m}={c}" for m, c in wanted.items()]
+    scenario = load("retail-day", overrides=sets).scenario
+    assert set(wanted) <= set(scenario.thresholds)
+    assert latency_metric("e2e_latency_p99_9_seconds") == ("end_to_end", 0.999)
+    assert latency_metric("delivery_latency_p5_seconds") == ("delivery", 0.05)
+    assert latency_metric("lost") is None
+    e2e, delivery = LogHistogram(), LogHistogram()
+    e2e.add([0.01] * 9990 + [5.0] * 10)  # one in a thousand takes 5 s
+    delivery.add([0.001] * 100 + [0.5] * 100)
+    histograms = {"end_to_end": e2e.to_dict(), "delivery": delivery.to_dict()}
+    values = measured(figures(), {"lost": 0, "duplicates": 0}, histograms, scenario.thresholds)
+    assert values["e2e_latency_p99_seconds"] == figures()["latency"]["end_to_end"]["p99"]
+    assert values["e2e_latency_p99_9_seconds"] < 0.011 < 4.9 < values["e2e_latency_p99_99_seconds"]
+    assert values["delivery_latency_p75_seconds"] > 0.4  # the upper half took 0.5 s
+    assert abs(values["delivery_latency_mean_seconds"] - 0.2505) < 1e-9
+    verdicts = {v["metric"]: v["passed"] for v in judge(scenario.thresholds, values)}
+    assert verdicts["e2e_latency_p99_9_seconds"] and not verdicts["e2e_latency_p99_99_seconds"]
+    assert not verdicts["delivery_latency_p75_seconds"]
+    assert verdicts["delivery_latency_mean_seconds"]
+    for bad in ("e2e_latency_p100_seconds", "e2e_latency_p0_seconds", "e2e_latency_p9_9999_s"):
+        with pytest.raises(ScenarioError, match="unknown metric.*any latency"):
+            load("retail-day", overrides=[f"thresholds.{bad}=< 1s"])
