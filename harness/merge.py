@@ -186,12 +186,13 @@ def merge_timelines(results: Sequence[Result]) -> tuple[list[str], list[list[Any
 def thresholds_of(result: Result) -> dict[str, list[Any]]:
     """The conditions a result was judged on, as the scenario model holds them."""
     from scenarios.model import Condition
-    from scenarios.types import parse_condition
+    from scenarios.types import parse_scoped_condition
 
     out: dict[str, list[Any]] = {}
     for t in result["thresholds"]:
-        op, value = parse_condition(t["condition"])
-        out.setdefault(t["metric"], []).append(Condition.model_validate({"op": op, "value": value}))
+        op, value, over, stage = parse_scoped_condition(t["condition"])
+        fields = {"op": op, "value": value, "over": over, "stage": stage}
+        out.setdefault(t["metric"], []).append(Condition.model_validate(fields))
     return out
 
 

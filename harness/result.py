@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from bankstream.histogram import LogHistogram
-from scenarios.types import format_condition
 
 RESULT_VERSION = 1
 HERE = Path(__file__).resolve().parent
@@ -45,7 +44,7 @@ def latency_metric(name: str) -> tuple[str, float | str] | None:
     return which, int(whole + fraction) / 10 ** (2 + len(fraction))
 
 
-def _latency_value(histogram: LogHistogram, what: float | str) -> float | None:
+def latency_value(histogram: LogHistogram, what: float | str) -> float | None:
     if not histogram.total:
         return None
     if what == "max":
@@ -97,20 +96,31 @@ def measured(
             continue
         data = (histograms or {}).get(kind[0])
         values[name] = (
-            None if data is None else _latency_value(LogHistogram.from_dict(data), kind[1])
+            None if data is None else latency_value(LogHistogram.from_dict(data), kind[1])
         )
+    values.update(figures.get("scoped") or {})  # "METRIC over 1m": its worst windows
     return values
 
 
-def unmeasured(figures: Mapping[str, Any]) -> dict[str, tuple[bool | None, str]]:
+def unmeasured(
+    figures: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None
+) -> dict[str, tuple[bool | None, str]]:
     """Metrics this run cannot measure, and how their thresholds are then judged: not at all
-    (None) or failed (False), with the reason."""
+    (None) or failed (False), with the reason. Scoped conditions (over a window, in a stage)
+    need each second's record, which a merged result of many hosts does not have."""
+    out: dict[str, tuple[bool | None, str]] = {}
+    if "scoped" not in figures:
+        for metric, conditions in (thresholds or {}).items():
+            for c in conditions:
+                if c.scope:
+                    note = "windows and stages are judged on each host's own result"
+                    out[f"{metric} {c.scope}"] = (None, note)
     faults = figures.get("faults")
     if not faults:
-        return {"recovery_seconds": (None, "no fault in this run")}
-    if not faults["recovered"]:
-        return {"recovery_seconds": (False, "a fault did not recover before the run ended")}
-    return {}
+        out["recovery_seconds"] = (None, "no fault in this run")
+    elif not faults["recovered"]:
+        out["recovery_seconds"] = (False, "a fault did not recover before the run ended")
+    return out
 
 
 def judge(
@@ -126,14 +136,20 @@ def judge(
     judged as :func:`unmeasured` says."""
     out = []
     for metric, conditions in thresholds.items():
-        value = values.get(metric)
         for condition in conditions:
-            unit = "s" if metric.endswith("_seconds") else ""
-            text = format_condition(condition.op, condition.value, unit)
-            ok: bool | None = value is not None and math.isfinite(value) and condition.holds(value)
+            text = condition.text(metric)
+            name = f"{metric} {condition.scope}" if condition.scope else metric
+            value = values.get(name)
             note = None
-            if value is None and reasons and metric in reasons:
-                ok, note = reasons[metric]
+            if isinstance(value, Mapping):  # a scoped figure: judged on its worst window
+                side = "min" if condition.op in (">", ">=") else "max"
+                if value[side] is not None:
+                    at = value[f"{side}_at"]
+                    note = f"worst of {value['windows']} windows: the one from {at:g} s"
+                value = value[side]
+            ok: bool | None = value is not None and math.isfinite(value) and condition.holds(value)
+            if value is None and reasons and name in reasons:
+                ok, note = reasons[name]
             elif value is None:
                 ok = None if metric in deferred else False
                 note = deferred_note if ok is None else "not measured in this run"

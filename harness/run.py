@@ -157,6 +157,7 @@ def _execute(
         figures["faults"] = fault_figures(
             observed, ROW_FIELDS, warmup, judge_outside=request.judge_latency == "outside-faults"
         )
+    figures["scoped"] = _scoped(observed, scenario, warmup, figures.get("faults"))
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
     result: dict[str, Any] = {
         "result_version": results.RESULT_VERSION,
@@ -218,7 +219,7 @@ def conclude(
         results.measured(figures, verification, result.get("histograms"), thresholds),
         deferred,
         note,
-        results.unmeasured(figures),
+        results.unmeasured(figures, thresholds),
     )
     failed = [
         f"{t['metric']} {t['condition']} (measured {t['measured']})"
@@ -352,6 +353,30 @@ def mongo_version(db: Any) -> str | None:
         return str(db.client.server_info().get("version"))
     except Exception:
         return None
+
+
+def _scoped(
+    observed: Observed, scenario: Any, warmup: float, faults: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The scoped thresholds' figures (each window's, each stage's), from each second."""
+    from harness.faults import outside
+    from harness.scoped import scoped_figures
+
+    t_i, lag_i = ROW_FIELDS.index("t"), ROW_FIELDS.index("lag_seconds")
+    lags = {float(r[t_i]): float(r[lag_i] or 0.0) for r in (x.as_list() for x in observed.timeline)}
+    ends, total = [], 0.0
+    for stage in scenario.load.stages or []:
+        total += float(stage.duration)
+        ends.append(total)
+    windows = [tuple(w) for w in faults["windows"]] if faults and faults["judged_outside"] else []
+    return scoped_figures(
+        observed.ticks,
+        lags,
+        scenario.thresholds,
+        warmup,
+        ends,
+        excluded=lambda t: not outside(windows, t),
+    )
 
 
 def _check_room(

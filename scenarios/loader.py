@@ -577,14 +577,10 @@ def load(
 def _with_default_thresholds(data: dict[str, Any]) -> dict[str, Any]:
     """The default thresholds (those that fit the load) with the overridden ones over them."""
     from scenarios.model import default_thresholds
-    from scenarios.types import format_condition
 
     load = data.get("load")
     defaults = {
-        metric: [
-            format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
-            for c in conditions
-        ]
+        metric: [c.text(metric) for c in conditions]
         for metric, conditions in default_thresholds().items()
         if not (
             metric == "produce_rate_ratio" and isinstance(load, dict) and load.get("rate") == "max"

@@ -41,7 +41,8 @@ from scenarios.types import (
     check_weights,
     format_condition,
     format_money,
-    parse_condition,
+    format_scope,
+    parse_scoped_condition,
 )
 
 SCHEMA_VERSION = 1
@@ -999,6 +1000,13 @@ class Condition(BaseModel):
 
     op: Literal["<", "<=", ">", ">=", "==", "!="]
     value: float
+    over: float | None = None  # every window of this many seconds must hold
+    stage: int | None = None  # only this stage of the load (1 = the first)
+
+    @property
+    def scope(self) -> str:
+        """``over 1m``, ``in stage 2`` or "" (the whole run after the warm-up)."""
+        return format_scope(self.over, self.stage).strip()
 
     def holds(self, measured: float) -> bool:
         return {
@@ -1011,7 +1019,17 @@ class Condition(BaseModel):
         }[self.op]
 
     def __str__(self) -> str:
-        return format_condition(self.op, self.value)
+        return format_condition(self.op, self.value, over=self.over, stage=self.stage)
+
+    def text(self, metric: str) -> str:
+        """As written in a scenario, in ``metric``'s unit."""
+        unit = "s" if metric.endswith("_seconds") else ""
+        return format_condition(self.op, self.value, unit, self.over, self.stage)
+
+
+# what can be judged over each window of a run, or in one stage: what the per-second record of
+# a run holds (its latency histograms, its consumer lag)
+SCOPED_METRIC_RE = re.compile(f"^({LATENCY_METRIC}|max_lag_seconds)$")
 
 
 def _conditions(value: Any) -> Any:
@@ -1021,8 +1039,9 @@ def _conditions(value: Any) -> Any:
         if isinstance(item, Condition):
             parsed.append(item)
         else:
-            op, number = parse_condition(item)
-            parsed.append(Condition.model_validate({"op": op, "value": number}))
+            op, number, over, stage = parse_scoped_condition(item)
+            fields = {"op": op, "value": number, "over": over, "stage": stage}
+            parsed.append(Condition.model_validate(fields))
     return parsed
 
 
@@ -1104,16 +1123,25 @@ class Scenario(Strict):
                 "it, e.g. produce_rate_ratio: null in a scenario that extends another)"
             )
             raise ValueError(msg)
+        stages = len(self.load.stages or [])
+        for metric, conditions in self.thresholds.items():
+            for c in conditions:
+                if c.scope and not SCOPED_METRIC_RE.match(metric):
+                    msg = (
+                        f"thresholds.{metric}: '{c.text(metric)}': only latency metrics and "
+                        "max_lag_seconds can be judged over a window or in a stage"
+                    )
+                    raise ValueError(msg)
+                if c.stage is not None and c.stage > stages:
+                    has = f"{stages} stage{'s' if stages != 1 else ''}" if stages else "no stages"
+                    msg = f"thresholds.{metric}: '{c.text(metric)}': the load has {has}"
+                    raise ValueError(msg)
         return self
 
     @field_serializer("thresholds")
     def _write_thresholds(self, value: dict[str, list[Condition]]) -> dict[str, list[str]]:
         return {
-            metric: [
-                format_condition(c.op, c.value, "s" if metric.endswith("_seconds") else "")
-                for c in conditions
-            ]
-            for metric, conditions in value.items()
+            metric: [c.text(metric) for c in conditions] for metric, conditions in value.items()
         }
 
     @property

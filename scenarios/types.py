@@ -123,28 +123,57 @@ def check_shares(shares: list[float], what: str, tolerance: float = 1e-6) -> Non
 
 # ---------------------------------------------------------------- threshold conditions
 
-CONDITION_RE = re.compile(rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?\s*$")
+# a condition, and optionally its scope: every window of a length, or one stage of the load
+SCOPE = rf"(?:\s+over\s+({NUMBER})\s*(ms|s|m|h)|\s+in\s+stage\s+([1-9][0-9]{{0,3}}))?"
+CONDITION_RE = re.compile(rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?{SCOPE}\s*$")
 MAX_CONDITION = 1e15
+MAX_WINDOW = 86400.0  # seconds
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
 
 
-def parse_condition(value: Any) -> tuple[str, float]:
-    """``"< 2s"``, ``">= 0.98"``, ``"== 0"``, ``"<= 500ms"``, ``">= 98%"`` -> (operator, value)."""
+def parse_scoped_condition(value: Any) -> tuple[str, float, float | None, int | None]:
+    """``"< 2s"``, ``">= 0.98"``, ``"<= 500ms over 60s"``, ``"< 1s in stage 2"`` -> (operator,
+    value, window seconds or None, stage number or None)."""
     if isinstance(value, str):
         match = CONDITION_RE.match(value)
         if match:
-            op, number, unit = match.groups()
+            op, number, unit, window, window_unit, stage = match.groups()
             amount = float(number)
             if unit == "%":
                 amount /= 100
             elif unit:
                 amount *= UNITS[unit]
-            if abs(amount) <= MAX_CONDITION:
-                return op, amount
-    msg = f"expected a condition such as '< 2s', '>= 0.98' or '== 0', got {value!r}"
+            over = float(window) * UNITS[window_unit] if window is not None else None
+            if abs(amount) <= MAX_CONDITION and (over is None or 1 <= over <= MAX_WINDOW):
+                return op, amount, over, int(stage) if stage is not None else None
+    scoped = isinstance(value, str) and (" over " in value or " stage" in value)
+    hint = (
+        ", over every window of 1s to 1d ('< 1s over 60s') or in one stage ('< 1s in stage 2')"
+        if scoped
+        else ""
+    )
+    msg = f"expected a condition such as '< 2s', '>= 0.98' or '== 0'{hint}, got {value!r}"
     raise ValueError(msg)
 
 
-def format_condition(op: str, value: float, unit: str = "") -> str:
+def parse_condition(value: Any) -> tuple[str, float]:
+    """``"< 2s"``, ``">= 0.98"``, ``"== 0"``, ``"<= 500ms"``, ``">= 98%"`` -> (operator, value)
+    (a scope, if any, is read and left out: :func:`parse_scoped_condition` keeps it)."""
+    op, amount, _, _ = parse_scoped_condition(value)
+    return op, amount
+
+
+def format_scope(over: float | None = None, stage: int | None = None) -> str:
+    """`` over 1m``, `` in stage 2`` or nothing."""
+    if over is not None:
+        return f" over {format_duration(over)}"
+    if stage is not None:
+        return f" in stage {stage}"
+    return ""
+
+
+def format_condition(
+    op: str, value: float, unit: str = "", over: float | None = None, stage: int | None = None
+) -> str:
     number = int(value) if value == int(value) else value
-    return f"{op} {number}{unit}"
+    return f"{op} {number}{unit}{format_scope(over, stage)}"
