@@ -12,10 +12,10 @@ starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 from bankstream.histogram import LogHistogram
 
@@ -47,18 +47,22 @@ def scoped_figures(
         for condition in conditions:
             if not condition.scope or key(metric, condition.scope) in out:
                 continue
-            spans = _spans(kept, condition.over, condition.stage, stage_ends)
-            values: list[tuple[float, float]] = []  # (window start, its value)
-            for start, chosen in spans:
-                if kind is not None:
-                    delivery = kind[0] == "delivery"
-                    merged = LogHistogram.merged(d if delivery else e for _, d, e in chosen)
-                    value = latency_value(merged, kind[1])
-                else:  # max_lag_seconds
-                    seen = [lags[t] for t, _, _ in chosen if t in lags]
-                    value = max(seen) if seen else None
-                if value is not None:
-                    values.append((start, value))
+            if condition.stage is not None:
+                begin = stage_ends[condition.stage - 2] if condition.stage > 1 else 0.0
+                end = stage_ends[condition.stage - 1]
+                chosen = [tick for tick in kept if begin < tick[0] <= end]
+                spans = [(begin, len(chosen))] if chosen else []
+                over = math.inf  # the stage is one window
+            else:
+                chosen, over = kept, float(condition.over)
+            if kind is not None:
+                delivery = kind[0] == "delivery"
+                series = [(t, d if delivery else e) for t, d, e in chosen]
+                values = _latency_windows(series, over, kind[1], latency_value)
+            else:  # max_lag_seconds
+                values = _lag_windows([(t, lags[t]) for t, _, _ in chosen if t in lags], over)
+            if condition.stage is not None and spans and values:
+                values = [(spans[0][0], values[0][1])]  # a stage's window starts with it
             worst = max(values, key=lambda v: v[1], default=None)
             best = min(values, key=lambda v: v[1], default=None)
             out[key(metric, condition.scope)] = {
@@ -71,25 +75,77 @@ def scoped_figures(
     return out
 
 
-def _spans(
-    ticks: Sequence[Tick], over: float | None, stage: int | None, stage_ends: Sequence[float]
-) -> list[tuple[float, Sequence[Tick]]]:
-    """The windows to judge: (start, their seconds)."""
-    if stage is not None:
-        begin = stage_ends[stage - 2] if stage > 1 else 0.0
-        end = stage_ends[stage - 1]
-        inside = [tick for tick in ticks if begin < tick[0] <= end]
-        return [(begin, inside)] if inside else []
-    if not ticks or over is None:
-        return []
-    times = np.array([tick[0] for tick in ticks])
+def _starts(times: Sequence[float], over: float) -> Iterator[tuple[int, float, int]]:
+    """Each complete window: (its first second's index, its start, the index past its last
+    second); a run shorter than ``over`` is one window."""
+    if not times:
+        return
     last = times[-1]
-    if last - times[0] + 1 < over:  # shorter than one window: the run is the window
-        return [(float(times[0]), ticks)]
-    spans = []
+    if last - times[0] + 1 < over:
+        yield 0, times[0], len(times)
+        return
+    j = 0
     for i, start in enumerate(times):
-        if start + over - 1 > last:  # complete windows only
-            break
-        j = int(np.searchsorted(times, start + over, side="left"))
-        spans.append((float(start), ticks[i:j]))
-    return spans
+        if start + over - 1 > last:
+            return
+        while j < len(times) and times[j] < start + over:
+            j += 1
+        yield i, start, j
+
+
+def _latency_windows(
+    series: Sequence[tuple[float, LogHistogram]],
+    over: float,
+    what: float | str,
+    value_of: Callable[[LogHistogram, float | str], float | None],
+) -> list[tuple[float, float]]:
+    """Each window's latency (its seconds' histograms merged), sliding: a second's counts come
+    in and go out once each, and the window's maximum is kept by a monotonic queue, so a long
+    run with a long window costs the run's length, not its length times the window's."""
+    times = [t for t, _ in series]
+    window = LogHistogram()
+    tops: deque[int] = deque()  # indices of seconds whose max may still be the window's
+    added = removed = 0
+    out = []
+    for i, start, j in _starts(times, over):
+        while added < j:
+            histogram = series[added][1]
+            window.counts += histogram.counts
+            window.total += histogram.total
+            window.sum += histogram.sum
+            while tops and series[tops[-1]][1].max <= histogram.max:
+                tops.pop()
+            tops.append(added)
+            added += 1
+        while removed < i:
+            histogram = series[removed][1]
+            window.counts -= histogram.counts
+            window.total -= histogram.total
+            window.sum -= histogram.sum
+            removed += 1
+        while tops and tops[0] < i:
+            tops.popleft()
+        window.max = series[tops[0]][1].max if tops else -math.inf
+        value = value_of(window, what)
+        if value is not None:
+            out.append((start, value))
+    return out
+
+
+def _lag_windows(series: Sequence[tuple[float, float]], over: float) -> list[tuple[float, float]]:
+    """Each window's largest lag, sliding (a monotonic queue)."""
+    times = [t for t, _ in series]
+    tops: deque[int] = deque()
+    added = 0
+    out = []
+    for i, start, j in _starts(times, over):
+        while added < j:
+            while tops and series[tops[-1]][1] <= series[added][1]:
+                tops.pop()
+            tops.append(added)
+            added += 1
+        while tops and tops[0] < i:
+            tops.popleft()
+        if tops:
+            out.append((start, series[tops[0]][1]))
+    return out

@@ -93,3 +93,38 @@ def test_a_merged_result_leaves_its_scoped_conditions_to_the_hosts() -> None:
     reasons = unmeasured({}, judged)
     (verdict,) = [v for v in judge(judged, {}, reasons=reasons) if "over" in v["condition"]]
     assert verdict["passed"] is None and "each host's own result" in verdict["note"]
+
+
+def test_sliding_windows_equal_each_window_merged_from_scratch() -> None:
+    import random
+
+    from harness.result import latency_value
+    from harness.scoped import _lag_windows, _latency_windows
+
+    rng = random.Random(7)
+    series = []
+    for t in range(1, 200):
+        if rng.random() < 0.1:
+            continue  # seconds excluded (a fault's window) leave gaps
+        histogram = LogHistogram()
+        histogram.add([rng.lognormvariate(-4, 1.5) for _ in range(rng.randrange(0, 30))])
+        series.append((float(t), histogram))
+    for over, what in ((30.0, 0.99), (7.0, "max"), (60.0, "mean"), (500.0, 0.5)):
+        sliding = _latency_windows(series, over, what, latency_value)
+        naive = []
+        times = [t for t, _ in series]
+        starts = [times[0]] if times[-1] - times[0] + 1 < over else times
+        for start in starts:
+            if len(starts) > 1 and start + over - 1 > times[-1]:
+                break
+            chosen = [h for t, h in series if start <= t < start + over]
+            value = latency_value(LogHistogram.merged(chosen), what)
+            if value is not None:
+                naive.append((start, value))
+        assert [s for s, _ in sliding] == [s for s, _ in naive]
+        pairs = zip(sliding, naive, strict=True)
+        assert all(abs(a - b) <= 1e-9 * max(1.0, abs(b)) for (_, a), (_, b) in pairs)
+    lags = [(float(t), rng.random()) for t in range(1, 100)]
+    assert [v for _, v in _lag_windows(lags, 10.0)] == [
+        max(v for t, v in lags if s <= t < s + 10) for s, _ in lags[: len(lags) - 9]
+    ]
