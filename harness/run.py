@@ -157,7 +157,11 @@ def _execute(
         figures["faults"] = fault_figures(
             observed, ROW_FIELDS, warmup, judge_outside=request.judge_latency == "outside-faults"
         )
-    figures["scoped"] = _scoped(observed, scenario, warmup, figures.get("faults"))
+    try:
+        figures["scoped"] = _scoped(observed, scenario, warmup, figures.get("faults"))
+    except Exception as exc:  # not worth losing the run's result for
+        figures["scoped"] = {}
+        observed.problems.append(f"windowed and stage thresholds not judged: {exc}")
     problems = list(observed.problems) + list((manifest or {}).get("problems", []))
     result: dict[str, Any] = {
         "result_version": results.RESULT_VERSION,
