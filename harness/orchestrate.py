@@ -218,6 +218,7 @@ class Plan:
     # (None: unknown). Drained means nothing left to commit; a partition whose consumer died
     # counts here, not in the live consumers' reports
     group_offsets: Callable[[], dict[int, tuple[int, int]] | None] | None = None
+    keep_ticks: bool = False  # each second's histograms (faults, windowed and stage thresholds)
     stop_grace: float = 30.0  # seconds a stopped sink may take before it is killed
     silent_after: float = 30.0  # seconds without a line from the sink: a problem named
 
@@ -498,7 +499,7 @@ class Orchestra:
                         stalled_partitions=watch.stalled if watch is not None else 0,
                     )
                     last_acked, last_sunk = acked, sunk
-                    if plan.injector is not None and obs.produce_started:
+                    if (plan.injector is not None or plan.keep_ticks) and obs.produce_started:
                         obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
                     self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
                     if obs.produce_started:

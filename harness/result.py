@@ -145,7 +145,7 @@ def judge(
                 side = "min" if condition.op in (">", ">=") else "max"
                 if value[side] is not None:
                     at = value[f"{side}_at"]
-                    note = f"worst of {value['windows']} windows: the one from {at:g} s"
+                    note = f"worst of {value['windows']} windows: the one from {at:.1f} s"
                 value = value[side]
             ok: bool | None = value is not None and math.isfinite(value) and condition.holds(value)
             if value is None and reasons and name in reasons:

@@ -107,6 +107,7 @@ def _execute(
         output=output,
         injector=injector,
         group_offsets=_group_offsets(settings, sink_group(run_id), topic),
+        keep_ticks=any(c.scope for cs in scenario.thresholds.values() for c in cs),
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
     started_at = results.now_iso()
@@ -366,8 +367,7 @@ def _scoped(
     from harness.faults import outside
     from harness.scoped import scoped_figures
 
-    t_i, lag_i = ROW_FIELDS.index("t"), ROW_FIELDS.index("lag_seconds")
-    lags = {float(r[t_i]): float(r[lag_i] or 0.0) for r in (x.as_list() for x in observed.timeline)}
+    lags = {float(row.t): float(row.lag_seconds or 0.0) for row in observed.timeline}
     ends, total = [], 0.0
     for stage in scenario.load.stages or []:
         total += float(stage.duration)

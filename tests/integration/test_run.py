@@ -68,6 +68,7 @@ def retail(
     done = run_cli(
         "run", "retail-day", "--rate", "300", "--duration", "10s", "--processes", "1",
         "--fresh", "--json", "--results", str(results), "--junit", str(results / "junit.xml"),
+        "--set", 'thresholds.e2e_latency_p99_seconds=["< 2s", "< 30s over 3s"]',
         env=environment(database.name),
         timeout=300,
     )  # fmt: skip
@@ -87,6 +88,8 @@ def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
     assert v["counts_match"] and v["money_match"] and v["checksum_mismatches"] == 0
     assert v["stream_checked"] and v["projections"] == "exact"
     assert {t["metric"] for t in result["thresholds"]} >= {"lost", "duplicates"}
+    window = result["figures"]["scoped"]["e2e_latency_p99_seconds over 3s"]  # judged each 3 s
+    assert window["windows"] >= 3 and 0 < window["min"] <= window["max"] < 30
     assert all(t["passed"] for t in result["thresholds"])
     figures = result["figures"]
     assert 0.9 < figures["produce"]["rate_ratio"] < 1.1
