@@ -237,6 +237,20 @@ def write_csv(result: Mapping[str, Any], folder: Path) -> list[str]:
     return ["timeline.csv", "latency.csv"]
 
 
+def _store_line(store: Mapping[str, Any] | None) -> list[str]:
+    """The local in-memory store's fill, when the run wrote to it."""
+    if not store or not store.get("room_events"):
+        return []
+    heap, limit = store.get("heap_used_bytes"), store["heap_bytes"] / 2**30
+    used = f"; heap in use {heap / 2**30:.2f} of {limit:.2f} GiB" if heap else ""
+    fill = float(store.get("fill") or 0.0)
+    warn = " (over 80%: the store slows down as it fills; drop old runs with --fresh)"
+    return [
+        f"- local in-memory store: {store['stored_events']:,} events of about "
+        f"{store['room_events']:,} it holds, {fill:.0%} full{used}" + (warn if fill > 0.8 else "")
+    ]
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
@@ -387,6 +401,7 @@ def report_markdown(result: Mapping[str, Any]) -> str:
         ),
         f"- consumer lag: max {_num(lag['max_messages'])} messages, {_num(lag['max_seconds'])} s; "
         f"drained {_num(fig['drain_seconds'])} s after the producer stopped",
+        *_store_line(fig.get("store")),
         "",
         "| latency (s from intended send) | count | p50 | p90 | p99 | p99.9 | max |",
         "|---|---|---|---|---|---|---|",

@@ -148,6 +148,7 @@ def _execute(
             verification["floors_checked"] = accounts is not None
             verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
+    figures["store"] = _store_fill(settings, db, collections["transactions"])
     # a fault that could not be injected as asked: the run did not test what it says
     observed.problems += [
         f"fault {f['fault']}: {f['problem']}" for f in observed.faults if f.get("problem")
@@ -381,6 +382,29 @@ def _scoped(
         ends,
         excluded=lambda t: not outside(windows, t),
     )
+
+
+def _store_fill(settings: Settings, db: Any, transactions: str) -> dict[str, Any] | None:
+    """How full the local in-memory store is after the run (None for any other store): the
+    transactions stored, of about how many its heap holds, and its heap in use."""
+    from bankstream.stack.lifecycle import heap_in_use, memory_store_heap, memory_store_pid
+    from harness import room
+
+    heap, pid = memory_store_heap(settings), memory_store_pid(settings)
+    if heap is None or pid is None:
+        return None
+    try:
+        stored = int(db[transactions].estimated_document_count())
+    except Exception:  # the store went away: the fill is unknown, the run is still reported
+        return None
+    capacity = room.capacity(heap)
+    return {
+        "heap_bytes": heap,
+        "heap_used_bytes": heap_in_use(pid),
+        "room_events": capacity,
+        "stored_events": stored,
+        "fill": round(stored / capacity, 4) if capacity else None,
+    }
 
 
 def _check_room(

@@ -223,10 +223,10 @@ def status(settings: Settings) -> list[ServiceState]:
     return states
 
 
-def memory_store_heap(settings: Settings) -> int | None:
-    """The Java heap limit, in bytes, of the local in-memory MongoDB-wire server, when this stack
-    runs it and the settings point at it (None: real MongoDB, the file-backed store, a server
-    bankstream did not start, or not running). Read from the running process's own -Xmx."""
+def memory_store_pid(settings: Settings) -> int | None:
+    """The pid of the local in-memory MongoDB-wire server, when this stack runs it and the
+    settings point at it (None: real MongoDB, the file-backed store, a server bankstream did not
+    start, or not running)."""
     for service in all_services(settings):
         if service.name != "mongo" or service.external:
             continue
@@ -234,14 +234,44 @@ def memory_store_heap(settings: Settings) -> int | None:
         variant = settings.home / "run" / f"{service.name}.variant"
         if pid is None or not variant.is_file() or variant.read_text().strip() != "memory":
             return None
-        try:
-            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        for word in words:
-            if word.startswith(b"-Xmx"):
-                return _bytes(word[4:].decode())
+        return pid
     return None
+
+
+def memory_store_heap(settings: Settings) -> int | None:
+    """The Java heap limit, in bytes, of the local in-memory MongoDB-wire server (see
+    :func:`memory_store_pid`), read from the running process's own -Xmx."""
+    pid = memory_store_pid(settings)
+    if pid is None:
+        return None
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for word in words:
+        if word.startswith(b"-Xmx"):
+            return _bytes(word[4:].decode())
+    return None
+
+
+def heap_in_use(pid: int) -> int | None:
+    """Bytes of Java heap in use by process ``pid`` (collected garbage or not), from the JDK's
+    ``jcmd``; None when it cannot tell."""
+    import re
+    import shutil
+    import subprocess
+
+    jcmd = shutil.which("jcmd")
+    if jcmd is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 (the JDK's own tool, our own server's pid)
+            [jcmd, str(pid), "GC.heap_info"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"heap\s+total \d+K, used (\d+)K", done.stdout)
+    return int(found.group(1)) * 1024 if found else None
 
 
 def _bytes(size: str) -> int | None:

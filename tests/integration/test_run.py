@@ -88,6 +88,10 @@ def test_a_short_retail_day_run_passes_every_threshold_and_verifies_exact(
     assert v["counts_match"] and v["money_match"] and v["checksum_mismatches"] == 0
     assert v["stream_checked"] and v["projections"] == "exact"
     assert {t["metric"] for t in result["thresholds"]} >= {"lost", "duplicates"}
+    if not os.environ.get("BANKSTREAM_MONGO_URI"):  # the local in-memory store: its fill
+        store = result["figures"]["store"]
+        assert store["stored_events"] >= v["stored"] and 0 < store["fill"] < 1
+        assert store["room_events"] > 100_000 and store["heap_bytes"] >= 2**28
     window = result["figures"]["scoped"]["e2e_latency_p99_seconds over 3s"]  # judged each 3 s
     assert window["windows"] >= 3 and 0 < window["min"] <= window["max"] < 30
     assert all(t["passed"] for t in result["thresholds"])

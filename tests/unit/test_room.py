@@ -46,3 +46,15 @@ def test_a_run_that_fills_most_of_it_is_warned_about_and_a_small_one_passes() ->
 )
 def test_java_heap_sizes_are_read_as_java_reads_them(text: str, size: int | None) -> None:
     assert _bytes(text) == size
+
+
+def test_the_report_says_how_full_the_local_store_is_and_warns_above_80_percent() -> None:
+    from harness.result import _store_line
+
+    store = {"heap_bytes": SIX_G, "heap_used_bytes": 2**30, "room_events": 1_000_000}
+    (line,) = _store_line({**store, "stored_events": 500_000, "fill": 0.5})
+    assert "500,000 events of about 1,000,000" in line and "50% full" in line
+    assert "heap in use 1.00 of 6.00 GiB" in line and "over 80%" not in line
+    (line,) = _store_line({**store, "stored_events": 900_000, "fill": 0.9, "heap_used_bytes": None})
+    assert "90% full (over 80%" in line and "heap in use" not in line
+    assert _store_line(None) == []
