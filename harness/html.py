@@ -13,6 +13,8 @@ import html
 import re
 from pathlib import Path
 
+from bankstream.files import write_whole
+
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
   padding: 0 1em; color: #1d1d1f; }
@@ -124,8 +126,4 @@ def _image(alt: str, name: str, folder: Path) -> str:
 
 def write(markdown: str, folder: Path, title: str) -> Path:
     """``report.html`` beside ``report.md`` in ``folder``."""
-    path = folder / "report.html"
-    partial = path.with_suffix(".html.part")
-    partial.write_text(render(markdown, folder, title), encoding="utf-8")
-    partial.replace(path)
-    return path
+    return write_whole(folder / "report.html", render(markdown, folder, title))

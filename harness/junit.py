@@ -10,8 +10,6 @@ capacity search gives one case per step and the rate found as a property.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bankstream.errors import UsageError
+from bankstream.files import write_whole
 
 
 @dataclass
@@ -93,10 +92,7 @@ def write(path: Path, suites: Sequence[Suite]) -> None:
 def _write_whole(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
+        write_whole(path, data)
     except OSError as exc:
         msg = f"--junit {path}: cannot write there ({exc.strerror or exc}); give another file"
         raise UsageError(msg) from None

@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bankstream.files import write_whole
 from bankstream.histogram import LogHistogram
 
 RESULT_VERSION = 1
@@ -202,11 +203,7 @@ def now_iso() -> str:
 
 def write(result: Mapping[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "result.json"
-    partial = path.with_suffix(".json.part")
-    partial.write_text(json.dumps(result, indent=1, default=_plain) + "\n")
-    partial.replace(path)
-    return path
+    return write_whole(folder / "result.json", json.dumps(result, indent=1, default=_plain) + "\n")
 
 
 def write_csv(result: Mapping[str, Any], folder: Path) -> list[str]:

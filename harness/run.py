@@ -387,11 +387,12 @@ def _scoped(
 def _store_fill(settings: Settings, db: Any, transactions: str) -> dict[str, Any] | None:
     """How full the local in-memory store is after the run (None for any other store): the
     transactions stored, of about how many its heap holds, and its heap in use."""
-    from bankstream.stack.lifecycle import heap_in_use, memory_store_heap, memory_store_pid
+    from bankstream.stack.lifecycle import heap_in_use, heap_limit, memory_store_pid
     from harness import room
 
-    heap, pid = memory_store_heap(settings), memory_store_pid(settings)
-    if heap is None or pid is None:
+    pid = memory_store_pid(settings)
+    heap = None if pid is None else heap_limit(pid)
+    if pid is None or heap is None:
         return None
     try:
         stored = int(db[transactions].estimated_document_count())

@@ -110,9 +110,7 @@ def _latency_windows(
     for i, start, j in _starts(times, over):
         while added < j:
             histogram = series[added][1]
-            window.counts += histogram.counts
-            window.total += histogram.total
-            window.sum += histogram.sum
+            window.merge(histogram)  # its max is the queue's, set below
             while tops and series[tops[-1]][1].max <= histogram.max:
                 tops.pop()
             tops.append(added)

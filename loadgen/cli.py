@@ -17,6 +17,7 @@ from bankstream.commands import add_overrides, run_id, summary
 from bankstream.durations import format_duration
 from bankstream.errors import BankstreamError, UsageError
 from loadgen.pacing import Schedule
+from loadgen.request import checked_seed
 from loadgen.stream import RunStream, plan
 from scenarios import load
 
@@ -79,10 +80,7 @@ def _not_an_input(output: Path, inputs: tuple[Path, ...]) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
-    if args.seed is not None:
-        if not 0 <= args.seed < 2**63:
-            msg = f"--seed must be between 0 and 2^63 - 1, got {args.seed}"
-            raise UsageError(msg)
+    if checked_seed(args.seed) is not None:
         overrides.append(f"seed={args.seed}")
     loaded = load(args.scenario, overrides=overrides)
     load_ = loaded.scenario.load

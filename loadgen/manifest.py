@@ -19,6 +19,7 @@ from typing import Any
 
 from bankstream import __version__
 from bankstream.events import EVENT_VERSION, TX_TYPES
+from bankstream.files import write_whole
 from bankstream.histogram import LogHistogram
 from loadgen.pacing import Schedule
 from scenarios import LoadedScenario
@@ -223,8 +224,4 @@ def write(manifest: Mapping[str, Any], directory: Path, shard: tuple[int, int] |
     """``directory/<run id>/<file_name>``, written whole or not at all."""
     folder = directory / str(manifest["run_id"])
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / file_name(shard)
-    partial = path.with_suffix(".json.part")
-    partial.write_text(json.dumps(manifest, indent=2) + "\n")
-    partial.replace(path)
-    return path
+    return write_whole(folder / file_name(shard), json.dumps(manifest, indent=2) + "\n")

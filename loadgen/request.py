@@ -65,7 +65,7 @@ class LoadRequest(BaseModel):
         return cls(
             scenario=args.scenario,
             overrides=tuple(args.overrides),
-            seed=_seed(getattr(args, "seed", None)),
+            seed=checked_seed(getattr(args, "seed", None)),
             rate=_rate(args.rate),
             stages=_stages(args.stages),
             duration=_duration(args.duration),
@@ -171,7 +171,8 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def _seed(seed: int | None) -> int | None:
+def checked_seed(seed: int | None) -> int | None:
+    """``--seed`` in the scenario model's range (a one-line UsageError naming the flag if not)."""
     if seed is not None and not 0 <= seed < MAX_SEED:
         msg = f"--seed must be between 0 and 2^63 - 1, got {seed}"
         raise UsageError(msg)

@@ -240,10 +240,13 @@ def memory_store_pid(settings: Settings) -> int | None:
 
 def memory_store_heap(settings: Settings) -> int | None:
     """The Java heap limit, in bytes, of the local in-memory MongoDB-wire server (see
-    :func:`memory_store_pid`), read from the running process's own -Xmx."""
+    :func:`memory_store_pid`)."""
     pid = memory_store_pid(settings)
-    if pid is None:
-        return None
+    return None if pid is None else heap_limit(pid)
+
+
+def heap_limit(pid: int) -> int | None:
+    """The Java heap limit, in bytes, of process ``pid``, read from its own -Xmx."""
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
