@@ -58,6 +58,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dashboard.cli",
         "the Streamlit dashboard: banking analytics and pipeline performance, live",
     ),
+    "watch": (
+        "harness.cli",
+        "measure a Kafka -> MongoDB pipeline bankstream does not run: stored count, lag, "
+        "latency by probes",
+    ),
     "bench": (
         "harness.cli",
         "benchmarks of the configured cluster: the raw clients' ceilings for a scenario",

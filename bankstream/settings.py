@@ -78,6 +78,35 @@ class Settings(BaseSettings):
         description="Prometheus base URL. Setting it means: use that server, the local stack "
         "does not start one. Default: the local stack's.",
     )
+    connect_url: str = Field(
+        "",
+        description="Kafka Connect REST URL, for `run --sink connect`. Setting it means: use "
+        "that Connect cluster (it must have the MongoDB sink connector), the local stack does "
+        "not start one. Default: the local stack's (`stack up --with connect`).",
+    )
+    connect_mongo_uri: str = Field(
+        "",
+        repr=False,
+        description="The MongoDB connection string the connector is given, as Connect's workers "
+        "reach the store (e.g. another host name inside docker compose). Its password is never "
+        "printed. Default: BANKSTREAM_MONGO_URI.",
+    )
+    stack_connect: bool = Field(
+        False,
+        description="The local stack also runs Kafka Connect with the MongoDB sink connector "
+        "(what `stack up --with connect` selects).",
+    )
+    connector_version: str = Field(
+        "2.0.1",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="org.mongodb.kafka:mongo-kafka-connect version for the local Kafka Connect.",
+    )
+    connect_heap: str = Field(
+        "1g", pattern=r"^\d+[mMgG]$", description="Java heap of the local Kafka Connect worker."
+    )
+    stack_connect_port: int = Field(
+        8083, ge=1, le=65535, description="REST port of the local stack's Kafka Connect."
+    )
     stack_kafka_port: int = Field(
         9092,
         ge=1,
@@ -148,6 +177,10 @@ class Settings(BaseSettings):
             self.mongo_uri = f"mongodb://{LOCALHOST}:{self.stack_mongo_port}"
         if not self.prometheus_url:
             self.prometheus_url = f"http://{LOCALHOST}:{self.stack_prometheus_port}"
+        if not self.connect_url:
+            self.connect_url = f"http://{LOCALHOST}:{self.stack_connect_port}"
+        if not self.connect_mongo_uri:
+            self.connect_mongo_uri = self.mongo_uri
         return self
 
     @field_validator("kafka_bootstrap")
@@ -172,7 +205,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("mongo_uri")
+    @field_validator("mongo_uri", "connect_mongo_uri")
     @classmethod
     def _check_mongo_uri(cls, value: str) -> str:
         if value and not value.startswith(("mongodb://", "mongodb+srv://")):
@@ -184,7 +217,7 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return value
 
-    @field_validator("prometheus_url")
+    @field_validator("prometheus_url", "connect_url")
     @classmethod
     def _check_prometheus_url(cls, value: str) -> str:
         if not value:
@@ -235,8 +268,10 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Strings that must never appear in output (passwords in URIs and client settings)."""
-        found = [s for s in (uri_password(self.mongo_uri), uri_password(self.prometheus_url)) if s]
-        found += [m.group(2) for m in SECRET_PARAM_RE.finditer(self.mongo_uri) if m.group(2)]
+        uris = (self.mongo_uri, self.prometheus_url, self.connect_url, self.connect_mongo_uri)
+        found = [s for s in (uri_password(u) for u in uris) if s]
+        for uri in (self.mongo_uri, self.connect_mongo_uri):
+            found += [m.group(2) for m in SECRET_PARAM_RE.finditer(uri) if m.group(2)]
         found += [str(v) for k, v in self.kafka_config.items() if secret_key(k) and str(v)]
         return sorted(set(found), key=len, reverse=True)
 
@@ -245,6 +280,8 @@ class Settings(BaseSettings):
         for uri, shown in (
             (self.mongo_uri, self.mongo_uri_redacted),
             (self.prometheus_url, self.prometheus_url_redacted),
+            (self.connect_url, redact_uri(self.connect_url)),
+            (self.connect_mongo_uri, redact_uri(self.connect_mongo_uri)),
         ):
             if uri != shown:
                 text = text.replace(uri, shown)

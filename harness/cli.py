@@ -135,6 +135,22 @@ def register(commands: Any) -> None:
         "and recoveries (default), or over the whole run",
     )
     p.add_argument(
+        "--sink",
+        choices=("bankstream", "connect", "external"),
+        default="bankstream",
+        help="the pipeline under test: bankstream's own sink (default); connect: the official "
+        "MongoDB Kafka sink connector on Kafka Connect (`stack up --with connect`, or "
+        "BANKSTREAM_CONNECT_URL); external: your own pipeline, which reads the run's topic and "
+        "writes --target (see docs/targets.md)",
+    )
+    p.add_argument(
+        "--target",
+        metavar="DB.COLLECTION",
+        help="--sink connect|external: where the pipeline stores the events (default: the "
+        "configured database, the scenario's transactions collection; --fresh drops it)",
+    )
+    add_target_flags(p)
+    p.add_argument(
         "--find-max",
         action="store_true",
         help="capacity search: short steps from --rate (default: the scenario's), doubling while "
@@ -261,6 +277,78 @@ def register(commands: Any) -> None:
     )
     b.add_argument("--json", action="store_true", help="the figures as one JSON line")
     b.set_defaults(run=run_ceiling)
+    _register_watch(commands)
+
+
+def _register_watch(commands: Any) -> None:
+    from harness.watch import POLL_SECONDS, PROBES_PER_SECOND, run_watch
+
+    w = commands.add_parser(
+        "watch",
+        help=summary("watch"),
+        description="Follow a Kafka -> MongoDB pipeline from outside, asking it nothing: the "
+        "target collection's count every second (throughput), the pipeline's consumer group "
+        "offsets (lag in messages and seconds; without --group, the messages in the topic not "
+        "yet stored), and end-to-end latency by probes: messages sampled from the topic, looked "
+        f"up in the store by id every {POLL_SECONDS * 1000:.0f} ms. bankstream run --sink "
+        "external|connect runs it for you. Runs until stopped (Ctrl-C), then prints a summary.",
+    )
+    w.add_argument("--topic", required=True, type=topic, metavar="T", help="the events' topic")
+    w.add_argument(
+        "--target",
+        required=True,
+        metavar="DB.COLLECTION",
+        help="where the pipeline stores the events",
+    )
+    add_target_flags(w)
+    w.add_argument(
+        "--probes",
+        type=float,
+        default=PROBES_PER_SECOND,
+        metavar="K",
+        help=f"messages a second looked up for latency (default: {PROBES_PER_SECOND:g})",
+    )
+    w.add_argument(
+        "--wait-timeout",
+        type=duration(1, 86400),
+        default=600.0,
+        metavar="D",
+        help="with --wait-for-group: how long to wait for the group (default: 10m)",
+    )
+    w.add_argument(
+        "--sample-file",
+        type=Path,
+        metavar="FILE",
+        help="write the probed events here as JSON lines (for a field-by-field check)",
+    )
+    w.add_argument("--json", action="store_true", help="one JSON line a second, then a summary")
+    w.set_defaults(run=run_watch)
+
+
+def add_target_flags(p: Any) -> None:
+    """How a pipeline's documents look, and its consumer group (run and watch)."""
+    p.add_argument(
+        "--id-field",
+        default="tx_id",
+        metavar="F",
+        help="the event's field that identifies it (default: tx_id)",
+    )
+    p.add_argument(
+        "--event-field",
+        metavar="F",
+        help="the document's field that holds the event (default: the event's fields are the "
+        "document's own)",
+    )
+    p.add_argument(
+        "--group",
+        metavar="G",
+        help="the pipeline's consumer group: lag and the drain read its committed offsets",
+    )
+    p.add_argument(
+        "--wait-for-group",
+        metavar="G",
+        help="start only once consumer group G reads the topic (and read lag from it)",
+    )
 
 
 def fault_spec(text: str) -> Any:
@@ -290,7 +378,7 @@ def run_run(args: argparse.Namespace) -> int:
         return find_max_run(args)
     request = RunRequest.from_args(args)
     loaded = request.load.resolve()
-    settings = settings_from(args)
+    settings = settings_from(args, **({"stack_connect": True} if request.sink == "connect" else {}))
     _services(request, settings)
     if request.faults:
         from harness.inject import check
@@ -332,6 +420,10 @@ def _services(request: RunRequest, settings: Any) -> None:
 
         kafka.wait_for_metadata(settings, settings.connect_timeout)
         mongo.ping(settings)
+        if request.sink == "connect":
+            from bankstream import connect
+
+            connect.probe(settings, settings.connect_timeout)
     else:
         from bankstream.stack import lifecycle
 
@@ -525,6 +617,9 @@ def find_max_run(args: argparse.Namespace) -> int:
             raise UsageError(msg)
     if args.faults:
         msg = "--find-max runs steps of a healthy pipeline: run --fault without --find-max"
+        raise UsageError(msg)
+    if args.sink != "bankstream":
+        msg = f"--find-max searches with bankstream's sink only: run --sink {args.sink} at a rate"
         raise UsageError(msg)
     seconds = {}
     for flag in ("budget", "step"):

@@ -22,6 +22,7 @@ from loadgen.request import LoadRequest
 MAX_PROCESSES = 256
 Output = Literal["live", "json", "quiet"]
 JudgeLatency = Literal["outside-faults", "whole-run"]
+SinkKind = Literal["bankstream", "connect", "external"]
 
 
 class RunRequest(BaseModel):
@@ -47,6 +48,13 @@ class RunRequest(BaseModel):
     output: Output = "live"
     config: Path | None = None  # the global flags the children need to see the same settings
     verbose: int = 0
+    # the pipeline under test: bankstream's sink, the MongoDB Kafka connector, or the user's own
+    sink: SinkKind = "bankstream"
+    target: str | None = None  # DB.COLLECTION where connect/external store (default: scenario's)
+    id_field: str = "tx_id"
+    event_field: str | None = None
+    group: str | None = None  # the external pipeline's consumer group (lag, drain)
+    wait_for_group: str | None = None  # start the load once this group reads the topic
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -78,6 +86,7 @@ class RunRequest(BaseModel):
             output="quiet" if args.quiet else "json" if args.json else "live",
             config=args.config,
             verbose=args.verbose,
+            **_pipeline(args),
         )
 
     # ------------------------------------------------------------------ the children's words
@@ -137,9 +146,71 @@ class RunRequest(BaseModel):
         for fault in self.faults:
             argv += ["--fault", fault.text]
         argv += ["--judge-latency", self.judge_latency]
+        if self.sink != "bankstream":
+            argv += ["--sink", self.sink, "--id-field", self.id_field]
+        for flag, text in (
+            ("--target", self.target),
+            ("--event-field", self.event_field),
+            ("--group", self.group),
+            ("--wait-for-group", self.wait_for_group),
+        ):
+            if text is not None:
+                argv += [flag, text]
         if self.output != "live":
             argv.append(f"--{self.output}")
         return argv
+
+    def watch_argv(self, topic: str, target: str, group: str | None, sample: Path) -> list[str]:
+        """`bankstream watch` following the pipeline under test (connect, external)."""
+        argv = [*self.global_flags(), "watch", "--topic", topic, "--target", target]
+        argv += ["--id-field", self.id_field]
+        if self.event_field is not None:
+            argv += ["--event-field", self.event_field]
+        if self.wait_for_group is not None or (self.sink == "connect" and group):
+            argv += ["--wait-for-group", str(group)]
+        elif group is not None:
+            argv += ["--group", group]
+        return [*argv, "--sample-file", str(sample), "--json"]
+
+
+def _pipeline(args: argparse.Namespace) -> dict[str, object]:
+    """The pipeline under test, as `run`'s flags name it; flags that describe another
+    pipeline than the one chosen are refused."""
+    from harness.watch import Target
+
+    sink = getattr(args, "sink", "bankstream")
+    values = {
+        "target": getattr(args, "target", None),
+        "id_field": getattr(args, "id_field", "tx_id"),
+        "event_field": getattr(args, "event_field", None),
+        "group": getattr(args, "group", None),
+        "wait_for_group": getattr(args, "wait_for_group", None),
+    }
+    given = [
+        f"--{k.replace('_', '-')}"
+        for k, v in values.items()
+        if v is not None and not (k == "id_field" and v == "tx_id")
+    ]
+    if sink == "bankstream" and given:
+        msg = f"{given[0]} describes another pipeline: use it with --sink external or connect"
+        raise UsageError(msg)
+    if sink == "connect":
+        for flag in ("--group", "--wait-for-group", "--event-field"):
+            if flag in given:
+                msg = f"{flag} is for --sink external: the connector's group and documents are ours"
+                raise UsageError(msg)
+    if values["group"] and values["wait_for_group"] and values["group"] != values["wait_for_group"]:
+        msg = "--group and --wait-for-group name different groups: give one"
+        raise UsageError(msg)
+    if sink != "bankstream":
+        Target.parse(
+            str(values["target"] or "db.c"), str(values["id_field"]), values["event_field"]
+        )
+        kills = [f.text for f in (getattr(args, "faults", None) or []) if f.kind == "kill-sink"]
+        if kills:
+            msg = f"--fault {kills[0]}: bankstream does not run the {sink} pipeline's processes"
+            raise UsageError(msg)
+    return {"sink": sink, **values}
 
 
 def check_counts(args: argparse.Namespace) -> None:

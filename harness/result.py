@@ -336,6 +336,42 @@ def _faults_section(faults: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _pipeline_section(pipeline: Mapping[str, Any] | None) -> list[str]:
+    """Which pipeline was under test and how each figure of it was measured from outside."""
+    if not pipeline:
+        return []
+    lines = ["", "## Pipeline under test", ""]
+    what = {"connect": "the MongoDB Kafka sink connector", "external": "an external pipeline"}
+    lines.append(
+        f"{what.get(pipeline['sink'], pipeline['sink'])}, storing in `{pipeline['target']}`"
+        + (f", consumer group `{pipeline['group']}`" if pipeline.get("group") else "")
+        + ". bankstream did not run it: the figures below were measured from outside "
+        "(the sink row of the processes is `bankstream watch`"
+        + (", with the local Connect worker" if pipeline["sink"] == "connect" else "")
+        + ")."
+    )
+    connector = pipeline.get("connector")
+    if connector:
+        config = connector["config"]
+        lines.append(
+            f"- connector `{connector['name']}`: {config.get('tasks.max')} task(s), "
+            f"write model {str(config.get('writemodel.strategy')).rsplit('.', 1)[-1]}, "
+            f"id strategy {str(config.get('document.id.strategy')).rsplit('.', 1)[-1]}"
+        )
+    for name, how in (pipeline.get("method") or {}).items():
+        lines.append(f"- {name}: {how}")
+    probes = pipeline.get("probes")
+    if probes:
+        lines.append(
+            f"- probes: {probes['probed']:,} taken of {probes['seen']:,} messages seen, "
+            f"{probes['found']:,} found, {probes['never_seen']:,} never seen, "
+            f"{probes['skipped']:,} skipped (too many waiting); resolution "
+            f"{probes['poll_seconds'] * 1000:.0f} ms plus one query; documents looked up by "
+            f"{probes['id_mode'] or 'nothing (none stored)'}"
+        )
+    return lines
+
+
 def report_markdown(result: Mapping[str, Any]) -> str:
     fig = result["figures"]
     produce, sink, lag = fig["produce"], fig["sink"], fig["lag"]
@@ -361,6 +397,7 @@ def report_markdown(result: Mapping[str, Any]) -> str:
             f"{_verdict(t['passed'])}{' (' + t['note'] + ')' if t['note'] else ''} |"
         )
     lines += _faults_section(fig.get("faults"))
+    lines += _pipeline_section(fig.get("pipeline"))
     v = result.get("verification")
     lines += ["", "## Verification", ""]
     if v is None:
@@ -376,6 +413,12 @@ def report_markdown(result: Mapping[str, Any]) -> str:
             f"- full stream check: {'done' if v['stream_checked'] else 'not run (too large)'}; "
             f"projections: {v['projections']}",
         ]
+        sample = v.get("sample")
+        if sample is not None:
+            lines.append(
+                f"- field by field: {sample['checked']:,} sampled documents against their events, "
+                f"{sample['differing']:,} differ"
+            )
         lines += [f"- problem: {p}" for p in v["problems"]]
     delivery, e2e = fig["latency"]["delivery"], fig["latency"]["end_to_end"]
     lines += [

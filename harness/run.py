@@ -15,6 +15,7 @@ from bankstream.errors import EXIT_FAILURE
 from bankstream.settings import Settings
 from harness import result as results
 from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan, speaker
+from harness.pipeline import Pipeline
 from harness.request import RunRequest
 from harness.verify import verify
 from scenarios import LoadedScenario
@@ -66,10 +67,24 @@ def _execute(
     topic = request.topic or f"{scenario.delivery.topic}.{run_id}"
     name = run_id if shard is None else f"{run_id}.shard-{shard[0]}-of-{shard[1]}"
     collections = scenario.sink.collections.model_dump()
-    _check_room(settings, db, loaded, collections["transactions"], request.fresh, say)
+    target = None
+    if request.sink != "bankstream":
+        from harness.watch import Target
+
+        default = f"{settings.mongo_database}.{collections['transactions']}"
+        target = Target.parse(request.target or default, request.id_field, request.event_field)
+    store, stored_in = (
+        (db, collections["transactions"])
+        if target is None
+        else (db.client[target.database], target.collection)
+    )
+    _check_room(settings, store, loaded, stored_in, request.fresh, say)
     folder = request.results / name
     folder.mkdir(parents=True, exist_ok=True)
-    if request.fresh:
+    if request.fresh and target is not None:
+        store[stored_in].drop()
+        say(f"fresh: dropped {target.text}")
+    elif request.fresh:
         for key in ("transactions", "accounts", "rollups"):
             db[collections[key]].drop()
         dropped = ", ".join(collections[k] for k in ("transactions", "accounts", "rollups"))
@@ -96,8 +111,9 @@ def _execute(
         from harness.inject import Injector
 
         injector = Injector(faults, settings, folder, say)
+    pipeline = Pipeline.of(request, settings, scenario, run_id, topic, target, folder, say)
     plan = Plan(
-        sink_argv=request.sink_argv(sink_group(run_id), topic),
+        sink_argv=pipeline.argv or request.sink_argv(sink_group(run_id), topic),
         producer_argv=request.producer_argv(run_id, topic, scratch),
         folder=folder,
         warmup=warmup,
@@ -106,17 +122,24 @@ def _execute(
         drain_timeout=request.drain_timeout,
         output=output,
         injector=injector,
-        group_offsets=_group_offsets(settings, sink_group(run_id), topic),
+        group_offsets=_group_offsets(settings, sink_group(run_id), topic)
+        if target is None
+        else None,  # a watched pipeline: the watch reads its group
         keep_ticks=any(c.scope for cs in scenario.thresholds.values() for c in cs),
+        ready_timeout=pipeline.ready_timeout,
+        sink_pids=pipeline.pids,
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
     started_at = results.now_iso()
     try:
+        pipeline.start()
         observed = Orchestra(plan).run()
         manifest = _take_manifest(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        stopping = pipeline.stop()
     ended_at = results.now_iso()
+    observed.problems += stopping
     verification = None
     note = None
     if observed.killed:
@@ -139,16 +162,34 @@ def _execute(
         from pymongo.errors import PyMongoError
 
         try:
-            checked = verify(db, manifest, collections, request.verify_limit, accounts=accounts)
+            checked = verify(
+                store,
+                manifest,
+                {**collections, "transactions": stored_in},
+                request.verify_limit,
+                accounts=accounts,
+                target=target,
+            )
+            sample = None if target is None else pipeline.compare_sample(store[stored_in], checked)
         except PyMongoError as exc:  # the store went away: the run is still reported
             note = f"not verified: MongoDB did not answer ({settings.scrub(str(exc))[:200]})"
             observed.problems.append(note)
         else:
             verification = checked.as_dict()
             verification["floors_checked"] = accounts is not None
+            if sample is not None:
+                verification["sample"] = sample
             verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
-    figures["store"] = _store_fill(settings, db, collections["transactions"])
+    figures["store"] = _store_fill(settings, store, stored_in)
+    if target is not None:
+        figures["pipeline"] = pipeline.figures(observed.sink_summary)
+        if observed.sink_summary is not None and not observed.sink_summary.get("inserted"):
+            observed.problems.append(
+                f"the {request.sink} pipeline stored nothing in {target.text} "
+                f"(it reads topic {topic}"
+                + (f" as group {pipeline.group})" if pipeline.group else ")")
+            )
     # a fault that could not be injected as asked: the run did not test what it says
     observed.problems += [
         f"fault {f['fault']}: {f['problem']}" for f in observed.faults if f.get("problem")
@@ -173,7 +214,10 @@ def _execute(
         "seed": scenario.seed,
         "shard": list(shard) if shard else None,
         "topic": topic,
-        "collections": {k: collections[k] for k in ("transactions", "accounts", "rollups")},
+        "sink": request.sink,
+        "collections": {k: collections[k] for k in ("transactions", "accounts", "rollups")}
+        if target is None
+        else {"transactions": stored_in},
         "started_at": started_at,
         "ended_at": ended_at,
         "ended": "stopped" if observed.interrupted else (manifest or {}).get("ended", "failed"),

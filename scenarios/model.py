@@ -965,6 +965,12 @@ class Sink(Strict):
     write_concern: WriteConcern = Field(default_factory=WriteConcern)
     collections: Collections = Field(default_factory=Collections)
     dead_letter_topic: Topic | None = Field(None, description="default: <delivery.topic>.dlq")
+    connect: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="run --sink connect: settings passed to the MongoDB sink connector as they "
+        "are (tasks.max, max.batch.size, writemodel.strategy, any it takes); they win over "
+        "bankstream's own, except the topic, the target collection and the connection",
+    )
 
 
 # ============================================================================ thresholds

@@ -30,6 +30,7 @@ def register(commands: Any) -> None:
         "fetch the jars (Maven Central) and check the tools",
         "Kafka and mongo-java-server jars go to <home>/lib through Maven; idempotent.",
     )
+    _with(p)
     p.set_defaults(run=run_install)
 
     p = add(
@@ -58,6 +59,7 @@ def register(commands: Any) -> None:
         "on port 9092 + 2(N-1)); a run's topic then has 3 replicas and min.insync.replicas 2, "
         "and run --fault kill-broker@T can take one away",
     )
+    _with(p)
     p.set_defaults(run=run_up)
 
     p = add("down", "stop the services this stack started", "Others are never touched.")
@@ -103,15 +105,31 @@ def _table(states: list[ServiceState]) -> Table:
     return table
 
 
+def _with(p: Any) -> None:
+    p.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        choices=("connect",),
+        default=[],
+        help="also Kafka Connect with the official MongoDB sink connector (for run --sink "
+        "connect; REST on port 8083)",
+    )
+
+
+def _extras(args: argparse.Namespace) -> dict[str, object]:
+    return {"stack_connect": True} if "connect" in args.extras else {}
+
+
 def run_install(args: argparse.Namespace) -> int:
     console = _console()
-    lifecycle.install(settings_from(args), report=console.print)
+    lifecycle.install(settings_from(args, **_extras(args)), report=console.print)
     console.print("installed")
     return 0
 
 
 def run_up(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {"start_timeout": args.timeout}
+    overrides: dict[str, object] = {"start_timeout": args.timeout, **_extras(args)}
     if args.brokers is not None:
         overrides["stack_kafka_brokers"] = args.brokers
     if args.durable:

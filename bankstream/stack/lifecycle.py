@@ -91,6 +91,12 @@ def up(settings: Settings, report: Report = print) -> list[ServiceState]:
             # ours, running (maybe still starting): wait for it below
             starting.append((service, None, time.monotonic()))
             continue
+        if service.name == "connect":  # its worker needs Kafka answering when it starts
+            for earlier, spawned, began in starting:
+                states[earlier.name] = _wait_ready(
+                    earlier, spawned, began, settings.start_timeout, report
+                )
+            starting = []
         taken = [port for port in service.ports if port_answers(LOCALHOST, port)]
         if taken:
             ok, detail = _try_probe(service, min(settings.connect_timeout, 5.0))

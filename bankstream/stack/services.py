@@ -395,6 +395,97 @@ class PrometheusService(Service):
         ]
 
 
+@dataclass(frozen=True)
+class ConnectService(Service):
+    """Kafka Connect (distributed mode, one worker) with the official MongoDB sink connector in
+    its plugin folder: what `run --sink connect` benchmarks. Its internal topics live in the
+    stack's Kafka; a connector is created per run through the REST API."""
+
+    name: str = "connect"
+    title: str = "Kafka Connect"
+    setting: str = "BANKSTREAM_CONNECT_URL"
+
+    @property
+    def address(self) -> str:
+        return self.settings.scrub(self.settings.connect_url)
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.stack_connect_port]
+
+    @property
+    def lib(self) -> Path:
+        return self.home / "lib" / f"connect-{self.settings.kafka_version}"
+
+    @property
+    def plugins(self) -> Path:
+        return self.home / "lib" / f"connect-plugins-{self.settings.connector_version}"
+
+    def probe(self, timeout: float) -> str:
+        from bankstream import connect
+
+        return connect.probe(self.settings, timeout)
+
+    def install(self) -> None:
+        _need("java", "install a Java 17+ runtime (e.g. Debian package openjdk-17-jre-headless)")
+        log = self.home / "logs" / "install.log"
+        resolve_jars(
+            "connect-pom.xml", {"KAFKA_VERSION": self.settings.kafka_version}, self.lib, log
+        )
+        plugin = self.plugins / "mongo-kafka-connect"
+        resolve_jars(
+            "connector-pom.xml", {"CONNECTOR_VERSION": self.settings.connector_version}, plugin, log
+        )
+
+    def command(self) -> list[str]:
+        java = _need("java", "install a Java 17+ runtime")
+        folder = self.home / "connect"
+        folder.mkdir(parents=True, exist_ok=True)
+        port = self.ports[0]
+        replicas = min(3, running_brokers(self.settings) or 1)
+        properties = folder / "worker.properties"
+        properties.write_text(
+            "\n".join(
+                [
+                    f"bootstrap.servers={self.settings.kafka_bootstrap}",
+                    "group.id=bankstream-connect",
+                    # bankstream's keys are account ids (text), its values JSON without schemas
+                    "key.converter=org.apache.kafka.connect.storage.StringConverter",
+                    "value.converter=org.apache.kafka.connect.json.JsonConverter",
+                    "value.converter.schemas.enable=false",
+                    "config.storage.topic=bankstream-connect-configs",
+                    "offset.storage.topic=bankstream-connect-offsets",
+                    "status.storage.topic=bankstream-connect-status",
+                    f"config.storage.replication.factor={replicas}",
+                    f"offset.storage.replication.factor={replicas}",
+                    f"status.storage.replication.factor={replicas}",
+                    # sink tasks commit their offsets at this interval: lag is read from them
+                    "offset.flush.interval.ms=1000",
+                    f"listeners=http://{LOCALHOST}:{port}",
+                    f"rest.advertised.host.name={LOCALHOST}",
+                    f"rest.advertised.port={port}",
+                    f"plugin.path={self.plugins}",
+                    # a run's connector sets its own consumer's group and poll size
+                    "connector.client.config.override.policy=All",
+                    "",
+                ]
+            )
+        )
+        heap = self.settings.connect_heap
+        return [
+            java,
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={asset('log4j2.xml')}",
+            f"-Dbankstream.kafka.log={self.home / 'logs' / 'connect-worker.log'}",
+            "-cp",
+            f"{self.lib}/*",
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            str(properties),
+        ]
+
+
 def all_services(settings: Settings, brokers: int | None = None) -> list[Service]:
     """The stack's services, Kafka's ``brokers`` nodes first (default: the setting, else as
     many as run now, else one)."""
@@ -411,7 +502,21 @@ def all_services(settings: Settings, brokers: int | None = None) -> list[Service
         )
         for n in range(1, count + 1)
     ]
-    return [*nodes, MongoService(settings), PrometheusService(settings)]
+    services: list[Service] = [*nodes, MongoService(settings), PrometheusService(settings)]
+    if settings.stack_connect or settings.is_given("connect_url") or connect_runs(settings):
+        services.append(ConnectService(settings))
+    return services
+
+
+def connect_runs(settings: Settings) -> bool:
+    """The local stack's Kafka Connect runs now (its pid file)."""
+    from bankstream.stack.process import ManagedProcess
+
+    run = settings.home / "run"
+    proc = ManagedProcess(
+        "connect", run, settings.home / "logs" / "connect.log", str(settings.home)
+    )
+    return proc.pid() is not None
 
 
 def running_brokers(settings: Settings) -> int | None:
