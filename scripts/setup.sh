@@ -3,7 +3,8 @@
 #   system packages: a C compiler, Java 17+, Maven, Prometheus, Chromium and chromium-driver
 #   (Debian's packages)
 #   Python: a virtualenv in .venv with bankstream and its dev tools
-#   the local stack's jars: Kafka and mongo-java-server from Maven Central (bankstream stack install)
+#   the local stack's jars from Maven Central: Kafka, mongo-java-server, Kafka Connect and the
+#   MongoDB sink connector (bankstream stack install --with connect)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,4 +46,4 @@ fi
 # is set every command would compile its sources again at each start (~0.15 s of CPU)
 "$VENV/bin/python" -m compileall -q $(ls -d ./*/__init__.py | xargs -n1 dirname) >/dev/null
 
-"$VENV/bin/bankstream" stack install
+"$VENV/bin/bankstream" stack install --with connect

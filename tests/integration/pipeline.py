@@ -32,6 +32,7 @@ def main() -> int:
     p.add_argument("--twice-every", type=int, default=0)
     p.add_argument("--never-write", action="store_true")
     p.add_argument("--wrap")
+    p.add_argument("--report", help="write what it dropped and stored twice here (JSON) at exit")
     args = p.parse_args()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -49,6 +50,9 @@ def main() -> int:
     )
     consumer.subscribe([args.topic])
     seen = 0
+    dropped: set[str] = set()
+    doubled: set[str] = set()
+    stored: set[str] = set()
     while not stopping:
         messages = [
             m for m in consumer.consume(num_messages=2000, timeout=0.2) if m.error() is None
@@ -56,21 +60,30 @@ def main() -> int:
         writes = []
         for message in messages:
             seen += 1
-            if args.drop_every and seen % args.drop_every == 0:
-                continue
             event = json.loads(message.value())
+            if args.drop_every and seen % args.drop_every == 0:
+                dropped.add(event["tx_id"])
+                continue
+            stored.add(event["tx_id"])
             if args.wrap:
-                writes.append(ReplaceOne({f"{args.wrap}.tx_id": event["tx_id"]},
-                                         {args.wrap: event}, upsert=True))
+                writes.append(
+                    ReplaceOne(
+                        {f"{args.wrap}.tx_id": event["tx_id"]}, {args.wrap: event}, upsert=True
+                    )
+                )
             else:
                 writes.append(ReplaceOne({"_id": event["tx_id"]}, event, upsert=True))
             if args.twice_every and seen % args.twice_every == 0:
                 writes.append(ReplaceOne({"_id": f"copy-{event['tx_id']}"}, event, upsert=True))
+                doubled.add(event["tx_id"])
         if writes and not args.never_write:
             collection.bulk_write(writes, ordered=False)
         if messages:
             consumer.commit(asynchronous=False)
     consumer.close()
+    if args.report:
+        with open(args.report, "w") as out:
+            json.dump({"lost": sorted(dropped - stored), "doubled": sorted(doubled)}, out)
     return 0
 
 

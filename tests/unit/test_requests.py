@@ -83,7 +83,19 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
             max_size=2,
         )
     )
+    sink = draw(st.sampled_from(["bankstream", "connect", "external"]))
+    pipeline: dict[str, object] = {"sink": sink}
+    if sink != "bankstream":
+        faults = [f for f in faults if not f.startswith("kill-sink")]
+        pipeline["target"] = draw(st.none() | st.just("db.coll"))
+        pipeline["id_field"] = draw(st.sampled_from(["tx_id", "event.tx_id"]))
+    if sink == "external":
+        pipeline["event_field"] = draw(st.none() | st.just("event"))
+        group = draw(st.sampled_from(["", "group", "wait", "both"]))
+        pipeline["group"] = "g" if group in ("group", "both") else None
+        pipeline["wait_for_group"] = "g" if group in ("wait", "both") else None
     return RunRequest(
+        **pipeline,  # type: ignore[arg-type]
         load=draw(load_requests()),
         processes=draw(st.none() | st.integers(1, 256)),
         sink_processes=draw(st.none() | st.integers(1, 256)),
@@ -171,3 +183,34 @@ def test_a_short_run_fits_the_warmup_once() -> None:
     assert request.resolve().scenario.load.warmup == 0.4
     longer = LoadRequest.from_args(parse(["produce", "retail-day", "--duration", "1h"]))
     assert longer.resolve().scenario.load.warmup == longer.base().scenario.load.warmup
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--target", "a.b"], "--target describes another pipeline: use it with --sink external"),
+        (["--wait-for-group", "g"], "--wait-for-group describes another pipeline"),
+        (["--sink", "external", "--target", "nodot"], "--target must be DATABASE.COLLECTION"),
+        (["--sink", "external", "--id-field", "$x"], "--id-field must be a field name"),
+        (["--sink", "connect", "--group", "g"], "--group is for --sink external"),
+        (["--sink", "external", "--group", "a", "--wait-for-group", "b"], "--group and --wait"),
+        (
+            ["--sink", "external", "--fault", "kill-sink@5s"],
+            "--fault kill-sink@5s: bankstream does not run the external pipeline's processes",
+        ),
+    ],
+)
+def test_flags_of_another_pipeline_are_named(flags: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match="^" + message.replace("$", r"\$")):
+        RunRequest.from_args(parse(["run", "retail-day", *flags]))
+
+
+def test_the_watch_follows_the_group_the_request_names() -> None:
+    request = RunRequest.from_args(
+        parse(["run", "retail-day", "--sink", "external", "--wait-for-group", "mine"])
+    )
+    argv = parse(request.watch_argv("t", "db.c", "mine", Path("/tmp/s.jsonl")))
+    assert (argv.topic, argv.target, argv.wait_for_group, argv.group) == ("t", "db.c", "mine", None)
+    connect = RunRequest.from_args(parse(["run", "retail-day", "--sink", "connect"]))
+    argv = parse(connect.watch_argv("t", "db.c", "connect-x", Path("/tmp/s.jsonl")))
+    assert argv.wait_for_group == "connect-x"  # the load starts once the connector reads
