@@ -95,7 +95,7 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
         pipeline["group"] = "g" if group in ("group", "both") else None
         pipeline["wait_for_group"] = "g" if group in ("wait", "both") else None
     return RunRequest(
-        **pipeline,  # type: ignore[arg-type]
+        **pipeline,
         load=draw(load_requests()),
         processes=draw(st.none() | st.integers(1, 256)),
         sink_processes=draw(st.none() | st.integers(1, 256)),
