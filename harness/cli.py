@@ -151,6 +151,14 @@ def register(commands: Any) -> None:
     )
     add_target_flags(p)
     p.add_argument(
+        "--backlog",
+        type=int,
+        metavar="N",
+        help="a catch-up run: the pipeline starts only once N events wait in the topic (the "
+        "load goes on); the result gives the catch-up time and rate (--sink bankstream or "
+        "connect)",
+    )
+    p.add_argument(
         "--find-max",
         action="store_true",
         help="capacity search: short steps from --rate (default: the scenario's), doubling while "
@@ -320,6 +328,12 @@ def _register_watch(commands: Any) -> None:
         type=Path,
         metavar="FILE",
         help="write the probed events here as JSON lines (for a field-by-field check)",
+    )
+    w.add_argument(
+        "--from-start",
+        action="store_true",
+        help="count the topic's messages from its start (the topic holds one run's events, a "
+        "backlog waiting) and probe them too; default: from the watch's start",
     )
     w.add_argument("--json", action="store_true", help="one JSON line a second, then a summary")
     w.set_defaults(run=run_watch)

@@ -215,6 +215,12 @@ class Observed:
     # each second's latency histograms (t, delivery, end to end), kept when faults are planned:
     # the thresholds can then be judged outside the fault windows
     ticks: list[tuple[float, LogHistogram, LogHistogram]] = field(default_factory=list)
+    # a catch-up run (Plan.backlog): when the sink started, how many events were waiting then,
+    # and when it first caught up (its lag within a second of the newest event)
+    sink_started: float | None = None
+    backlog_waiting: int | None = None
+    caught_up_at: float | None = None
+    caught_up_sunk: int | None = None
 
 
 @dataclass
@@ -234,6 +240,11 @@ class Plan:
     group_offsets: Callable[[], dict[int, tuple[int, int]] | None] | None = None
     keep_ticks: bool = False  # each second's histograms (faults, windowed and stage thresholds)
     ready_timeout: float = 120.0  # seconds the sink (or watch) may take to say it runs
+    # a catch-up run: the sink starts once this many events are acknowledged (0: first)
+    backlog: int = 0
+    # called once the sink process has started (a watch: when it has read where things stand),
+    # before it is ready: it starts the pipeline a watch follows (a connector)
+    on_sink_started: Callable[[], None] | None = None
     # processes of the pipeline under test that the harness did not start (a Connect worker):
     # their CPU and memory count as the sink's
     sink_pids: list[int] = field(default_factory=list)
@@ -317,13 +328,28 @@ class Orchestra:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         sink = producer = None
         try:
+            if plan.backlog:  # the producer first, the sink once the backlog waits
+                producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                self.children.append(producer)
+                if not self._fill(producer):
+                    return obs
             sink = Child("sink", plan.sink_argv, plan.folder / "sink.log", plan.sink_pids)
             self.children.append(sink)
             if plan.injector is not None:
                 plan.injector.sink_workers = sink.workers
             if self._wait_sink_ready(sink):  # else the sink's own error is the run's problem
-                producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
-                self.children.append(producer)
+                if producer is None:
+                    producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                    self.children.append(producer)
+                else:
+                    obs.sink_started = time.time()
+                    obs.backlog_waiting = int(self._producer_last.get("acked", 0))
+                    # the backlog is the run's lag, warm-up or not: what it was made to measure
+                    obs.max_lag = max(obs.max_lag, obs.backlog_waiting)
+                    if obs.produce_started is not None:
+                        waited = obs.sink_started - obs.produce_started
+                        obs.max_lag_seconds = max(obs.max_lag_seconds, waited)
+                    self.say(f"backlog: {obs.backlog_waiting:,} events wait; the pipeline starts")
                 self._loop(sink, producer)
         finally:
             if obs.killed:
@@ -365,9 +391,61 @@ class Orchestra:
             else (self.observed.sink_summary)
         )
 
+    def _fill(self, producer: Child) -> bool:
+        """Until the producer has ``backlog`` events acknowledged (or has ended); False when the
+        run was stopped meanwhile."""
+        obs, plan = self.observed, self.plan
+        last, last_acked, cpu_before = time.monotonic(), 0, 0.0
+        while not self.signalled:
+            time.sleep(0.1)
+            self._take(producer)
+            acked = int(self._producer_last.get("acked", 0))
+            if acked >= plan.backlog or producer.done():
+                return True
+            now = time.monotonic()
+            if now - last < TICK or obs.produce_started is None:
+                continue
+            # a row a second meanwhile: everything acknowledged waits (nothing reads yet)
+            dt, last = now - last, now
+            seconds, rss = producer.sample()
+            t = time.time() - obs.produce_started
+            row = Row(
+                t=t,
+                target_rate=plan.target_at(t),
+                produce_rate=max(0, acked - last_acked) / dt,
+                sink_rate=0.0,
+                acked=acked,
+                sunk=0,
+                lag=acked,
+                lag_seconds=t,
+                delivery_p50=self._tick_delivery.percentile(0.5),
+                delivery_p99=self._tick_delivery.percentile(0.99),
+                e2e_p50=None,
+                e2e_p99=None,
+                producer_cpu=max(0.0, seconds - cpu_before) / dt,
+                sink_cpu=0.0,
+                producer_rss=rss,
+                sink_rss=0,
+            )
+            last_acked, cpu_before = acked, seconds
+            if plan.keep_ticks:
+                obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
+            self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
+            obs.timeline.append(row)
+            if t >= plan.warmup:
+                obs.max_lag, obs.max_lag_seconds = (
+                    max(obs.max_lag, acked),
+                    max(obs.max_lag_seconds, t),
+                )
+            self._show(row, None, False)
+        self.observed.interrupted = True
+        producer.signal(signal.SIGINT)
+        return False
+
     def _wait_sink_ready(self, sink: Child) -> bool:
         """Until the sink says it runs (its consumers are starting); False when it failed."""
         deadline = time.monotonic() + self.plan.ready_timeout
+        started = False
         while time.monotonic() < deadline and not self.signalled:
             try:
                 _, data = sink.lines.get(timeout=0.2)
@@ -375,6 +453,13 @@ class Orchestra:
                 if sink.done():
                     break
                 continue
+            if "started" in data and not started and self.plan.on_sink_started is not None:
+                started = True
+                try:
+                    self.plan.on_sink_started()
+                except Exception as exc:  # the pipeline could not start: the run's problem
+                    self.observed.problems.append(f"the pipeline did not start: {exc}")
+                    break
             if "message" in data:
                 self.say(f"sink: {data['message'].removeprefix('sink: ')}")
                 return True
@@ -523,6 +608,14 @@ class Orchestra:
                     if obs.produce_started:
                         obs.timeline.append(row)
                         self._show(row, live, producer.done())
+                    if (
+                        obs.sink_started is not None
+                        and obs.caught_up_at is None
+                        and self._sink_last
+                        and row.lag_seconds <= 1.0
+                        and sunk >= (obs.backlog_waiting or 0)
+                    ):
+                        obs.caught_up_at, obs.caught_up_sunk = time.time(), sunk
                 if producer.done():
                     if done_at is None:
                         done_at = now

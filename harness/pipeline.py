@@ -74,6 +74,7 @@ class Pipeline:
     sample_file: Path | None = None
     connector: str | None = None
     config: dict[str, str] = field(default_factory=dict)
+    created: bool = False
 
     @classmethod
     def of(
@@ -131,6 +132,7 @@ class Pipeline:
         from bankstream import connect
 
         connect.create(self.settings, self.connector, self.config)
+        self.created = True
         tasks = self.config.get("tasks.max", "1")
         self.say(
             f"connect: connector {self.connector} created ({tasks} task(s)), group {self.group}"
@@ -138,7 +140,7 @@ class Pipeline:
 
     def stop(self) -> list[str]:
         """After the run: the connector's failures named, then it is deleted. The problems."""
-        if self.connector is None:
+        if self.connector is None or not self.created:
             return []
         from bankstream import connect
 

@@ -55,6 +55,7 @@ class RunRequest(BaseModel):
     event_field: str | None = None
     group: str | None = None  # the external pipeline's consumer group (lag, drain)
     wait_for_group: str | None = None  # start the load once this group reads the topic
+    backlog: int | None = None  # start the pipeline once this many events wait in the topic
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -156,6 +157,8 @@ class RunRequest(BaseModel):
         ):
             if text is not None:
                 argv += [flag, text]
+        if self.backlog is not None:
+            argv += ["--backlog", str(self.backlog)]
         if self.output != "live":
             argv.append(f"--{self.output}")
         return argv
@@ -170,6 +173,8 @@ class RunRequest(BaseModel):
             argv += ["--wait-for-group", str(group)]
         elif group is not None:
             argv += ["--group", group]
+        if self.backlog is not None:
+            argv.append("--from-start")
         return [*argv, "--sample-file", str(sample), "--json"]
 
 
@@ -210,7 +215,18 @@ def _pipeline(args: argparse.Namespace) -> dict[str, object]:
         if kills:
             msg = f"--fault {kills[0]}: bankstream does not run the {sink} pipeline's processes"
             raise UsageError(msg)
-    return {"sink": sink, **values}
+    backlog = getattr(args, "backlog", None)
+    if backlog is not None:
+        if backlog < 1:
+            msg = f"--backlog must be 1 event or more, got {backlog}"
+            raise UsageError(msg)
+        if sink == "external":
+            msg = "--backlog needs a pipeline bankstream starts: --sink bankstream or connect"
+            raise UsageError(msg)
+        if getattr(args, "shard", None) is not None or getattr(args, "find_max", False):
+            msg = "--backlog is a run of one host at one rate: leave out --shard and --find-max"
+            raise UsageError(msg)
+    return {"sink": sink, **values, "backlog": backlog}
 
 
 def check_counts(args: argparse.Namespace) -> None:

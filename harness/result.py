@@ -336,6 +336,23 @@ def _faults_section(faults: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _backlog_line(backlog: Mapping[str, Any] | None) -> list[str]:
+    if not backlog:
+        return []
+    if not backlog["caught_up"]:
+        return [
+            f"- backlog: the pipeline started with {_num(backlog['waiting'])} events waiting "
+            f"(asked {backlog['asked']:,}) and never caught up"
+        ]
+    return [
+        f"- backlog: the pipeline started {_num(backlog['fill_seconds'])} s in with "
+        f"{_num(backlog['waiting'])} events waiting (asked {backlog['asked']:,}); caught up "
+        f"(lag within 1 s) after {_num(backlog['catch_up_seconds'])} s, writing "
+        f"{_num(backlog['catch_up_rate'])}/s meanwhile; the end-to-end latency includes the "
+        "backlog's wait"
+    ]
+
+
 def _pipeline_section(pipeline: Mapping[str, Any] | None) -> list[str]:
     """Which pipeline was under test and how each figure of it was measured from outside."""
     if not pipeline:
@@ -442,6 +459,7 @@ def report_markdown(result: Mapping[str, Any]) -> str:
         f"- consumer lag: max {_num(lag['max_messages'])} messages, {_num(lag['max_seconds'])} s; "
         f"drained {_num(fig['drain_seconds'])} s after the producer stopped",
         *_store_line(fig.get("store")),
+        *_backlog_line(fig.get("backlog")),
         "",
         "| latency (s from intended send) | count | p50 | p90 | p99 | p99.9 | max |",
         "|---|---|---|---|---|---|---|",

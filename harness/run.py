@@ -128,11 +128,12 @@ def _execute(
         keep_ticks=any(c.scope for cs in scenario.thresholds.values() for c in cs),
         ready_timeout=pipeline.ready_timeout,
         sink_pids=pipeline.pids,
+        backlog=request.backlog or 0,
+        on_sink_started=pipeline.start if pipeline.connector else None,
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
     started_at = results.now_iso()
     try:
-        pipeline.start()
         observed = Orchestra(plan).run()
         manifest = _take_manifest(scratch, folder)
     finally:
@@ -182,6 +183,8 @@ def _execute(
             verification["seconds"] = round(time.monotonic() - began, 2)
     figures = build_figures(observed, manifest, schedule, warmup)
     figures["store"] = _store_fill(settings, store, stored_in)
+    if request.backlog:
+        figures["backlog"] = backlog_figures(observed, request.backlog)
     if target is not None:
         figures["pipeline"] = pipeline.figures(observed.sink_summary)
         if observed.sink_summary is not None and not observed.sink_summary.get("inserted"):
@@ -395,6 +398,23 @@ def build_figures(
         "drain_seconds": drain,
         "drained": obs.drained,
         "resources": obs.resources,
+    }
+
+
+def backlog_figures(obs: Observed, asked: int) -> dict[str, Any]:
+    """A catch-up run's figures: the backlog the pipeline met, how long it took to catch up
+    (its lag within a second of the newest event) and at what rate it wrote meanwhile."""
+    started, caught = obs.sink_started, obs.caught_up_at
+    filled = started - obs.produce_started if started and obs.produce_started else None
+    took = caught - started if caught and started else None
+    rate = obs.caught_up_sunk / took if took and obs.caught_up_sunk is not None else None
+    return {
+        "asked": asked,
+        "waiting": obs.backlog_waiting,
+        "fill_seconds": round(filled, 2) if filled is not None else None,
+        "catch_up_seconds": round(took, 2) if took is not None else None,
+        "catch_up_rate": round(rate, 1) if rate is not None else None,
+        "caught_up": caught is not None,
     }
 
 

@@ -172,6 +172,7 @@ class Watcher:
         poll: float = POLL_SECONDS,
         sample_file: Path | None = None,
         output: str = "json",
+        from_start: bool = False,
     ) -> None:
         self.settings = settings
         self.topic = topic
@@ -182,6 +183,7 @@ class Watcher:
         self.poll = poll
         self.sample_file = sample_file
         self.output = output
+        self.from_start = from_start  # the topic holds the run's events alone, a backlog first
         self.stopping = threading.Event()
         self.pending: OrderedDict[str, Probe] = OrderedDict()
         self.kept: list[dict[str, Any]] = []
@@ -214,7 +216,7 @@ class Watcher:
     # ------------------------------------------------------------------ the watch
 
     def run(self) -> int:
-        from confluent_kafka import OFFSET_END, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
         from bankstream import kafka, mongo
 
@@ -233,7 +235,8 @@ class Watcher:
                 "enable.partition.eof": False,
             },
         )
-        reader.assign([TopicPartition(self.topic, p, OFFSET_END) for p in partitions])
+        start = OFFSET_BEGINNING if self.from_start else OFFSET_END
+        reader.assign([TopicPartition(self.topic, p, start) for p in partitions])
         group_reader = (
             kafka.consumer(self.settings, **{"group.id": self.group, "enable.auto.commit": False})
             if self.group
@@ -242,10 +245,13 @@ class Watcher:
         client = mongo.client(self.settings)
         collection = client[self.target.database][self.target.collection]
         try:
+            # what the target and the topic hold before the pipeline writes a thing
+            base_count = int(collection.estimated_document_count())
+            base_end = 0 if self.from_start else self._end_total(admin, partitions)
+            if self.output == "json":  # (bankstream run may start the pipeline now)
+                print(json.dumps({"started": True}), flush=True)
             if self.group and self.wait_for_group > 0 and not self._await_group(admin):
                 return 130 if self.stopping.is_set() else 1
-            base_count = int(collection.estimated_document_count())
-            base_end = self._end_total(admin, partitions)
             self._emit(
                 {
                     "message": f"watching {self.target.text} for topic {self.topic} "
@@ -576,6 +582,7 @@ def run_watch(args: argparse.Namespace) -> int:
         probes=args.probes,
         sample_file=args.sample_file,
         output="json" if args.json else "live",
+        from_start=args.from_start,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, watcher.stop)

@@ -223,3 +223,39 @@ def test_the_mongodb_connector_is_measured_and_verified_exact(
     assert result["figures"]["lag"]["max_messages"] is not None
     connectors = connect.call(with_connect, "GET", "/connectors")
     assert pipeline["connector"]["name"] not in connectors  # deleted after the run
+
+
+@pytest.mark.parametrize("sink", ["bankstream", "connect"])
+def test_a_backlog_run_reports_the_catch_up(
+    sink: str, with_connect: Settings, database: Database[Document]
+) -> None:
+    target = ["--target", f"{database.name}.backlog"] if sink == "connect" else []
+    done = run_cli(
+        "run",
+        "retail-day",
+        "--sink",
+        sink,
+        *target,
+        "--backlog",
+        "3000",
+        "--events",
+        "6000",
+        "--rate",
+        "1500",
+        "--set",
+        "thresholds={}",
+        "--no-warm",
+        "--json",
+        env=environment(database.name),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = result_of(done)
+    assert result["verification"]["exact"]
+    backlog = result["figures"]["backlog"]
+    assert backlog["caught_up"] and backlog["waiting"] >= 3000
+    assert backlog["catch_up_seconds"] > 0 and backlog["catch_up_rate"] > 0
+    assert result["figures"]["lag"]["max_messages"] >= 3000
+    # nothing was read before the backlog waited: the first rows show the sink idle
+    first = dict(zip(result["timeline_fields"], result["timeline"][1], strict=True))
+    assert first["sunk"] == 0 and first["lag"] == first["acked"] > 0

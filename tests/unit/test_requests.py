@@ -89,6 +89,8 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
         faults = [f for f in faults if not f.startswith("kill-sink")]
         pipeline["target"] = draw(st.none() | st.just("db.coll"))
         pipeline["id_field"] = draw(st.sampled_from(["tx_id", "event.tx_id"]))
+    if sink != "external" and not sharded:
+        pipeline["backlog"] = draw(st.none() | st.integers(1, 10**6))
     if sink == "external":
         pipeline["event_field"] = draw(st.none() | st.just("event"))
         group = draw(st.sampled_from(["", "group", "wait", "both"]))
@@ -194,6 +196,9 @@ def test_a_short_run_fits_the_warmup_once() -> None:
         (["--sink", "external", "--id-field", "$x"], "--id-field must be a field name"),
         (["--sink", "connect", "--group", "g"], "--group is for --sink external"),
         (["--sink", "external", "--group", "a", "--wait-for-group", "b"], "--group and --wait"),
+        (["--sink", "external", "--backlog", "10"], "--backlog needs a pipeline bankstream"),
+        (["--backlog", "0"], "--backlog must be 1 event or more, got 0"),
+        (["--backlog", "5", "--shard", "0/2", "--run-id", "r"], "--backlog is a run of one"),
         (
             ["--sink", "external", "--fault", "kill-sink@5s"],
             "--fault kill-sink@5s: bankstream does not run the external pipeline's processes",
