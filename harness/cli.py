@@ -285,6 +285,40 @@ def register(commands: Any) -> None:
     )
     b.add_argument("--json", action="store_true", help="the figures as one JSON line")
     b.set_defaults(run=run_ceiling)
+    from harness.sinkbench import TARGETS
+
+    k = add(
+        "sinks",
+        "the same topic through each pipeline in turns (bankstream's sink with and without "
+        "projections, the MongoDB Kafka connector): rates and ratios",
+        "Produces N of the scenario's events into a topic once, then, round by round (A B C A B "
+        "C), lets each target store the whole topic from a standing start into a database of "
+        "its own (dropped after). A target's rate: its documents over the time from its start "
+        "to its last document; its writing rate: from its first document. Medians of the "
+        "rounds, ratios to the first target. connect needs Kafka Connect (`stack up --with "
+        "connect`, or BANKSTREAM_CONNECT_URL).",
+    )
+    k.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
+    k.add_argument(
+        "--events", type=int, default=100_000, metavar="N", help="how many (default: 100000)"
+    )
+    k.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        metavar="A,B,...",
+        help=f"which, in this order, the first the ratios' base (default: {','.join(TARGETS)})",
+    )
+    k.add_argument("--rounds", type=int, default=2, metavar="R", help="turns of each (2)")
+    k.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        metavar="N",
+        help="sink processes, and the connector's tasks (2)",
+    )
+    add_overrides(k)
+    k.add_argument("--json", action="store_true", help="the figures as one JSON line")
+    k.set_defaults(run=run_bench_sinks)
     _register_watch(commands)
 
 
@@ -618,6 +652,55 @@ def run_ceiling(args: argparse.Namespace) -> int:
         )
         console.print(f"  kept in {path}; bankstream run states its rates against them")
     return 0
+
+
+def run_bench_sinks(args: argparse.Namespace) -> int:
+    from harness.sinkbench import TARGETS, measure
+    from scenarios import load
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets or len(set(targets)) != len(targets):
+        msg = f"--targets: give each of {', '.join(TARGETS)} at most once, got {args.targets!r}"
+        raise UsageError(msg)
+    for flag, value, top in (
+        ("events", args.events, 10_000_000),
+        ("rounds", args.rounds, 20),
+        ("processes", args.processes, 256),
+    ):
+        if not 1 <= value <= top:
+            msg = f"--{flag} must be between 1 and {top}, got {value}"
+            raise UsageError(msg)
+    load(args.scenario, overrides=args.overrides)  # its errors before anything starts
+    settings = settings_from(args, **({"stack_connect": True} if "connect" in targets else {}))
+    from bankstream.stack import lifecycle
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    say = console.print if not args.json else (lambda _: None)
+    lifecycle.up(settings, report=say)
+    figures = measure(
+        settings,
+        args.scenario,
+        args.overrides,
+        args.events,
+        targets,
+        args.rounds,
+        args.processes,
+        say,
+    )
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    console.print(
+        f"{figures['expected']:,} events of {figures['scenario']}, {args.processes} process(es) "
+        f"or task(s) each, {args.rounds} round(s) in turns; medians:"
+    )
+    for target, f in figures["targets"].items():
+        rate = f"{f['rate']:,.0f}/s" if f["rate"] else "did not finish"
+        writing = f" ({f['writing_rate']:,.0f}/s writing)" if f["writing_rate"] else ""
+        ratio = f", {f['ratio']:.2f} x {targets[0]}" if f["ratio"] is not None else ""
+        console.print(f"  {target:<26} {rate}{writing}{ratio}")
+    return 0 if all(f["complete"] for f in figures["targets"].values()) else 1
 
 
 def find_max_run(args: argparse.Namespace) -> int:
