@@ -546,6 +546,7 @@ def run_compare(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "runs": [r["run_id"] for r in results],
+                    "pipelines": [compare.pipeline(r) for r in results],
                     "ended_early": early,
                     "figures": [
                         {

@@ -231,9 +231,19 @@ def show(value: float | None, unit: str) -> str:
     return f"{value:,.3f}" if value != int(value) else f"{int(value):,}"
 
 
+def pipeline(result: Result) -> str:
+    """The pipeline a run measured: ``bankstream``, ``connect`` or ``external``, with where it
+    stored when that was not bankstream's own collections (results before it say nothing:
+    bankstream's sink)."""
+    kind = str(result.get("sink") or "bankstream")
+    target = ((result.get("figures") or {}).get("pipeline") or {}).get("target")
+    return f"{kind} ({target})" if target else kind
+
+
 def table(results: Sequence[Result], changes: Sequence[Change]) -> list[list[str]]:
     """Rows for a person: figure, then each run's value (with its change from the first)."""
     rows = [["figure", *[str(r["run_id"]) for r in results]]]
+    rows.append(["pipeline", *[pipeline(r) for r in results]])
     for c in changes:
         cells = [c.figure.name]
         for i, value in enumerate(c.values):

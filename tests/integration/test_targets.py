@@ -259,3 +259,32 @@ def test_a_backlog_run_reports_the_catch_up(
     # nothing was read before the backlog waited: the first rows show the sink idle
     first = dict(zip(result["timeline_fields"], result["timeline"][1], strict=True))
     assert first["sunk"] == 0 and first["lag"] == first["acked"] > 0
+
+
+def test_bench_sinks_stores_one_topic_through_each_target_in_turns(
+    with_connect: Settings, database: Database[Document]
+) -> None:
+    done = run_cli(
+        "bench",
+        "sinks",
+        "retail-day",
+        "--events",
+        "3000",
+        "--rounds",
+        "1",
+        "--processes",
+        "1",
+        "--json",
+        env=environment(database.name),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(figures["targets"]) == ["bankstream", "bankstream-no-projections", "connect"]
+    assert [t["target"] for t in figures["turns"]] == list(figures["targets"])
+    for turn in figures["turns"]:
+        assert turn["complete"] and turn["stored"] == figures["expected"] > 0
+    assert figures["targets"]["bankstream"]["ratio"] == 1.0
+    assert all(t["rate"] > 0 and t["ratio"] > 0 for t in figures["targets"].values())
+    with mongo.client(with_connect) as client:  # every target's database dropped after
+        assert not [n for n in client.list_database_names() if n.startswith("bench_sinks_")]

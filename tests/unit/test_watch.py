@@ -11,6 +11,7 @@ import pytest
 
 from bankstream.errors import UsageError
 from bankstream.settings import Settings
+from harness.compare import pipeline
 from harness.pipeline import connector_config
 from harness.watch import Offsets, Target, compare_sample, id_mode, lookup
 
@@ -127,3 +128,10 @@ def test_the_connector_is_idempotent_and_takes_the_scenarios_options() -> None:
     assert config["writemodel.strategy"].endswith("ReplaceOneDefaultStrategy")
     assert config["connection.uri"] == settings.connect_mongo_uri == settings.mongo_uri
     assert "secret" not in settings.scrub(str(config))
+
+
+def test_compare_names_each_runs_pipeline() -> None:
+    assert pipeline({"run_id": "old"}) == "bankstream"
+    assert pipeline({"sink": "connect", "figures": {"pipeline": {"target": "a.b"}}}) == (
+        "connect (a.b)"
+    )
