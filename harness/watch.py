@@ -573,8 +573,13 @@ def run_watch(args: argparse.Namespace) -> int:
     if args.group and args.wait_for_group and args.group != args.wait_for_group:
         msg = "--group and --wait-for-group name different groups: give one"
         raise UsageError(msg)
+    settings = settings_from(args)
+    from bankstream import kafka, mongo
+
+    kafka.wait_for_metadata(settings, settings.connect_timeout)  # else one line: what to do
+    mongo.ping(settings)
     watcher = Watcher(
-        settings_from(args),
+        settings,
         args.topic,
         target,
         group=group,
