@@ -33,6 +33,7 @@ def call(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             text = answer.read()
+        return json.loads(text) if text.strip() else None
     except urllib.error.HTTPError as exc:
         try:
             reason = json.loads(exc.read()).get("message", "")
@@ -44,7 +45,6 @@ def call(
         where = settings.scrub(settings.connect_url)
         msg = f"Kafka Connect at {where} did not answer ({exc})"
         raise ConnectUnavailable(settings.scrub(msg)) from None
-    return json.loads(text) if text.strip() else None
 
 
 def probe(settings: Settings, timeout: float) -> str:
@@ -76,7 +76,7 @@ def delete(settings: Settings, name: str) -> None:
 
 def failures(settings: Settings, name: str) -> list[str]:
     """The connector's and its tasks' failures, each as its trace's first line."""
-    status = call(settings, "GET", f"/connectors/{name}/status")
+    status = call(settings, "GET", f"/connectors/{name}/status") or {}
     found = []
     for part in [status.get("connector", {}), *status.get("tasks", [])]:
         if part.get("state") == "FAILED":

@@ -688,6 +688,8 @@ def run_bench_sinks(args: argparse.Namespace) -> int:
         args.rounds,
         args.processes,
         say,
+        global_flags=(["--config", str(args.config)] if args.config else [])
+        + (["-" + "v" * args.verbose] if args.verbose else []),
     )
     if args.json:
         print(json.dumps(figures))

@@ -302,6 +302,7 @@ class Orchestra:
         self._sink_last: dict[str, Any] = {}
         self._tick_delivery = LogHistogram()
         self._tick_e2e = LogHistogram()
+        self._filled_acked, self._filled_cpu = 0, 0.0  # a backlog run's last row while filling
         from rich.console import Console
 
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # the live rows
@@ -337,7 +338,8 @@ class Orchestra:
             self.children.append(sink)
             if plan.injector is not None:
                 plan.injector.sink_workers = sink.workers
-            if self._wait_sink_ready(sink):  # else the sink's own error is the run's problem
+            # (else the sink's own error is the run's problem)
+            if self._wait_sink_ready(sink, producer):
                 if producer is None:
                     producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
                     self.children.append(producer)
@@ -428,6 +430,7 @@ class Orchestra:
                 sink_rss=0,
             )
             last_acked, cpu_before = acked, seconds
+            self._filled_acked, self._filled_cpu = acked, seconds
             if plan.keep_ticks:
                 obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
             self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
@@ -442,11 +445,13 @@ class Orchestra:
         producer.signal(signal.SIGINT)
         return False
 
-    def _wait_sink_ready(self, sink: Child) -> bool:
+    def _wait_sink_ready(self, sink: Child, producer: Child | None = None) -> bool:
         """Until the sink says it runs (its consumers are starting); False when it failed."""
         deadline = time.monotonic() + self.plan.ready_timeout
         started = False
         while time.monotonic() < deadline and not self.signalled:
+            if producer is not None:  # (a backlog run: the producer goes on meanwhile)
+                self._take(producer)
             try:
                 _, data = sink.lines.get(timeout=0.2)
             except queue.Empty:
@@ -464,6 +469,11 @@ class Orchestra:
                 self.say(f"sink: {data['message'].removeprefix('sink: ')}")
                 return True
         if not sink.done():
+            if not self.signalled and time.monotonic() >= deadline:
+                self.observed.problems.append(
+                    f"the sink did not say it runs within {self.plan.ready_timeout:g} s"
+                    + (f": {sink.last_error()}" if sink.last_error() else "")
+                )
             sink.signal(signal.SIGTERM)
         return False
 
@@ -534,8 +544,9 @@ class Orchestra:
     def _loop(self, sink: Child, producer: Child) -> None:
         obs, plan = self.observed, self.plan
         last = time.monotonic()
-        last_acked = last_sunk = 0
-        cpu_before = {"producer": 0.0, "sink": 0.0}
+        # (a backlog run: from where the filling left them)
+        last_acked, last_sunk = self._filled_acked, 0
+        cpu_before = {"producer": self._filled_cpu, "sink": 0.0}
         stop_sent = sink_stopped = False
         settled_since: float | None = None
         done_at: float | None = None  # (monotonic) when the producer ended
@@ -613,7 +624,7 @@ class Orchestra:
                         and obs.caught_up_at is None
                         and self._sink_last
                         and row.lag_seconds <= 1.0
-                        and sunk >= (obs.backlog_waiting or 0)
+                        and sunk > 0
                     ):
                         obs.caught_up_at, obs.caught_up_sunk = time.time(), sunk
                 if producer.done():

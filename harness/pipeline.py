@@ -131,8 +131,8 @@ class Pipeline:
             return
         from bankstream import connect
 
+        self.created = True  # (asked: a timeout may still have made it; stop deletes it anyway)
         connect.create(self.settings, self.connector, self.config)
-        self.created = True
         tasks = self.config.get("tasks.max", "1")
         self.say(
             f"connect: connector {self.connector} created ({tasks} task(s)), group {self.group}"
@@ -163,7 +163,10 @@ class Pipeline:
         a problem of the verification."""
         if self.sample_file is None or self.target is None:
             return None
-        events = list(sampled(self.sample_file))
+        try:
+            events = list(sampled(self.sample_file))
+        except (OSError, ValueError):  # the watch died writing it: no sample to check
+            events = []
         checked, differing, examples = compare_sample(collection, self.target, events)
         if differing:
             verification.problems.append(

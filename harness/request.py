@@ -171,6 +171,8 @@ class RunRequest(BaseModel):
             argv += ["--event-field", self.event_field]
         if self.wait_for_group is not None or (self.sink == "connect" and group):
             argv += ["--wait-for-group", str(group)]
+            if self.sink == "connect":  # (within the harness's own wait: its reason is said)
+                argv += ["--wait-timeout", "100s"]
         elif group is not None:
             argv += ["--group", group]
         if self.backlog is not None:
@@ -206,6 +208,9 @@ def _pipeline(args: argparse.Namespace) -> dict[str, object]:
                 raise UsageError(msg)
     if values["group"] and values["wait_for_group"] and values["group"] != values["wait_for_group"]:
         msg = "--group and --wait-for-group name different groups: give one"
+        raise UsageError(msg)
+    if sink != "bankstream" and getattr(args, "shard", None) is not None:
+        msg = f"--shard runs bankstream's sink on each host: not with --sink {sink}"
         raise UsageError(msg)
     if sink != "bankstream":
         Target.parse(

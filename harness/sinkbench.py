@@ -42,8 +42,10 @@ def measure(
     rounds: int,
     processes: int,
     say: Callable[[str], None],
+    global_flags: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Produce once, store it through each target ``rounds`` times in turns; the figures."""
+    """Produce once, store it through each target ``rounds`` times in turns; the figures.
+    ``global_flags``: the words before the command (``--config``), for the children."""
     from bankstream import kafka, mongo
     from loadgen.coordinator import ensure_topic
     from scenarios import load
@@ -55,7 +57,7 @@ def measure(
     admin = kafka.admin_client(settings)
     turns: list[dict[str, Any]] = []
     try:
-        expected = _produce(settings, scenario, overrides, events, topic, say)
+        expected = _produce(scenario, overrides, events, topic, say, global_flags)
         with mongo.client(settings) as client:
             for round_ in range(1, rounds + 1):
                 for target in targets:
@@ -73,11 +75,14 @@ def measure(
                             processes,
                             scenario,
                             overrides,
+                            global_flags,
                         )
                     finally:
                         client.drop_database(database)
                     turn.update(target=target, round=round_)
                     turns.append(turn)
+                    for problem in turn["problems"]:
+                        say(f"round {round_}: {target}: {problem}")
                     say(
                         f"round {round_}: {target}: {turn['stored']:,} of {expected:,} in "
                         f"{turn['seconds']:.1f} s: {turn['rate']:,.0f}/s from its start, "
@@ -123,19 +128,19 @@ def summarise(
 
 
 def _produce(
-    settings: Settings,
     scenario: str,
     overrides: Sequence[str],
     events: int,
     topic: str,
     say: Callable[[str], None],
+    global_flags: Sequence[str],
 ) -> int:
     """The scenario's first ``events`` events into ``topic``; the distinct events acknowledged."""
     from harness.verify import expected_events
 
     say(f"producing {events:,} events of {scenario} into {topic} ...")
     with tempfile.TemporaryDirectory(prefix="bankstream-bench-") as scratch:
-        argv = [sys.executable, "-m", "bankstream", "produce", scenario]
+        argv = [sys.executable, "-m", "bankstream", *global_flags, "produce", scenario]
         for override in overrides:
             argv += ["--set", override]
         argv += ["--events", str(events), "--rate", "max", "--topic", topic]
@@ -160,6 +165,7 @@ def _turn(
     processes: int,
     scenario: str,
     overrides: Sequence[str],
+    global_flags: Sequence[str],
 ) -> dict[str, Any]:
     """One target storing the whole topic into ``database`` from a standing start."""
     collection = client[database][loaded.scenario.sink.collections.transactions]
@@ -183,7 +189,7 @@ def _turn(
             connect.delete(settings, group)
 
     else:
-        argv = [sys.executable, "-m", "bankstream", "sink", "--scenario", scenario]
+        argv = [sys.executable, "-m", "bankstream", *global_flags, "sink", "--scenario", scenario]
         for override in overrides:
             argv += ["--set", override]
         argv += ["--topic", topic, "--group", group, "--processes", str(processes), "--quiet"]
@@ -191,12 +197,9 @@ def _turn(
         if target == "bankstream-no-projections":
             argv.append("--no-projections")
         env = {**os.environ, "BANKSTREAM_MONGO_DATABASE": database}
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (its stderr, read if it fails)
         process = subprocess.Popen(  # noqa: S603 (our own command)
-            argv,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
         )
 
         def stop() -> None:
@@ -207,8 +210,15 @@ def _turn(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            if process.returncode not in (0, 130, 143, -15):
+                log.seek(0)
+                lines = log.read().decode(errors="replace").strip().splitlines()
+                said = lines[-1] if lines else "no message"
+                problems.append(f"sink exited with {process.returncode}: {said}")
+            log.close()
 
     stored, first, last = 0, None, began
+    problems: list[str] = []
     try:
         while stored < expected:
             time.sleep(0.1)
@@ -230,4 +240,5 @@ def _turn(
         "rate": stored / seconds if seconds > 0 else 0.0,
         "writing_rate": stored / writing if writing > 0 else None,
         "start_seconds": round(first - began, 3) if first is not None else None,
+        "problems": problems,
     }

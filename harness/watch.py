@@ -5,8 +5,9 @@ The watcher never asks the pipeline anything. It reads what any pipeline leaves 
 - **throughput**: the target collection's document count, asked every second (from the count
   when the watch began);
 - **lag**: the pipeline's consumer group offsets when its group is known (messages, and the age
-  of the oldest message not yet committed), else the messages in the topic not yet in the store;
-  the age comes from the topic's end offsets, sampled every second (1 s resolution);
+  of the oldest message not yet committed over the partitions), else the messages in the topic
+  not yet in the store; an age comes from each partition's end offsets, sampled every second and
+  interpolated between samples (with ``--from-start``, from each partition's first message);
 - **end-to-end latency** by sampled probes: the watcher reads the topic itself (a consumer of
   no group, from the end), takes ``probes`` messages a second, and asks the store for them by id
   every ``poll`` seconds; an event's latency is the time its document was first seen less the
@@ -29,18 +30,19 @@ import signal
 import sys
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bankstream.errors import UsageError
+from bankstream.errors import BankstreamError, UsageError
 from bankstream.histogram import LogHistogram
 
 PROBES_PER_SECOND = 10.0
 POLL_SECONDS = 0.05
 MOST_PENDING = 2_000  # probes waiting for their document at once (then new ones are skipped)
+GIVE_UP = 300.0  # seconds after which a probe's document is taken as never coming
 SAMPLE_KEPT = 1_000  # probed events kept whole for the field-by-field check
 QUIET_WITH_GROUP = 5.0  # seconds the count stays put, every offset committed: drained
 QUIET_WITHOUT_GROUP = 15.0  # seconds the count stays put, the group unknown: drained
@@ -190,8 +192,17 @@ class Watcher:
         self.interval = LogHistogram()
         self.latency = LogHistogram()
         self.mode: str | None = None
-        self.counts = {"seen": 0, "probed": 0, "found": 0, "skipped": 0, "unreadable": 0}
-        self.offsets = Offsets()
+        self.counts = {
+            "seen": 0,
+            "probed": 0,
+            "found": 0,
+            "skipped": 0,
+            "unreadable": 0,
+            "given_up": 0,
+        }
+        self.offsets = Offsets()  # the topic's end offsets summed (lag without a group)
+        self.history: dict[int, Offsets] = defaultdict(Offsets)  # each partition's
+        self.unseeded: set[int] = set()  # (--from-start) partitions whose first message is unseen
         self.problems: list[str] = []
 
     def stop(self, *_: object) -> None:
@@ -216,12 +227,17 @@ class Watcher:
     # ------------------------------------------------------------------ the watch
 
     def run(self) -> int:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+        from pymongo.errors import PyMongoError
 
         from bankstream import kafka, mongo
 
         admin = kafka.admin_client(self.settings)
-        metadata = admin.list_topics(self.topic, timeout=self.settings.connect_timeout)
+        try:
+            metadata = admin.list_topics(self.topic, timeout=self.settings.connect_timeout)
+        except KafkaException as exc:
+            msg = f"Kafka did not answer for topic {self.topic}: {self.settings.scrub(str(exc))}"
+            raise BankstreamError(msg) from None
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             msg = f"topic {self.topic} does not exist: create it first (bankstream run does)"
@@ -237,6 +253,8 @@ class Watcher:
         )
         start = OFFSET_BEGINNING if self.from_start else OFFSET_END
         reader.assign([TopicPartition(self.topic, p, start) for p in partitions])
+        if self.from_start:
+            self.unseeded = set(partitions)
         group_reader = (
             kafka.consumer(self.settings, **{"group.id": self.group, "enable.auto.commit": False})
             if self.group
@@ -246,8 +264,16 @@ class Watcher:
         collection = client[self.target.database][self.target.collection]
         try:
             # what the target and the topic hold before the pipeline writes a thing
-            base_count = int(collection.estimated_document_count())
-            base_end = 0 if self.from_start else self._end_total(admin, partitions)
+            try:
+                base_count = int(collection.estimated_document_count())
+            except PyMongoError as exc:
+                reason = self.settings.scrub(str(exc))[:200]
+                msg = f"MongoDB did not count {self.target.text}: {reason}"
+                raise BankstreamError(msg) from None
+            ends = {} if self.from_start else self._ends(admin, partitions)
+            base_end = 0 if self.from_start else (sum(ends.values()) if ends else None)
+            for partition, end in (ends or {}).items():
+                self.history[partition].add(time.time(), end)
             if self.output == "json":  # (bankstream run may start the pipeline now)
                 print(json.dumps({"started": True}), flush=True)
             if self.group and self.wait_for_group > 0 and not self._await_group(admin):
@@ -289,7 +315,8 @@ class Watcher:
             self.stopping.wait(1.0)
         return False
 
-    def _end_total(self, admin: Any, partitions: list[int]) -> int | None:
+    def _ends(self, admin: Any, partitions: list[int]) -> dict[int, int] | None:
+        """Each partition's end offset (None: the broker away this second)."""
         from confluent_kafka import TopicPartition
         from confluent_kafka.admin import OffsetSpec
 
@@ -298,7 +325,7 @@ class Watcher:
             futures = admin.list_offsets(
                 {TopicPartition(self.topic, p): latest for p in partitions}, request_timeout=5
             )
-            return int(sum(f.result(timeout=5).offset for f in futures.values()))
+            return {tp.partition: int(f.result(timeout=5).offset) for tp, f in futures.items()}
         except Exception:  # the broker away: unknown this second
             return None
 
@@ -330,6 +357,8 @@ class Watcher:
         while not self.stopping.is_set():
             messages = reader.consume(num_messages=5_000, timeout=0.02)
             self.counts["seen"] += len(messages)
+            if self.unseeded:
+                self._seed(messages)
             now = time.time()
             for message in messages:
                 if now - last_probe < 1.0 / self.probes:
@@ -346,27 +375,35 @@ class Watcher:
                     self._resolve(collection)
             if now_m < next_report:
                 continue
-            next_report += 1.0
+            self._expire(now)
             try:
-                count = int(collection.estimated_document_count()) - base_count
-            except PyMongoError:
-                count = stored
-            if count != stored:
+                count: int | None = int(collection.estimated_document_count()) - base_count
+            except PyMongoError:  # unknown is not still: the drain does not take it as quiet
+                count = None
+                moved_at = now_m
+            if count is not None and count != stored:
                 moved_at = now_m
                 last_stored = now_m
                 if first_stored is None:
                     first_stored = now_m
                 stored = count
-            end = self._end_total(admin, partitions)
+            ends = self._ends(admin, partitions)
             wall = time.time()
-            if end is not None:
+            end = sum(ends.values()) if ends is not None else None
+            if ends is not None and end is not None:
                 self.offsets.add(wall, end)
+                for partition, at in ends.items():
+                    self.history[partition].add(wall, at)
             if group_reader is not None:
                 offsets = kafka.group_offsets(admin, group_reader, self.topic)
+                committed_all = False  # (unknown this second: not drained)
                 if offsets is not None:
-                    committed = sum(done for _, done in offsets.values())
                     lag = sum(max(0, e - done) for e, done in offsets.values())
-                    lag_seconds = self.offsets.age(committed, wall)
+                    # the oldest message not yet committed, over the partitions
+                    lag_seconds = max(
+                        (self.history[p].age(done, wall) for p, (_, done) in offsets.items()),
+                        default=0.0,
+                    )
                     committed_all = lag == 0
             elif end is not None and base_end is not None:
                 lag = max(0, (end - base_end) - stored)
@@ -391,6 +428,8 @@ class Watcher:
                 }
             )
             self.interval = LogHistogram()
+            # a second that took long (a broker or store away) is one line, not a burst
+            next_report = max(next_report + 1.0, time.monotonic() + 0.5)
         span = last_stored - first_stored if first_stored and last_stored else 0.0
         self._emit(
             {
@@ -403,7 +442,7 @@ class Watcher:
                 "end_to_end_latency": self.latency.summary(),
                 "probes": {
                     **self.counts,
-                    "never_seen": len(self.pending),
+                    "never_seen": len(self.pending) + self.counts["given_up"],
                     "per_second": self.probes,
                     "poll_seconds": self.poll,
                     "id_mode": self.mode,
@@ -420,6 +459,26 @@ class Watcher:
             }
         )
         return 0
+
+    def _seed(self, messages: list[Any]) -> None:
+        """(--from-start) a partition's first message read: when the topic began to hold it
+        (its timestamp), so that a backlog's age counts from there, not from the watch's start."""
+        for message in messages:
+            partition = message.partition()
+            if partition in self.unseeded and message.error() is None:
+                self.unseeded.discard(partition)
+                sent = message.timestamp()[1] / 1000.0
+                self.history[partition].history.appendleft((sent, int(message.offset())))
+
+    def _expire(self, now: float) -> None:
+        """Probes waiting longer than ``GIVE_UP`` are never seen (their events lost, or kept
+        where the watch does not look): they stop taking the lookups' room."""
+        while self.pending:
+            ident, probe = next(iter(self.pending.items()))
+            if now - probe.sent <= GIVE_UP:
+                break
+            del self.pending[ident]
+            self.counts["given_up"] += 1
 
     def _sample(self, value: bytes | None, sent: float) -> None:
         """Take one message as a probe (its id; the whole event for the field check)."""
@@ -447,7 +506,9 @@ class Watcher:
             if document is None:
                 return
             self.mode = id_mode(document, self.target)
-        ids = list(self.pending)[:500]
+        waiting = list(self.pending)
+        # the oldest and the newest: probes whose documents never come do not starve new ones
+        ids = waiting if len(waiting) <= 500 else waiting[:250] + waiting[-250:]
         found = collection.find(lookup(ids, self.mode, self.target), {"_id": 1, **self._id_proj()})
         now = time.time()
         for document in found:

@@ -83,7 +83,7 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
             max_size=2,
         )
     )
-    sink = draw(st.sampled_from(["bankstream", "connect", "external"]))
+    sink = "bankstream" if sharded else draw(st.sampled_from(["bankstream", "connect", "external"]))
     pipeline: dict[str, object] = {"sink": sink}
     if sink != "bankstream":
         faults = [f for f in faults if not f.startswith("kill-sink")]
@@ -198,6 +198,7 @@ def test_a_short_run_fits_the_warmup_once() -> None:
         (["--sink", "external", "--group", "a", "--wait-for-group", "b"], "--group and --wait"),
         (["--sink", "external", "--backlog", "10"], "--backlog needs a pipeline bankstream"),
         (["--backlog", "0"], "--backlog must be 1 event or more, got 0"),
+        (["--sink", "connect", "--shard", "0/2", "--run-id", "r"], "--shard runs bankstream's"),
         (["--backlog", "5", "--shard", "0/2", "--run-id", "r"], "--backlog is a run of one"),
         (
             ["--sink", "external", "--fault", "kill-sink@5s"],

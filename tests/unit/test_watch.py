@@ -135,3 +135,29 @@ def test_compare_names_each_runs_pipeline() -> None:
     assert pipeline({"sink": "connect", "figures": {"pipeline": {"target": "a.b"}}}) == (
         "connect (a.b)"
     )
+
+
+class IdCollection:
+    """find() by ``_id: {$in}``, as the probes ask when ``_id`` is the event's id."""
+
+    def __init__(self, ids: set[str]) -> None:
+        self.ids = ids
+
+    def find(self, query: Mapping[str, Any], projection: Any = None) -> list[dict[str, Any]]:
+        return [{"_id": i} for i in query["_id"]["$in"] if i in self.ids]
+
+
+def test_probes_that_never_come_neither_starve_new_ones_nor_stay_for_ever() -> None:
+    import time
+
+    from harness.watch import GIVE_UP, Probe, Watcher
+
+    watcher = Watcher(Settings(), "t", Target("d", "c"))
+    watcher.mode = "id"
+    now = time.time()
+    for i in range(600):  # the first 550 lost by the pipeline, the newest 50 stored
+        watcher.pending[f"e{i}"] = Probe(f"e{i}", now - (GIVE_UP + 10 if i < 100 else 1))
+    watcher._resolve(IdCollection({f"e{i}" for i in range(550, 600)}))
+    assert watcher.counts["found"] == 50 and len(watcher.pending) == 550
+    watcher._expire(now)
+    assert watcher.counts["given_up"] == 100 and len(watcher.pending) == 450
