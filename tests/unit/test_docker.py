@@ -5,6 +5,7 @@ target is a compose service that exposes that port; Grafana gets the dashboard."
 from __future__ import annotations
 
 import fnmatch
+import re
 import shutil
 import subprocess
 import sys
@@ -267,3 +268,20 @@ def test_grafana_is_provisioned_with_the_dashboard():
     uids = {d["uid"] for d in datasource["datasources"]}
     board = json.loads((ROOT / mounts[path] / "bankstream.json").read_text())
     assert {t["datasource"]["uid"] for p in board["panels"] for t in p["targets"]} <= uids
+
+
+def test_the_compose_connect_fetches_the_connector_the_local_stack_does():
+    from bankstream.settings import Settings
+    from bankstream.stack.services import asset
+
+    services = compose()["services"]
+    assert services["connect"]["depends_on"]["connect-plugins"] == {
+        "condition": "service_completed_successfully"
+    }
+    version = Settings.model_fields["connector_version"].default
+    ours = asset("connector-pom.xml").read_text().replace("@CONNECTOR_VERSION@", version)
+    theirs = (ROOT / "deploy/connect/pom.xml").read_text()
+    strip = re.compile(r"<!--.*?-->", re.S)
+    assert strip.sub("", ours) == strip.sub("", theirs)
+    worker = (ROOT / "deploy/connect/worker.properties").read_text()
+    assert "plugin.path=/plugins" in worker and "offset.flush.interval.ms=1000" in worker
