@@ -221,6 +221,8 @@ class Observed:
     backlog_waiting: int | None = None
     caught_up_at: float | None = None
     caught_up_sunk: int | None = None
+    aborted: str | None = None  # why the run was stopped early (an aborting threshold)
+    aborted_at: float | None = None  # seconds from the producer's start
 
 
 @dataclass
@@ -245,6 +247,7 @@ class Plan:
     # called once the sink process has started (a watch: when it has read where things stand),
     # before it is ready: it starts the pipeline a watch follows (a connector)
     on_sink_started: Callable[[], None] | None = None
+    abort: Any = None  # harness.abort.AbortWatch: conditions that stop a doomed run
     # processes of the pipeline under test that the harness did not start (a Connect worker):
     # their CPU and memory count as the sink's
     sink_pids: list[int] = field(default_factory=list)
@@ -615,6 +618,19 @@ class Orchestra:
                     last_acked, last_sunk = acked, sunk
                     if (plan.injector is not None or plan.keep_ticks) and obs.produce_started:
                         obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
+                    if plan.abort and obs.produce_started and obs.aborted is None:
+                        reason = plan.abort.second(
+                            t, self._tick_delivery, self._tick_e2e, row.lag_seconds
+                        )
+                        if reason is not None:  # stop now: no drain for a doomed run
+                            obs.aborted, obs.aborted_at = reason, t
+                            self.say(f"aborted at t={t:.0f} s: {reason}")
+                            if not stop_sent:
+                                stop_sent = True
+                                producer.signal(signal.SIGINT)
+                            if not sink_stopped:
+                                sink_stopped, stopped_at = True, now
+                                sink.signal(signal.SIGTERM)
                     self._tick_delivery, self._tick_e2e = LogHistogram(), LogHistogram()
                     if obs.produce_started:
                         obs.timeline.append(row)

@@ -112,6 +112,9 @@ def _execute(
 
         injector = Injector(faults, settings, folder, say)
     pipeline = Pipeline.of(request, settings, scenario, run_id, topic, target, folder, say)
+    aborting = _abort_watch(scenario, schedule, warmup, every_event=target is None)
+    for text in aborting.undecided():
+        say(f"abort: {text} is judged at the end only (the run's count of samples is unknown)")
     plan = Plan(
         sink_argv=pipeline.argv or request.sink_argv(sink_group(run_id), topic),
         producer_argv=request.producer_argv(run_id, topic, scratch),
@@ -130,6 +133,7 @@ def _execute(
         sink_pids=pipeline.pids,
         backlog=request.backlog or 0,
         on_sink_started=pipeline.start if pipeline.connector else None,
+        abort=aborting or None,
     )
     say(f"run {run_id}: scenario {scenario.name}, topic {topic}, results in {folder}")
     started_at = results.now_iso()
@@ -145,6 +149,9 @@ def _execute(
     note = None
     if observed.killed:
         note = "not verified: stopped at once by a second signal"
+    elif observed.aborted:
+        note = "not verified: aborted (the sink was stopped without draining)"
+        observed.problems.append(f"aborted at t={observed.aborted_at:.0f} s: {observed.aborted}")
     elif manifest is None:
         note = "not verified: the producer wrote no manifest"
     elif shard is not None:
@@ -223,7 +230,14 @@ def _execute(
         else {"transactions": stored_in},
         "started_at": started_at,
         "ended_at": ended_at,
-        "ended": "stopped" if observed.interrupted else (manifest or {}).get("ended", "failed"),
+        "ended": "aborted"
+        if observed.aborted
+        else "stopped"
+        if observed.interrupted
+        else (manifest or {}).get("ended", "failed"),
+        "aborted": {"reason": observed.aborted, "at_seconds": round(observed.aborted_at, 1)}
+        if observed.aborted and observed.aborted_at is not None
+        else None,
         "warmup_seconds": warmup,
         "figures": figures,
         "verification": verification,
@@ -399,6 +413,20 @@ def build_figures(
         "drained": obs.drained,
         "resources": obs.resources,
     }
+
+
+def _abort_watch(scenario: Any, schedule: Any, warmup: float, every_event: bool) -> Any:
+    """The scenario's aborting conditions, with the samples the run will have when the load
+    says how many events it sends (the sink measures every event; a watched pipeline, a few)."""
+    from harness.abort import AbortWatch
+
+    ends, total = [], 0.0
+    for stage in scenario.load.stages or []:
+        total += float(stage.duration)
+        ends.append(total)
+    events = schedule.total if schedule.total is not None else None
+    totals = {"delivery": events, "end_to_end": events if every_event else None}
+    return AbortWatch(scenario.thresholds, warmup, ends, totals)
 
 
 def backlog_figures(obs: Observed, asked: int) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from scenarios.types import (
     format_condition,
     format_money,
     format_scope,
+    parse_abort,
     parse_scoped_condition,
 )
 
@@ -1008,6 +1009,8 @@ class Condition(BaseModel):
     value: float
     over: float | None = None  # every window of this many seconds must hold
     stage: int | None = None  # only this stage of the load (1 = the first)
+    abort: bool = False  # stop the run as soon as it can no longer pass
+    abort_after: float = 0.0  # seconds after the warm-up before it may stop the run
 
     @property
     def scope(self) -> str:
@@ -1025,12 +1028,21 @@ class Condition(BaseModel):
         }[self.op]
 
     def __str__(self) -> str:
-        return format_condition(self.op, self.value, over=self.over, stage=self.stage)
+        return format_condition(
+            self.op,
+            self.value,
+            over=self.over,
+            stage=self.stage,
+            abort=self.abort,
+            abort_after=self.abort_after,
+        )
 
     def text(self, metric: str) -> str:
         """As written in a scenario, in ``metric``'s unit."""
         unit = "s" if metric.endswith("_seconds") else ""
-        return format_condition(self.op, self.value, unit, self.over, self.stage)
+        return format_condition(
+            self.op, self.value, unit, self.over, self.stage, self.abort, self.abort_after
+        )
 
 
 # what can be judged over each window of a run, or in one stage: what the per-second record of
@@ -1046,7 +1058,15 @@ def _conditions(value: Any) -> Any:
             parsed.append(item)
         else:
             op, number, over, stage = parse_scoped_condition(item)
-            fields = {"op": op, "value": number, "over": over, "stage": stage}
+            abort, after = parse_abort(item)
+            fields = {
+                "op": op,
+                "value": number,
+                "over": over,
+                "stage": stage,
+                "abort": abort,
+                "abort_after": after,
+            }
             parsed.append(Condition.model_validate(fields))
     return parsed
 
@@ -1065,7 +1085,8 @@ Conditions = Annotated[
                     "minItems": 1,
                 },
             ],
-            "description": "condition(s) such as '< 2s', '>= 0.98', '== 0'",
+            "description": "condition(s) such as '< 2s', '>= 0.98', '== 0', '< 1s over 60s', "
+            "'< 500ms in stage 2', '< 2s over 30s, abort after 1m'",
         }
     ),
 ]
@@ -1136,6 +1157,13 @@ class Scenario(Strict):
                     msg = (
                         f"thresholds.{metric}: '{c.text(metric)}': only latency metrics and "
                         "max_lag_seconds can be judged over a window or in a stage"
+                    )
+                    raise ValueError(msg)
+                if c.abort and not (SCOPED_METRIC_RE.match(metric) and c.op in ("<", "<=")):
+                    msg = (
+                        f"thresholds.{metric}: '{c.text(metric)}': only an upper limit ('<', "
+                        "'<=') of a latency metric or max_lag_seconds can abort a run (its "
+                        "other figures are known at the end)"
                     )
                     raise ValueError(msg)
                 if c.stage is not None and c.stage > stages:

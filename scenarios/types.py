@@ -125,7 +125,11 @@ def check_shares(shares: list[float], what: str, tolerance: float = 1e-6) -> Non
 
 # a condition, and optionally its scope: every window of a length, or one stage of the load
 SCOPE = rf"(?:\s+over\s+({NUMBER})\s*(ms|s|m|h)|\s+in\s+stage\s+([1-9][0-9]{{0,3}}))?"
-CONDITION_RE = re.compile(rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?{SCOPE}\s*$")
+# and optionally: stop the run as soon as it can no longer pass (after a delay from the warm-up)
+ABORT = rf"(\s*,\s*abort(?:\s+after\s+({NUMBER})\s*(ms|s|m|h))?)?"
+CONDITION_RE = re.compile(
+    rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?{SCOPE}{ABORT}\s*$"
+)
 MAX_CONDITION = 1e15
 MAX_WINDOW = 86400.0  # seconds
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
@@ -137,7 +141,7 @@ def parse_scoped_condition(value: Any) -> tuple[str, float, float | None, int | 
     if isinstance(value, str):
         match = CONDITION_RE.match(value)
         if match:
-            op, number, unit, window, window_unit, stage = match.groups()
+            op, number, unit, window, window_unit, stage = match.groups()[:6]
             amount = float(number)
             if unit == "%":
                 amount /= 100
@@ -154,6 +158,20 @@ def parse_scoped_condition(value: Any) -> tuple[str, float, float | None, int | 
     )
     msg = f"expected a condition such as '< 2s', '>= 0.98' or '== 0'{hint}, got {value!r}"
     raise ValueError(msg)
+
+
+def parse_abort(value: Any) -> tuple[bool, float]:
+    """``"< 2s over 30s, abort after 1m"`` -> (abort, delay seconds); (False, 0) without it.
+    The condition itself is read by :func:`parse_scoped_condition`."""
+    match = CONDITION_RE.match(value) if isinstance(value, str) else None
+    if match is None or match.group(7) is None:
+        return False, 0.0
+    delay, unit = match.group(8), match.group(9)
+    seconds = float(delay) * UNITS[unit] if delay is not None else 0.0
+    if not 0 <= seconds <= MAX_WINDOW:
+        msg = f"abort after 0s to 1d, got {value!r}"
+        raise ValueError(msg)
+    return True, seconds
 
 
 def parse_condition(value: Any) -> tuple[str, float]:
@@ -173,7 +191,16 @@ def format_scope(over: float | None = None, stage: int | None = None) -> str:
 
 
 def format_condition(
-    op: str, value: float, unit: str = "", over: float | None = None, stage: int | None = None
+    op: str,
+    value: float,
+    unit: str = "",
+    over: float | None = None,
+    stage: int | None = None,
+    abort: bool = False,
+    abort_after: float = 0.0,
 ) -> str:
     number = int(value) if value == int(value) else value
-    return f"{op} {number}{unit}{format_scope(over, stage)}"
+    text = f"{op} {number}{unit}{format_scope(over, stage)}"
+    if abort:
+        text += ", abort" + (f" after {format_duration(abort_after)}" if abort_after else "")
+    return text

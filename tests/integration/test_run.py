@@ -450,3 +450,40 @@ def test_the_html_report_stands_alone_in_a_browser_with_the_network_off(
         assert len(browser.find_elements(By.TAG_NAME, "table")) >= 2
     finally:
         browser.quit()
+
+
+def test_an_aborting_threshold_ends_a_doomed_run_within_its_delay(
+    database: Database[Document],
+) -> None:
+    """A limit no run can meet, over 3 s windows, abort after 2 s: the run ends within the
+    window plus 2 s of the warm-up's end, not after its 60 s, and its result says why."""
+    began = time.monotonic()
+    done = run_cli(
+        "run",
+        "retail-day",
+        "--rate",
+        "300",
+        "--duration",
+        "60s",
+        "--no-warm",
+        "--set",
+        "load.warmup=2s",
+        "--set",
+        "thresholds.e2e_latency_p99_seconds=< 1ms over 3s, abort after 2s",
+        "--json",
+        env=environment(database.name),
+        timeout=120,
+    )
+    took = time.monotonic() - began
+    assert done.returncode == 1, done.stderr[-2000:]
+    _, result = result_of(done)
+    assert result["ended"] == "aborted" and result["verdict"] == "fail"
+    aborted = result["aborted"]
+    assert "e2e_latency_p99_seconds < 0.001s over 3s" in aborted["reason"]
+    assert "can no longer pass" in aborted["reason"]
+    # the first whole window ends 3 s after the warm-up; the delay (2 s) is within it
+    assert 2 + 3 - 1 <= aborted["at_seconds"] <= 2 + 3 + 2
+    last = result["timeline"][-1][0]
+    assert last <= aborted["at_seconds"] + 2  # nothing ran on after it
+    assert took < 45 and result["verification"] is None
+    assert any(p.startswith("aborted at t=") for p in result["problems"])
