@@ -67,3 +67,21 @@ def query(settings: Settings, promql: str, timeout: float | None = None) -> list
         raise BankstreamError(msg)
     result: list[dict[str, Any]] = answer["data"]["result"]
     return result
+
+
+def pushgateway_ready(settings: Settings, timeout: float) -> str:
+    """The Pushgateway answering ``/-/ready`` (else :class:`PrometheusUnavailable`)."""
+    shown = settings.scrub(settings.pushgateway_url)
+    try:
+        with urllib.request.urlopen(  # noqa: S310 (an http(s) URL, checked by the settings)
+            settings.pushgateway_url + "/-/ready", timeout=timeout
+        ) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        msg = (
+            f"the Pushgateway at {shown} did not answer within {timeout:g} s "
+            f"({settings.scrub(str(reason))}); {settings.remedy('pushgateway_url')}"
+        )
+        raise PrometheusUnavailable(msg) from None
+    return "Pushgateway ready"

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="Prometheus base URL. Setting it means: use that server, the local stack "
         "does not start one. Default: the local stack's.",
     )
+    pushgateway_url: str = Field(
+        "",
+        description="Prometheus Pushgateway base URL, where produce/sink/run --push send their "
+        "metrics. Setting it means: use that one, the local stack does not start one. "
+        "Default: the local stack's.",
+    )
     connect_url: str = Field(
         "",
         description="Kafka Connect REST URL, for `run --sink connect`. Setting it means: use "
@@ -103,6 +109,9 @@ class Settings(BaseSettings):
     )
     connect_heap: str = Field(
         "1g", pattern=r"^\d+[mMgG]$", description="Java heap of the local Kafka Connect worker."
+    )
+    stack_pushgateway_port: int = Field(
+        9091, ge=1, le=65535, description="Port of the local stack's Pushgateway."
     )
     stack_connect_port: int = Field(
         8083, ge=1, le=65535, description="REST port of the local stack's Kafka Connect."
@@ -177,6 +186,8 @@ class Settings(BaseSettings):
             self.mongo_uri = f"mongodb://{LOCALHOST}:{self.stack_mongo_port}"
         if not self.prometheus_url:
             self.prometheus_url = f"http://{LOCALHOST}:{self.stack_prometheus_port}"
+        if not self.pushgateway_url:
+            self.pushgateway_url = f"http://{LOCALHOST}:{self.stack_pushgateway_port}"
         if not self.connect_url:
             self.connect_url = f"http://{LOCALHOST}:{self.stack_connect_port}"
         if not self.connect_mongo_uri:
@@ -217,7 +228,7 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return value
 
-    @field_validator("prometheus_url", "connect_url")
+    @field_validator("prometheus_url", "connect_url", "pushgateway_url")
     @classmethod
     def _check_prometheus_url(cls, value: str) -> str:
         if not value:
@@ -268,7 +279,13 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Strings that must never appear in output (passwords in URIs and client settings)."""
-        uris = (self.mongo_uri, self.prometheus_url, self.connect_url, self.connect_mongo_uri)
+        uris = (
+            self.mongo_uri,
+            self.prometheus_url,
+            self.connect_url,
+            self.connect_mongo_uri,
+            self.pushgateway_url,
+        )
         found = [s for s in (uri_password(u) for u in uris) if s]
         for uri in (self.mongo_uri, self.connect_mongo_uri):
             found += [m.group(2) for m in SECRET_PARAM_RE.finditer(uri) if m.group(2)]
@@ -281,6 +298,7 @@ class Settings(BaseSettings):
             (self.mongo_uri, self.mongo_uri_redacted),
             (self.prometheus_url, self.prometheus_url_redacted),
             (self.connect_url, redact_uri(self.connect_url)),
+            (self.pushgateway_url, redact_uri(self.pushgateway_url)),
             (self.connect_mongo_uri, redact_uri(self.connect_mongo_uri)),
         ):
             if uri != shown:

@@ -25,7 +25,10 @@ def dashboard() -> dict[str, Any]:
                 "description": panel.description,
                 "datasource": DATASOURCE,
                 "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-                "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+                "fieldConfig": {
+                    "defaults": {"unit": panel.unit},
+                    "overrides": [_limit_style(j) for j in _limit_refs(panel)],
+                },
                 "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
                 "targets": [
                     {
@@ -34,7 +37,7 @@ def dashboard() -> dict[str, Any]:
                         "expr": q.expr,
                         "legendFormat": q.legend,
                     }
-                    for j, q in enumerate(panel.queries)
+                    for j, q in enumerate((*panel.queries, *panel.limits))
                 ],
             }
         )
@@ -48,6 +51,22 @@ def dashboard() -> dict[str, Any]:
         "refresh": "5s",
         "time": {"from": "now-15m", "to": "now"},
         "panels": panels,
+    }
+
+
+def _limit_refs(panel: Any) -> list[str]:
+    first = len(panel.queries)
+    return [chr(ord("A") + first + j) for j in range(len(panel.limits))]
+
+
+def _limit_style(ref: str) -> dict[str, Any]:
+    """A threshold's limit drawn as a dashed red line."""
+    return {
+        "matcher": {"id": "byFrameRefID", "options": ref},
+        "properties": [
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+        ],
     }
 
 

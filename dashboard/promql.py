@@ -23,6 +23,18 @@ class Panel:
     unit: str  # Grafana's unit id
     queries: tuple[Query, ...]
     description: str = ""
+    # Grafana only: the latest run's threshold on this figure, a dashed line (`run --push`
+    # pushes the limits, grouped by scenario)
+    limits: tuple[Query, ...] = ()
+
+
+def _limit(metric: str) -> tuple[Query, ...]:
+    return (
+        Query(
+            "limit {{condition}} ({{scenario}})",
+            f'max by (scenario, condition) (bankstream_threshold_limit{{metric="{metric}"}})',
+        ),
+    )
 
 
 def _quantiles(metric: str, by: str = "") -> tuple[Query, ...]:
@@ -80,18 +92,21 @@ PANELS: tuple[Panel, ...] = (
         "s",
         (Query("lag", "max(bankstream_sink_consumer_lag_seconds)"),),
         "age of the last message read while a partition has more to read",
+        _limit("max_lag_seconds"),
     ),
     Panel(
         "End-to-end latency",
         "s",
         _quantiles("bankstream_sink_end_to_end_latency_seconds"),
         "intended send time of an event to its write acknowledged by MongoDB",
+        _limit("e2e_latency_p99_seconds"),
     ),
     Panel(
         "Delivery latency (producer)",
         "s",
         _quantiles("bankstream_loadgen_delivery_latency_seconds"),
         "intended send time to acknowledgement by the broker",
+        _limit("delivery_latency_p99_seconds"),
     ),
     Panel(
         "Batch size (messages)",

@@ -150,6 +150,9 @@ def register(commands: Any) -> None:
         "configured database, the scenario's transactions collection; --fresh drops it)",
     )
     add_target_flags(p)
+    from bankstream.metrics import add_push_flags
+
+    add_push_flags(p)
     p.add_argument(
         "--backlog",
         type=int,

@@ -56,6 +56,8 @@ class RunRequest(BaseModel):
     group: str | None = None  # the external pipeline's consumer group (lag, drain)
     wait_for_group: str | None = None  # start the load once this group reads the topic
     backlog: int | None = None  # start the pipeline once this many events wait in the topic
+    push: bool = False  # the producer's and sink's metrics, and the verdicts, to the Pushgateway
+    push_interval: float = 5.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -88,6 +90,8 @@ class RunRequest(BaseModel):
             config=args.config,
             verbose=args.verbose,
             **_pipeline(args),
+            push=getattr(args, "push", False),
+            push_interval=getattr(args, "push_interval", 5.0),
         )
 
     # ------------------------------------------------------------------ the children's words
@@ -109,7 +113,14 @@ class RunRequest(BaseModel):
         if self.shard is not None:
             argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
         argv += ["--run-id", run_id, "--topic", topic, "--results", str(folder)]
-        return [*argv, "--json", "--metrics-linger", "0"]
+        # pushed instead of served: Prometheus would count each figure twice (scraped, pushed)
+        served = ["--metrics-port", "0"] if self.push else []
+        return [*argv, *self._push_flags(), *served, "--json", "--metrics-linger", "0"]
+
+    def _push_flags(self) -> list[str]:
+        if not self.push:
+            return []
+        return ["--push", "--push-interval", format_duration(self.push_interval)]
 
     def sink_argv(self, group: str, topic: str) -> list[str]:
         """`bankstream sink` for this run (the scenario's sink section, with ``--set``)."""
@@ -118,7 +129,8 @@ class RunRequest(BaseModel):
             argv += ["--set", override]
         if self.sink_processes is not None:
             argv += ["--processes", str(self.sink_processes)]
-        return [*argv, "--topic", topic, "--group", group, "--json"]
+        served = ["--metrics-port", "0"] if self.push else []
+        return [*argv, "--topic", topic, "--group", group, *self._push_flags(), *served, "--json"]
 
     def to_argv(self) -> list[str]:
         """The request as `bankstream run`'s words (global flags first); parsed back by
@@ -159,6 +171,9 @@ class RunRequest(BaseModel):
                 argv += [flag, text]
         if self.backlog is not None:
             argv += ["--backlog", str(self.backlog)]
+        argv += self._push_flags()
+        if not self.push and self.push_interval != 5.0:
+            argv += ["--push-interval", format_duration(self.push_interval)]
         if self.output != "live":
             argv.append(f"--{self.output}")
         return argv

@@ -155,7 +155,14 @@ def judge(
                 ok = None if metric in deferred else False
                 note = deferred_note if ok is None else "not measured in this run"
             out.append(
-                {"metric": metric, "condition": text, "measured": value, "passed": ok, "note": note}
+                {
+                    "metric": metric,
+                    "condition": text,
+                    "limit": condition.value,
+                    "measured": value,
+                    "passed": ok,
+                    "note": note,
+                }
             )
     return out
 

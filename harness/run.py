@@ -267,7 +267,59 @@ def _execute(
         code = 128 + observed.killed
     if not shard and not request.keep_topic:
         _drop_topics(settings, topic)
+    if request.push:
+        _pushed(settings, result, run_id, shard, say)
     return Outcome(result, folder, code)
+
+
+def _pushed(
+    settings: Settings,
+    result: Mapping[str, Any],
+    run_id: str,
+    shard: tuple[int, int] | None,
+    say: Callable[[str], None],
+) -> None:
+    """A run with --push: its thresholds' limits, measured values and verdicts pushed as
+    series (grouped by scenario: the latest run's limits are what Grafana draws), then the
+    producer's and sink's groups taken off the gateway once Prometheus had time to scrape them."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from bankstream import metrics
+
+    registry = CollectorRegistry()
+    labels = ["run_id", "metric", "condition"]
+    limit = Gauge("bankstream_threshold_limit", "a threshold's limit", labels, registry=registry)
+    value = Gauge("bankstream_threshold_measured", "its measured value", labels, registry=registry)
+    passed = Gauge("bankstream_threshold_passed", "1 passed, 0 failed", labels, registry=registry)
+    for t in result["thresholds"]:
+        key = (run_id, t["metric"], t["condition"])
+        limit.labels(*key).set(float(t["limit"]) if t.get("limit") is not None else float("nan"))
+        if isinstance(t.get("measured"), int | float):
+            value.labels(*key).set(float(t["measured"]))
+        if t.get("passed") is not None:
+            passed.labels(*key).set(1.0 if t["passed"] else 0.0)
+    verdict = Gauge("bankstream_run_passed", "the run's verdict", ["run_id"], registry=registry)
+    verdict.labels(run_id).set(1.0 if result["verdict"] == "pass" else 0.0)
+    from prometheus_client import push_to_gateway
+
+    try:
+        push_to_gateway(
+            metrics._bare(settings.pushgateway_url),
+            job="bankstream-thresholds",
+            registry=registry,
+            grouping_key={"scenario": str(result["scenario"])},
+            timeout=5,
+            handler=metrics._gateway_handler(settings.pushgateway_url),
+        )
+        time.sleep(3.0)  # a scrape of the producer's and sink's last values (every 2 s here)
+        groups = [("bankstream-sink", {"group": sink_group(run_id)})]
+        groups.append(
+            ("bankstream-loadgen", {"run_id": run_id, "shard": f"{shard[0]}" if shard else "all"})
+        )
+        for job, grouping in groups:
+            metrics.delete_pushed(settings.pushgateway_url, job, grouping)
+    except Exception as exc:  # the gateway away: the run's result stands
+        say(f"push: the Pushgateway did not take the thresholds: {settings.scrub(str(exc))}")
 
 
 def conclude(
@@ -461,6 +513,10 @@ def _scoped(
     from harness.scoped import scoped_figures
 
     lags = {float(row.t): float(row.lag_seconds or 0.0) for row in observed.timeline}
+    rates = {
+        float(row.t): (float(row.produce_rate), row.target_rate, float(row.sink_rate))
+        for row in observed.timeline
+    }
     ends, total = [], 0.0
     for stage in scenario.load.stages or []:
         total += float(stage.duration)
@@ -473,6 +529,7 @@ def _scoped(
         warmup,
         ends,
         excluded=lambda t: not outside(windows, t),
+        rates=rates,
     )
 
 

@@ -34,10 +34,13 @@ def scoped_figures(
     warmup: float,
     stage_ends: Sequence[float],
     excluded: Callable[[float], bool] = lambda t: False,
+    rates: Mapping[float, tuple[float, float | None, float]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each scoped condition's worst windows: ``{key: {max, max_at, min, min_at, windows}}``
     (max and min None when no window saw anything). ``lags``: each second's consumer lag in
-    seconds; ``stage_ends``: when each stage of the load ends, seconds from the start."""
+    seconds; ``stage_ends``: when each stage of the load ends, seconds from the start;
+    ``rates``: each second's (produced, target, sunk) events per second, for the rate ratios
+    (a window's ratio is its seconds' sums divided: produced / target, sunk / produced)."""
     from harness.result import latency_metric, latency_value
 
     kept = [tick for tick in ticks if tick[0] >= warmup and not excluded(tick[0])]
@@ -59,6 +62,10 @@ def scoped_figures(
                 delivery = kind[0] == "delivery"
                 series = [(t, d if delivery else e) for t, d, e in chosen]
                 values = _latency_windows(series, over, kind[1], latency_value)
+            elif metric in RATIOS:
+                seconds = [(t, (rates or {}).get(t)) for t, _, _ in chosen]
+                pairs = [(t, RATIOS[metric](r)) for t, r in seconds if r is not None]
+                values = _ratio_windows([(t, p) for t, p in pairs if p is not None], over)
             else:  # max_lag_seconds
                 values = _lag_windows([(t, lags[t]) for t, _, _ in chosen if t in lags], over)
             if condition.stage is not None and spans and values:
@@ -72,6 +79,31 @@ def scoped_figures(
                 "min_at": None if best is None else best[0],
                 "windows": len(values),
             }
+    return out
+
+
+# a second's (numerator, denominator) of each rate ratio, from (produced, target, sunk)
+RATIOS: dict[str, Callable[[tuple[float, float | None, float]], tuple[float, float] | None]] = {
+    "produce_rate_ratio": lambda r: (r[0], r[1]) if r[1] is not None else None,
+    "sink_rate_ratio": lambda r: (r[2], r[0]),
+}
+
+
+def _ratio_windows(
+    series: Sequence[tuple[float, tuple[float, float]]], over: float
+) -> list[tuple[float, float]]:
+    """Each window's ratio: the sum of its seconds' numerators over that of their denominators
+    (a window without any denominator has none), by prefix sums."""
+    times = [t for t, _ in series]
+    top, bottom = [0.0], [0.0]
+    for _, (num, den) in series:
+        top.append(top[-1] + num)
+        bottom.append(bottom[-1] + den)
+    out = []
+    for i, start, j in _starts(times, over):
+        den = bottom[j] - bottom[i]
+        if den > 0:
+            out.append((start, (top[j] - top[i]) / den))
     return out
 
 

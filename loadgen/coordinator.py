@@ -57,6 +57,7 @@ class Options:
     output: str = "live"  # live, json or quiet
     verbose: int = 0
     write_runs: bool = True  # the manifest to MongoDB too
+    push_interval: float | None = None  # push the metrics to the Pushgateway this often
 
 
 @dataclass
@@ -142,6 +143,22 @@ class Coordinator:
         stop_serving = (
             metrics.serve(options.metrics_port, metrics_dir) if options.metrics_port else None
         )
+        counted = bool(options.metrics_port or options.push_interval)
+        pusher = (
+            metrics.Pusher(
+                settings.pushgateway_url,
+                "bankstream-loadgen",
+                {
+                    "run_id": options.run_id,
+                    "shard": f"{options.shard[0]}" if options.shard else "all",
+                },
+                metrics_dir,
+                options.push_interval,
+                lambda text: self._say(settings.scrub(text)),
+            )
+            if options.push_interval
+            else None
+        )
         specs = [
             WorkerSpec(
                 index=i,
@@ -152,7 +169,7 @@ class Coordinator:
                 schedule=self.schedule,
                 topic=options.topic,
                 kafka=config,
-                metrics_dir=metrics_dir if options.metrics_port else None,
+                metrics_dir=metrics_dir if counted else None,
                 duration=self.schedule.length if not self.schedule.paced else None,
                 flush_timeout=options.flush_timeout,
                 verbose=options.verbose,
@@ -189,6 +206,8 @@ class Coordinator:
         try:
             return self._finish(finals, len(specs))
         finally:
+            if pusher is not None:
+                pusher.stop()  # what it ended with, before the files go
             if stop_serving:
                 if options.metrics_linger > 0:
                     self._say(f"done: serving /metrics for {options.metrics_linger:g} s more")

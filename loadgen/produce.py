@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bankstream import metrics
 from bankstream.commands import (
     add_overrides,
     duration,
@@ -95,6 +96,7 @@ def register(commands: Any) -> None:
         help="keep serving /metrics this long after the end, for Prometheus's last scrape "
         "(default: 3)",
     )
+    metrics.add_push_flags(p)
     p.add_argument(
         "--results",
         type=Path,
@@ -157,6 +159,7 @@ def run_produce(args: argparse.Namespace) -> int:
         metrics_linger=max(0.0, args.metrics_linger),
         output="quiet" if args.quiet else "json" if args.json else "live",
         verbose=args.verbose,
+        push_interval=args.push_interval if args.push else None,
     )
     result = Coordinator(settings, run, schedule, options).start()
     record = result.manifest

@@ -1047,7 +1047,11 @@ class Condition(BaseModel):
 
 # what can be judged over each window of a run, or in one stage: what the per-second record of
 # a run holds (its latency histograms, its consumer lag)
-SCOPED_METRIC_RE = re.compile(f"^({LATENCY_METRIC}|max_lag_seconds)$")
+SCOPED_METRIC_RE = re.compile(
+    f"^({LATENCY_METRIC}|max_lag_seconds|produce_rate_ratio|sink_rate_ratio)$"
+)
+# what each second decides for good (see harness/abort.py): latency, and the lag
+ABORT_METRIC_RE = re.compile(f"^({LATENCY_METRIC}|max_lag_seconds)$")
 
 
 def _conditions(value: Any) -> Any:
@@ -1155,11 +1159,12 @@ class Scenario(Strict):
             for c in conditions:
                 if c.scope and not SCOPED_METRIC_RE.match(metric):
                     msg = (
-                        f"thresholds.{metric}: '{c.text(metric)}': only latency metrics and "
-                        "max_lag_seconds can be judged over a window or in a stage"
+                        f"thresholds.{metric}: '{c.text(metric)}': only latency metrics, "
+                        "max_lag_seconds, produce_rate_ratio and sink_rate_ratio can be judged "
+                        "over a window or in a stage"
                     )
                     raise ValueError(msg)
-                if c.abort and not (SCOPED_METRIC_RE.match(metric) and c.op in ("<", "<=")):
+                if c.abort and not (ABORT_METRIC_RE.match(metric) and c.op in ("<", "<=")):
                     msg = (
                         f"thresholds.{metric}: '{c.text(metric)}': only an upper limit ('<', "
                         "'<=') of a latency metric or max_lag_seconds can abort a run (its "

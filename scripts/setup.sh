@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything bankstream needs on a fresh Debian machine; idempotent (a second run is quick).
-#   system packages: a C compiler, Java 17+, Maven, Prometheus, Chromium and chromium-driver
+#   system packages: a C compiler, Java 17+, Maven, Prometheus and its Pushgateway, Chromium and chromium-driver
 #   (Debian's packages)
 #   Python: a virtualenv in .venv with bankstream and its dev tools
 #   the local stack's jars from Maven Central: Kafka, mongo-java-server, Kafka Connect and the
@@ -18,6 +18,7 @@ command -v cc >/dev/null || need_apt+=(gcc libc6-dev)  # the ledger's C loop
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || need_apt+=(prometheus-pushgateway)
 # the dashboard's browser test: headless Chromium and its WebDriver
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

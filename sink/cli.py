@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -96,6 +97,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="write transactions only (no accounts, no rollups): to measure what they cost",
     )
+    metrics.add_push_flags(p)
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -182,12 +184,25 @@ def run_sink(args: argparse.Namespace) -> int:
     output = "quiet" if args.quiet else "json" if args.json else "live"
     directory = tempfile.mkdtemp(prefix="bankstream-sink-metrics-")
     on_restart = on_dead = None
-    if port:
+    counted = bool(port or args.push)
+    if counted:
         metrics.use_directory(directory)  # this process counts the restarts
         from sink.metrics import process_dead, restarts
 
         on_restart, on_dead = restarts().inc, lambda pid: process_dead(pid, directory)
     stop_serving = metrics.serve(port, directory) if port else None
+    pusher = (
+        metrics.Pusher(
+            settings.pushgateway_url,
+            "bankstream-sink",
+            {"group": args.group},
+            directory,
+            args.push_interval,
+            lambda text: print(f"sink: {settings.scrub(text)}", file=sys.stderr, flush=True),
+        )
+        if args.push
+        else None
+    )
     kafka_config = kafka.client_config(settings)
     kafka_config.pop("logger", None)
     specs = [
@@ -209,7 +224,7 @@ def run_sink(args: argparse.Namespace) -> int:
             flush_interval=flush,
             until_idle=idle,
             projections=not args.no_projections,
-            metrics_dir=directory if port else None,
+            metrics_dir=directory if counted else None,
             connect_timeout=settings.connect_timeout,
             store_timeout=store_timeout,
             lease=lease,
@@ -221,6 +236,8 @@ def run_sink(args: argparse.Namespace) -> int:
     try:
         return Coordinator(specs, output, on_restart=on_restart, on_dead=on_dead).run()
     finally:
+        if pusher is not None:
+            pusher.stop()
         if stop_serving:
             stop_serving()
         shutil.rmtree(directory, ignore_errors=True)

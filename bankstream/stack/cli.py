@@ -20,9 +20,11 @@ def register(commands: Any) -> None:
         "stack",
         summary("stack"),
         "The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
-        "(mongo-java-server, or a real mongod found on PATH) and Prometheus, on 127.0.0.1. "
-        "A service whose setting is given (BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, "
-        "BANKSTREAM_PROMETHEUS_URL) is used as it is and never started or stopped.",
+        "(mongo-java-server, or a real mongod found on PATH), Prometheus and its Pushgateway, "
+        "and with --with connect Kafka Connect, on 127.0.0.1. A service whose setting is given "
+        "(BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, BANKSTREAM_PROMETHEUS_URL, "
+        "BANKSTREAM_PUSHGATEWAY_URL, BANKSTREAM_CONNECT_URL) is used as it is and never started "
+        "or stopped.",
     )
 
     p = add(

@@ -383,6 +383,7 @@ class PrometheusService(Service):
                     "LOADGEN_PORT": str(self.settings.loadgen_metrics_port),
                     "SINK_PORT": str(self.settings.sink_metrics_port),
                     "PROMETHEUS_ADDRESS": listen,
+                    "PUSHGATEWAY_ADDRESS": f"{LOCALHOST}:{self.settings.stack_pushgateway_port}",
                 },
             )
         )
@@ -392,6 +393,42 @@ class PrometheusService(Service):
             f"--storage.tsdb.path={folder / 'data'}",
             "--storage.tsdb.retention.time=7d",
             f"--web.listen-address={listen}",
+        ]
+
+
+@dataclass(frozen=True)
+class PushgatewayService(Service):
+    """Debian's ``prometheus-pushgateway``: short-lived processes push their metrics there
+    (``--push``), the local Prometheus scrapes it."""
+
+    name: str = "pushgateway"
+    title: str = "Pushgateway"
+    setting: str = "BANKSTREAM_PUSHGATEWAY_URL"
+
+    @property
+    def address(self) -> str:
+        return self.settings.scrub(self.settings.pushgateway_url)
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.stack_pushgateway_port]
+
+    def probe(self, timeout: float) -> str:
+        from bankstream import prometheus
+
+        return prometheus.pushgateway_ready(self.settings, timeout)
+
+    def install(self) -> None:
+        _need("prometheus-pushgateway", "run `make setup` (Debian package prometheus-pushgateway)")
+
+    def command(self) -> list[str]:
+        folder = self.home / "pushgateway"
+        folder.mkdir(parents=True, exist_ok=True)
+        return [
+            _need(
+                "prometheus-pushgateway", "run `make setup` (Debian package prometheus-pushgateway)"
+            ),
+            f"--web.listen-address={LOCALHOST}:{self.ports[0]}",
         ]
 
 
@@ -502,7 +539,12 @@ def all_services(settings: Settings, brokers: int | None = None) -> list[Service
         )
         for n in range(1, count + 1)
     ]
-    services: list[Service] = [*nodes, MongoService(settings), PrometheusService(settings)]
+    services: list[Service] = [
+        *nodes,
+        MongoService(settings),
+        PrometheusService(settings),
+        PushgatewayService(settings),
+    ]
     if settings.stack_connect or settings.is_given("connect_url") or connect_runs(settings):
         services.append(ConnectService(settings))
     return services

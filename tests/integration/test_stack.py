@@ -16,7 +16,7 @@ from tests.conftest import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ["kafka", "mongo", "prometheus"]
+SERVICES = ["kafka", "mongo", "prometheus", "pushgateway"]
 
 
 def status(env: dict[str, str] | None = None) -> list[dict[str, object]]:

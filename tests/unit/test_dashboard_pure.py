@@ -62,7 +62,13 @@ def test_grafana_dashboard_is_committed_as_built():
     assert committed == render(), "regenerate: python -m dashboard.grafana > deploy/grafana/..."
     built = dashboard()
     exprs = [t["expr"] for p in built["panels"] for t in p["targets"]]
-    assert len(exprs) == sum(len(p.queries) for p in PANELS) and len(set(exprs)) == len(exprs)
+    assert len(exprs) == sum(len(p.queries) + len(p.limits) for p in PANELS)
+    assert len(set(exprs)) == len(exprs)
+    # each limit line dashed red, matched by its own query
+    for panel, built_panel in zip(PANELS, built["panels"], strict=True):
+        refs = [t["refId"] for t in built_panel["targets"]][len(panel.queries) :]
+        styled = [o["matcher"]["options"] for o in built_panel["fieldConfig"]["overrides"]]
+        assert refs == styled
     assert all(
         t["datasource"]["uid"] == "prometheus" for p in built["panels"] for t in p["targets"]
     )

@@ -96,6 +96,8 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
         group = draw(st.sampled_from(["", "group", "wait", "both"]))
         pipeline["group"] = "g" if group in ("group", "both") else None
         pipeline["wait_for_group"] = "g" if group in ("wait", "both") else None
+    pipeline["push"] = draw(st.booleans())
+    pipeline["push_interval"] = float(draw(st.integers(1, 3600)))
     return RunRequest(
         **pipeline,
         load=draw(load_requests()),

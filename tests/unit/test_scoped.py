@@ -78,7 +78,10 @@ def test_a_scoped_condition_is_written_back_as_given_and_refused_where_it_means_
         "<= 0.5s over 90s"
     ]
     for bad, message in (
-        ("lost=== 0 over 60s", "only latency metrics and max_lag_seconds"),
+        (
+            "lost=== 0 over 60s",
+            "only latency metrics, max_lag_seconds, produce_rate_ratio and sink_rate_ratio",
+        ),
         ("max_lag_seconds=< 5s in stage 1", "the load has no stages"),
         ("e2e_latency_p99_seconds=< 1s over 0s", "over every window of 1s to 1d"),
     ):
@@ -128,3 +131,27 @@ def test_sliding_windows_equal_each_window_merged_from_scratch() -> None:
     assert [v for _, v in _lag_windows(lags, 10.0)] == [
         max(v for t, v in lags if s <= t < s + 10) for s, _ in lags[: len(lags) - 9]
     ]
+
+
+def test_a_rate_ratio_is_judged_over_every_window() -> None:
+    """A producer that falls to half its target for 10 s of 300: the whole run's ratio (0.98)
+    passes, the worst 30 s window (~0.83) fails; the sink's ratio to the producer likewise."""
+    judged = thresholds("produce_rate_ratio=>= 0.95 over 30s", "sink_rate_ratio=>= 0.9 over 30s")
+    run = ticks(300, slow=range(0))
+    rates = {
+        t: (500.0 if 100 <= t < 110 else 1000.0, 1000.0, 1000.0 if t < 200 else 700.0)
+        for t, _, _ in run
+    }
+    figures = scoped_figures(run, {}, judged, 0.0, [], rates=rates)
+    produce = figures["produce_rate_ratio over 30s"]
+    assert produce["min"] == pytest.approx((20 * 1000 + 10 * 500) / 30_000)
+    assert 80 <= produce["min_at"] <= 100
+    sink = figures["sink_rate_ratio over 30s"]
+    assert sink["min"] == pytest.approx(0.7)  # a whole window after t=200
+    verdicts = {v["metric"]: v for v in judge(judged, figures) if "over" in v["condition"]}
+    assert verdicts["produce_rate_ratio"]["passed"] is False
+    assert verdicts["sink_rate_ratio"]["passed"] is False
+    # no target (rate: max): the produce ratio has no window, it is not measured
+    untargeted = {t: (r[0], None, r[2]) for t, r in rates.items()}
+    none = scoped_figures(run, {}, judged, 0.0, [], rates=untargeted)
+    assert none["produce_rate_ratio over 30s"]["windows"] == 0
