@@ -429,6 +429,8 @@ class PushgatewayService(Service):
                 "prometheus-pushgateway", "run `make setup` (Debian package prometheus-pushgateway)"
             ),
             f"--web.listen-address={LOCALHOST}:{self.ports[0]}",
+            # what was pushed outlives a restart of the gateway (a file under the stack's home)
+            f"--persistence.file={folder / 'metrics.store'}",
         ]
 
 
