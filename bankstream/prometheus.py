@@ -71,13 +71,22 @@ def query(settings: Settings, promql: str, timeout: float | None = None) -> list
 
 def pushgateway_ready(settings: Settings, timeout: float) -> str:
     """The Pushgateway answering ``/-/ready`` (else :class:`PrometheusUnavailable`)."""
+    import http.client
+
     shown = settings.scrub(settings.pushgateway_url)
+    parts = urllib.parse.urlsplit(settings.pushgateway_url)
+    headers = {}
+    if parts.username is not None:  # user:password in the URL: basic authentication
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    request = urllib.request.Request(parts.geturl() + "/-/ready", headers=headers)
     try:
-        with urllib.request.urlopen(  # noqa: S310 (an http(s) URL, checked by the settings)
-            settings.pushgateway_url + "/-/ready", timeout=timeout
-        ) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read()
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         msg = (
             f"the Pushgateway at {shown} did not answer within {timeout:g} s "

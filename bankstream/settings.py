@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         "reach the store (e.g. another host name inside docker compose). Its password is never "
         "printed. Default: BANKSTREAM_MONGO_URI.",
     )
+    stack_pushgateway: bool = Field(
+        False,
+        description="The local stack also runs a Prometheus Pushgateway (what `stack up --with "
+        "pushgateway` and `run --push` select).",
+    )
     stack_connect: bool = Field(
         False,
         description="The local stack also runs Kafka Connect with the MongoDB sink connector "

@@ -38,6 +38,8 @@ class Rule:
     stage_seen: bool = False
     run: LogHistogram = field(default_factory=LogHistogram)
     run_lag: float = 0.0
+    first: float | None = None  # the first second fed (a window is whole from there)
+    failed: str | None = None  # decided failed (said once the delay has passed)
 
     @property
     def text(self) -> str:
@@ -92,8 +94,10 @@ class AbortWatch:
             return None
         for rule in self.rules:
             reason = self._judge(rule, t, delivery if rule.kind == "delivery" else e2e, lag)
-            if reason is not None and t >= self.warmup + rule.condition.abort_after:
-                return f"{rule.text} can no longer pass: {reason}"
+            if reason is not None and rule.failed is None:
+                rule.failed = reason  # kept: a failure within the delay still decides
+            if rule.failed is not None and t >= self.warmup + rule.condition.abort_after:
+                return f"{rule.text} can no longer pass: {rule.failed}"
         return None
 
     def _judge(self, rule: Rule, t: float, hist: LogHistogram, lag: float) -> str | None:
@@ -101,11 +105,13 @@ class AbortWatch:
 
         c = rule.condition
         lagging = rule.kind == "lag"
+        if rule.first is None:
+            rule.first = t
         if c.over is not None:
             rule.window.append((t, lag if lagging else hist))
             while rule.window and rule.window[0][0] <= t - c.over:
                 rule.window.popleft()
-            if t - self.warmup + 1 < c.over:  # not a whole window yet
+            if t - rule.first + 1 < c.over:  # not a whole window yet (as the end judges it)
                 return None
             if lagging:
                 value: float | None = max(v for _, v in rule.window)

@@ -429,7 +429,8 @@ def run_run(args: argparse.Namespace) -> int:
         return find_max_run(args)
     request = RunRequest.from_args(args)
     loaded = request.load.resolve()
-    settings = settings_from(args, **({"stack_connect": True} if request.sink == "connect" else {}))
+    extras = {"stack_connect": request.sink == "connect", "stack_pushgateway": request.push}
+    settings = settings_from(args, **{k: True for k, on in extras.items() if on})
     _services(request, settings)
     if request.faults:
         from harness.inject import check

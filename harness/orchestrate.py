@@ -618,7 +618,8 @@ class Orchestra:
                     last_acked, last_sunk = acked, sunk
                     if (plan.injector is not None or plan.keep_ticks) and obs.produce_started:
                         obs.ticks.append((t, self._tick_delivery, self._tick_e2e))
-                    if plan.abort and obs.produce_started and obs.aborted is None:
+                    producing = obs.produce_started and not producer.done()
+                    if plan.abort and producing and obs.aborted is None:
                         reason = plan.abort.second(
                             t, self._tick_delivery, self._tick_e2e, row.lag_seconds
                         )

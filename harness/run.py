@@ -112,7 +112,14 @@ def _execute(
 
         injector = Injector(faults, settings, folder, say)
     pipeline = Pipeline.of(request, settings, scenario, run_id, topic, target, folder, say)
-    aborting = _abort_watch(scenario, schedule, warmup, every_event=target is None)
+    # a host of several reads whatever partitions it is given: its count of samples is unknown
+    aborting = _abort_watch(scenario, schedule, warmup, every_event=target is None and not shard)
+    if aborting and request.faults and request.judge_latency == "outside-faults":
+        say(
+            "abort: not armed with --fault (the thresholds are judged outside the faults' "
+            "windows; --judge-latency whole-run arms it)"
+        )
+        aborting.rules.clear()
     for text in aborting.undecided():
         say(f"abort: {text} is judged at the end only (the run's count of samples is unknown)")
     plan = Plan(
@@ -311,15 +318,64 @@ def _pushed(
             timeout=5,
             handler=metrics._gateway_handler(settings.pushgateway_url),
         )
-        time.sleep(3.0)  # a scrape of the producer's and sink's last values (every 2 s here)
-        groups = [("bankstream-sink", {"group": sink_group(run_id)})]
-        groups.append(
-            ("bankstream-loadgen", {"run_id": run_id, "shard": f"{shard[0]}" if shard else "all"})
-        )
-        for job, grouping in groups:
-            metrics.delete_pushed(settings.pushgateway_url, job, grouping)
     except Exception as exc:  # the gateway away: the run's result stands
         say(f"push: the Pushgateway did not take the thresholds: {settings.scrub(str(exc))}")
+    import socket
+
+    groups = [
+        ("bankstream-sink", {"group": sink_group(run_id), "instance": socket.gethostname()}),
+        ("bankstream-loadgen", {"run_id": run_id, "shard": f"{shard[0]}" if shard else "all"}),
+    ]
+    for job, grouping in groups:
+        _wait_scraped(settings, job, grouping)
+        try:
+            metrics.delete_pushed(settings.pushgateway_url, job, grouping)
+        except Exception as exc:  # left on the gateway: said, the run's result stands
+            say(f"push: {job} {grouping} not deleted: {settings.scrub(str(exc))}")
+
+
+def _wait_scraped(
+    settings: Settings, job: str, grouping: Mapping[str, str], most: float = 60.0
+) -> None:
+    """Until Prometheus has the group's last push (its ``push_time_seconds`` as Prometheus has
+    it reaches the gateway's own), at most ``most`` seconds; without a Prometheus to ask, 15 s
+    (a few scrapes of any usual interval)."""
+    from bankstream import prometheus
+
+    wanted = {"job": job, **grouping}
+    last = _pushed_at(settings, wanted)
+    if last is None:  # nothing there (never pushed, or gone): nothing to wait for
+        return
+    labels = ",".join(f'{k}="{v}"' for k, v in wanted.items())
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        try:
+            found = prometheus.query(settings, f"push_time_seconds{{{labels}}}", timeout=5)
+        except Exception:  # no Prometheus to ask: a fixed wait
+            time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+            return
+        if found and float(found[0]["value"][1]) >= last:
+            return
+        time.sleep(1.0)
+
+
+def _pushed_at(settings: Settings, labels: Mapping[str, str]) -> float | None:
+    """When the gateway last took a push of the group with these labels (None: not there)."""
+    import urllib.request
+
+    from bankstream import metrics
+
+    try:
+        url = metrics._bare(settings.pushgateway_url) + "/api/v1/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310
+            groups = json.loads(answer.read())["data"]
+    except Exception:  # the gateway away (or guarded): unknown
+        return None
+    for group in groups:
+        if group.get("labels") == dict(labels):
+            samples = group.get("push_time_seconds", {}).get("metrics") or []
+            return float(samples[0]["value"]) if samples else None
+    return None
 
 
 def conclude(

@@ -151,8 +151,13 @@ def run_produce(args: argparse.Namespace) -> int:
         topic=args.topic or scenario.delivery.topic,
         run_id=run_id,
         shard=shard,
+        # pushed instead of served unless a port is asked for (else Prometheus counts twice)
         metrics_port=(
-            args.metrics_port if args.metrics_port is not None else settings.loadgen_metrics_port
+            args.metrics_port
+            if args.metrics_port is not None
+            else 0
+            if args.push
+            else settings.loadgen_metrics_port
         ),
         results=args.results,
         flush_timeout=args.flush_timeout,

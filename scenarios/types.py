@@ -124,9 +124,9 @@ def check_shares(shares: list[float], what: str, tolerance: float = 1e-6) -> Non
 # ---------------------------------------------------------------- threshold conditions
 
 # a condition, and optionally its scope: every window of a length, or one stage of the load
-SCOPE = rf"(?:\s+over\s+({NUMBER})\s*(ms|s|m|h)|\s+in\s+stage\s+([1-9][0-9]{{0,3}}))?"
+SCOPE = rf"(?:\s+over\s+({NUMBER})\s*(ms|s|m|h|d)|\s+in\s+stage\s+([1-9][0-9]{{0,3}}))?"
 # and optionally: stop the run as soon as it can no longer pass (after a delay from the warm-up)
-ABORT = rf"(\s*,\s*abort(?:\s+after\s+({NUMBER})\s*(ms|s|m|h))?)?"
+ABORT = rf"(\s*,\s*abort(?:\s+after\s+({NUMBER})\s*(ms|s|m|h|d))?)?"
 CONDITION_RE = re.compile(
     rf"^\s*(<=|>=|==|!=|<|>)\s*(-?{NUMBER})\s*(ms|s|m|h|%)?{SCOPE}{ABORT}\s*$"
 )

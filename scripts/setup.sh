@@ -4,7 +4,7 @@
 #   (Debian's packages)
 #   Python: a virtualenv in .venv with bankstream and its dev tools
 #   the local stack's jars from Maven Central: Kafka, mongo-java-server, Kafka Connect and the
-#   MongoDB sink connector (bankstream stack install --with connect)
+#   MongoDB sink connector (bankstream stack install --with connect --with pushgateway)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

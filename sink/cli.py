@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import sys
 import tempfile
 from typing import Any
@@ -180,7 +181,9 @@ def run_sink(args: argparse.Namespace) -> int:
                     f"cannot create the dead-letter topic {dead_letter}: {settings.scrub(str(exc))}"
                 )
                 raise UsageError(msg) from None
-    port = args.metrics_port if args.metrics_port is not None else settings.sink_metrics_port
+    # pushed instead of served unless a port is asked for (else Prometheus counts twice)
+    default = 0 if args.push else settings.sink_metrics_port
+    port = args.metrics_port if args.metrics_port is not None else default
     output = "quiet" if args.quiet else "json" if args.json else "live"
     directory = tempfile.mkdtemp(prefix="bankstream-sink-metrics-")
     on_restart = on_dead = None
@@ -195,7 +198,7 @@ def run_sink(args: argparse.Namespace) -> int:
         metrics.Pusher(
             settings.pushgateway_url,
             "bankstream-sink",
-            {"group": args.group},
+            {"group": args.group, "instance": socket.gethostname()},
             directory,
             args.push_interval,
             lambda text: print(f"sink: {settings.scrub(text)}", file=sys.stderr, flush=True),

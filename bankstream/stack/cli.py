@@ -20,8 +20,9 @@ def register(commands: Any) -> None:
         "stack",
         summary("stack"),
         "The local stack: Apache Kafka (KRaft, one node), a MongoDB-wire server "
-        "(mongo-java-server, or a real mongod found on PATH), Prometheus and its Pushgateway, "
-        "and with --with connect Kafka Connect, on 127.0.0.1. A service whose setting is given "
+        "(mongo-java-server, or a real mongod found on PATH) and Prometheus, with --with "
+        "pushgateway a Pushgateway and with --with connect Kafka Connect, on 127.0.0.1. A "
+        "service whose setting is given "
         "(BANKSTREAM_KAFKA_BOOTSTRAP, BANKSTREAM_MONGO_URI, BANKSTREAM_PROMETHEUS_URL, "
         "BANKSTREAM_PUSHGATEWAY_URL, BANKSTREAM_CONNECT_URL) is used as it is and never started "
         "or stopped.",
@@ -112,15 +113,15 @@ def _with(p: Any) -> None:
         "--with",
         dest="extras",
         action="append",
-        choices=("connect",),
+        choices=("connect", "pushgateway"),
         default=[],
         help="also Kafka Connect with the official MongoDB sink connector (for run --sink "
-        "connect; REST on port 8083)",
+        "connect; REST on port 8083), or the Pushgateway (for --push; port 9091); repeatable",
     )
 
 
 def _extras(args: argparse.Namespace) -> dict[str, object]:
-    return {"stack_connect": True} if "connect" in args.extras else {}
+    return {f"stack_{extra}": True for extra in args.extras}
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -541,26 +541,27 @@ def all_services(settings: Settings, brokers: int | None = None) -> list[Service
         )
         for n in range(1, count + 1)
     ]
-    services: list[Service] = [
-        *nodes,
-        MongoService(settings),
-        PrometheusService(settings),
-        PushgatewayService(settings),
-    ]
+    services: list[Service] = [*nodes, MongoService(settings), PrometheusService(settings)]
+    pushing = settings.stack_pushgateway or settings.is_given("pushgateway_url")
+    if pushing or runs(settings, "pushgateway"):
+        services.append(PushgatewayService(settings))
     if settings.stack_connect or settings.is_given("connect_url") or connect_runs(settings):
         services.append(ConnectService(settings))
     return services
 
 
-def connect_runs(settings: Settings) -> bool:
-    """The local stack's Kafka Connect runs now (its pid file)."""
+def runs(settings: Settings, name: str) -> bool:
+    """The local stack's service ``name`` runs now (its pid file)."""
     from bankstream.stack.process import ManagedProcess
 
     run = settings.home / "run"
-    proc = ManagedProcess(
-        "connect", run, settings.home / "logs" / "connect.log", str(settings.home)
-    )
+    proc = ManagedProcess(name, run, settings.home / "logs" / f"{name}.log", str(settings.home))
     return proc.pid() is not None
+
+
+def connect_runs(settings: Settings) -> bool:
+    """The local stack's Kafka Connect runs now (its pid file)."""
+    return runs(settings, "connect")
 
 
 def running_brokers(settings: Settings) -> int | None:

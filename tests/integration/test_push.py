@@ -6,9 +6,11 @@ gateway."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from bankstream import metrics, prometheus
 from bankstream.settings import Settings
+from bankstream.stack import lifecycle
 from tests.conftest import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.integration
@@ -37,7 +40,19 @@ def groups(settings: Settings) -> list[dict[str, str]]:
     return [g["labels"] for g in data]
 
 
-def test_a_producer_that_ended_is_still_in_prometheus(stack: Settings, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def gateway(stack: Settings) -> Iterator[Settings]:
+    """The local stack with its Pushgateway (`stack up --with pushgateway`)."""
+    settings = stack.model_copy(update={"stack_pushgateway": True})
+    states = lifecycle.up(settings, report=lambda _: None)
+    started = [s.name for s in states if s.started and s.name == "pushgateway"]
+    yield settings
+    if started and not os.environ.get("BANKSTREAM_KEEP_STACK"):
+        lifecycle.down(settings, report=lambda _: None, names=started)
+
+
+def test_a_producer_that_ended_is_still_in_prometheus(gateway: Settings, tmp_path: Path) -> None:
+    stack = gateway
     run_id = f"push-{uuid.uuid4().hex[:8]}"
     done = run_cli(
         "produce", "retail-day", "--events", "2000", "--rate", "1000", "--run-id", run_id,
@@ -67,7 +82,8 @@ def test_a_producer_that_ended_is_still_in_prometheus(stack: Settings, tmp_path:
         )
 
 
-def test_a_run_pushes_its_limits_and_cleans_up_after_itself(stack: Settings) -> None:
+def test_a_run_pushes_its_limits_and_cleans_up_after_itself(gateway: Settings) -> None:
+    stack = gateway
     database = f"test_push_{uuid.uuid4().hex[:8]}"
     done = run_cli(
         "run", "retail-day", "--rate", "300", "--duration", "8s", "--no-warm", "--push",

@@ -16,7 +16,7 @@ from tests.conftest import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ["kafka", "mongo", "prometheus", "pushgateway"]
+SERVICES = ["kafka", "mongo", "prometheus"]  # (then the optional ones running: pushgateway, ...)
 
 
 def status(env: dict[str, str] | None = None) -> list[dict[str, object]]:
@@ -28,7 +28,7 @@ def test_status_lists_every_service_answering(stack: Settings):
     done = run_cli("stack", "status")
     assert done.returncode == 0, done.stdout + done.stderr
     rows = status()
-    assert [r["service"] for r in rows] == SERVICES
+    assert [r["service"] for r in rows][:3] == SERVICES
     assert all(r["answering"] for r in rows), rows
     assert rows[0]["address"] == stack.kafka_bootstrap
     assert rows[2]["address"] == stack.prometheus_url

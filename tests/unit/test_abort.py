@@ -78,3 +78,13 @@ def test_a_percentile_aborts_when_the_rest_of_the_run_cannot_save_it() -> None:
     unknown = AbortWatch(conditions, 0.0, [], {"end_to_end": None})
     assert unknown.undecided() == ["e2e_latency_p99_seconds < 1s, abort"]
     assert unknown.second(1.0, hist(), hist(*[3.0] * 500), 0.0) is None
+
+
+def test_a_failure_within_the_delay_still_decides_once_it_has_passed() -> None:
+    conditions = thresholds(e2e_latency_p99_seconds="< 1s over 2s, abort after 10s")
+    watch = AbortWatch(conditions, 0.0, [], {})
+    assert watch.second(1.0, hist(), hist(5.0), 0.0) is None
+    assert watch.second(2.0, hist(), hist(5.0), 0.0) is None  # broken, within the delay
+    for t in range(3, 10):
+        assert watch.second(float(t), hist(), hist(0.1), 0.0) is None  # good windows since
+    assert "to t=2 s" in str(watch.second(10.0, hist(), hist(0.1), 0.0))
