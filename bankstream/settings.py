@@ -359,10 +359,12 @@ def _uri_options_problem(uri: str) -> str | None:
 def secret_key(key: str) -> bool:
     """True for client settings that hold a secret (their values are never shown)."""
     lowered = key.lower()
-    return any(word in lowered for word in ("password", "secret", "token")) or lowered in (
-        "ssl.key.pem",
-        "sasl.oauthbearer.config",
-        "sasl.jaas.config",
+    named = ("ssl.key.pem", "sasl.oauthbearer.config", "sasl.jaas.config")
+    return (
+        any(word in lowered for word in ("password", "secret", "token"))
+        or lowered in named
+        # a client's setting passed through under a prefix (consumer.override.sasl.jaas.config)
+        or lowered.endswith(tuple("." + name for name in named))
     )
 
 

@@ -178,7 +178,12 @@ class Pipeline:
     def figures(self, summary: Mapping[str, Any] | None) -> dict[str, Any]:
         """What the result says of the pipeline and how it was measured."""
         s = summary or {}
-        shown = {k: v for k, v in self.config.items() if k not in ("connection.uri",)}
+        from bankstream.settings import secret_key
+
+        # the connection string and any secret among the options never reach a result
+        shown = {
+            k: v for k, v in self.config.items() if k != "connection.uri" and not secret_key(k)
+        }
         return {
             "sink": self.kind,
             "target": self.target.text if self.target else None,

@@ -161,3 +161,21 @@ def test_probes_that_never_come_neither_starve_new_ones_nor_stay_for_ever() -> N
     assert watcher.counts["found"] == 50 and len(watcher.pending) == 550
     watcher._expire(now)
     assert watcher.counts["given_up"] == 100 and len(watcher.pending) == 450
+
+
+def test_no_secret_of_the_connector_reaches_the_result() -> None:
+    from harness.pipeline import Pipeline
+
+    settings = Settings(mongo_uri="mongodb://u:secret@127.0.0.1:27017")
+    config = connector_config(
+        settings,
+        "t",
+        Target("d", "c"),
+        {"consumer.override.sasl.jaas.config": "x required password='p'", "tasks.max": 2},
+    )
+    pipeline = Pipeline("connect", settings, print, target=Target("d", "c"), connector="n")
+    pipeline.config = config
+    shown = pipeline.figures(None)["connector"]["config"]
+    assert shown["tasks.max"] == "2"
+    assert "connection.uri" not in shown and "consumer.override.sasl.jaas.config" not in shown
+    assert "secret" not in str(shown) and "password" not in str(shown)
