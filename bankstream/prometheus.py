@@ -17,9 +17,10 @@ class PrometheusUnavailable(BankstreamError):
     """The configured Prometheus server did not answer."""
 
 
-def _request(settings: Settings, path: str) -> urllib.request.Request:
-    """A request for ``path``; user:password in the URL becomes basic authentication."""
-    parts = urllib.parse.urlsplit(settings.prometheus_url)
+def _request(settings: Settings, path: str, base: str | None = None) -> urllib.request.Request:
+    """A request for ``path`` of ``base`` (default: Prometheus's URL); user:password in the
+    URL becomes basic authentication."""
+    parts = urllib.parse.urlsplit(settings.prometheus_url if base is None else base)
     headers = {}
     if parts.username is not None:
         pair = (
@@ -74,16 +75,8 @@ def pushgateway_ready(settings: Settings, timeout: float) -> str:
     import http.client
 
     shown = settings.scrub(settings.pushgateway_url)
-    parts = urllib.parse.urlsplit(settings.pushgateway_url)
-    headers = {}
-    if parts.username is not None:  # user:password in the URL: basic authentication
-        pair = (
-            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        )
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-    request = urllib.request.Request(parts.geturl() + "/-/ready", headers=headers)
     try:
+        request = _request(settings, "/-/ready", settings.pushgateway_url)
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read()
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:

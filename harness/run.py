@@ -523,15 +523,21 @@ def build_figures(
     }
 
 
+def _stage_ends(scenario: Any) -> list[float]:
+    """When each stage of the load ends, seconds from its start."""
+    ends, total = [], 0.0
+    for stage in scenario.load.stages or []:
+        total += float(stage.duration)
+        ends.append(total)
+    return ends
+
+
 def _abort_watch(scenario: Any, schedule: Any, warmup: float, every_event: bool) -> Any:
     """The scenario's aborting conditions, with the samples the run will have when the load
     says how many events it sends (the sink measures every event; a watched pipeline, a few)."""
     from harness.abort import AbortWatch
 
-    ends, total = [], 0.0
-    for stage in scenario.load.stages or []:
-        total += float(stage.duration)
-        ends.append(total)
+    ends = _stage_ends(scenario)
     events = schedule.total if schedule.total is not None else None
     totals = {"delivery": events, "end_to_end": events if every_event else None}
     return AbortWatch(scenario.thresholds, warmup, ends, totals)
@@ -573,10 +579,7 @@ def _scoped(
         float(row.t): (float(row.produce_rate), row.target_rate, float(row.sink_rate))
         for row in observed.timeline
     }
-    ends, total = [], 0.0
-    for stage in scenario.load.stages or []:
-        total += float(stage.duration)
-        ends.append(total)
+    ends = _stage_ends(scenario)
     windows = [tuple(w) for w in faults["windows"]] if faults and faults["judged_outside"] else []
     return scoped_figures(
         observed.ticks,
