@@ -13,6 +13,8 @@ from bankstream.errors import EXIT_USAGE, UsageError, printable, tame
 from bankstream.events import TOPIC_PATTERN
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from bankstream.settings import Settings
 
 # Every command: the module that registers it (imported only when the command runs, so that
@@ -236,3 +238,31 @@ def duration(
 
     parse.__name__ = "duration"  # argparse names the type in its messages
     return parse
+
+
+def field_range(model: type[BaseModel], name: str) -> tuple[int, int]:
+    """The ``ge``/``le`` bounds the model declares for a field: a flag that sets the field is
+    checked against the model's range, never a copy of it."""
+    import annotated_types
+
+    low, high = None, None
+    for rule in model.model_fields[name].metadata:
+        if isinstance(rule, annotated_types.Ge):
+            low = rule.ge
+        elif isinstance(rule, annotated_types.Le):
+            high = rule.le
+    if not (isinstance(low, int) and isinstance(high, int)):
+        msg = f"{model.__name__}.{name} declares no whole-number range"
+        raise TypeError(msg)
+    return low, high
+
+
+def global_flags(config: Path | None, verbose: int) -> list[str]:
+    """The flags before a command (``--config``, ``-v``), so that a child command started with
+    them sees the same settings and logs as its parent."""
+    out: list[str] = []
+    if config is not None:
+        out += ["--config", str(config)]
+    if verbose:
+        out.append("-" + "v" * verbose)
+    return out

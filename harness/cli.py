@@ -13,6 +13,7 @@ from bankstream.commands import (
     add_overrides,
     command_group,
     duration,
+    global_flags,
     run_id,
     settings_from,
     summary,
@@ -692,8 +693,7 @@ def run_bench_sinks(args: argparse.Namespace) -> int:
         args.rounds,
         args.processes,
         say,
-        global_flags=(["--config", str(args.config)] if args.config else [])
-        + (["-" + "v" * args.verbose] if args.verbose else []),
+        global_flags=global_flags(args.config, args.verbose),
     )
     if args.json:
         print(json.dumps(figures))

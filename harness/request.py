@@ -14,10 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bankstream.commands import global_flags
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.faults import Fault
 from loadgen.request import LoadRequest
+from sink.request import SinkRequest
 
 MAX_PROCESSES = 256
 Output = Literal["live", "json", "quiet"]
@@ -98,12 +100,7 @@ class RunRequest(BaseModel):
 
     def global_flags(self) -> list[str]:
         """The flags before the command, so that a child sees the same settings."""
-        out: list[str] = []
-        if self.config is not None:
-            out += ["--config", str(self.config)]
-        if self.verbose:
-            out.append("-" + "v" * self.verbose)
-        return out
+        return global_flags(self.config, self.verbose)
 
     def producer_argv(self, run_id: str, topic: str, folder: Path) -> list[str]:
         """`bankstream produce` for this run, its manifest into ``folder``."""
@@ -122,15 +119,26 @@ class RunRequest(BaseModel):
             return []
         return ["--push", "--push-interval", format_duration(self.push_interval)]
 
+    def sink_request(self, group: str, topic: str) -> SinkRequest:
+        """The sink of this run (the scenario's sink section, with ``--set``); pushed instead
+        of served when pushing (Prometheus would count each figure twice)."""
+        return SinkRequest(
+            scenario=self.load.scenario,
+            overrides=self.load.overrides,
+            processes=self.sink_processes,
+            topic=topic,
+            group=group,
+            push=self.push,
+            push_interval=self.push_interval,
+            metrics_port=0 if self.push else None,
+            output="json",
+            config=self.config,
+            verbose=self.verbose,
+        )
+
     def sink_argv(self, group: str, topic: str) -> list[str]:
-        """`bankstream sink` for this run (the scenario's sink section, with ``--set``)."""
-        argv = [*self.global_flags(), "sink", "--scenario", self.load.scenario]
-        for override in self.load.overrides:
-            argv += ["--set", override]
-        if self.sink_processes is not None:
-            argv += ["--processes", str(self.sink_processes)]
-        served = ["--metrics-port", "0"] if self.push else []
-        return [*argv, "--topic", topic, "--group", group, *self._push_flags(), *served, "--json"]
+        """`bankstream sink` for this run: :meth:`sink_request`'s words."""
+        return self.sink_request(group, topic).to_argv()
 
     def to_argv(self) -> list[str]:
         """The request as `bankstream run`'s words (global flags first); parsed back by

@@ -189,13 +189,19 @@ def _turn(
             connect.delete(settings, group)
 
     else:
-        argv = [sys.executable, "-m", "bankstream", *global_flags, "sink", "--scenario", scenario]
-        for override in overrides:
-            argv += ["--set", override]
-        argv += ["--topic", topic, "--group", group, "--processes", str(processes), "--quiet"]
-        argv += ["--metrics-port", "0"]
-        if target == "bankstream-no-projections":
-            argv.append("--no-projections")
+        from sink.request import SinkRequest
+
+        request = SinkRequest(
+            scenario=scenario,
+            overrides=tuple(overrides),
+            topic=topic,
+            group=group,
+            processes=processes,
+            output="quiet",
+            metrics_port=0,
+            projections=target != "bankstream-no-projections",
+        )
+        argv = [sys.executable, "-m", "bankstream", *global_flags, *request.to_argv()]
         env = {**os.environ, "BANKSTREAM_MONGO_DATABASE": database}
         log = tempfile.TemporaryFile()  # noqa: SIM115 (its stderr, read if it fails)
         process = subprocess.Popen(  # noqa: S603 (our own command)

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
-import sys
-import tempfile
 from typing import Any
 
-from bankstream import kafka, metrics
-from bankstream.commands import settings_from, summary, topic
-from bankstream.durations import parse_duration
-from bankstream.errors import UsageError
-from scenarios.model import Delivery, Sink
-from sink.consumer import SinkSpec
-from sink.coordinator import Coordinator
+from bankstream import metrics
+from bankstream.commands import summary, topic
 
 EPILOG = """A sink process that dies is restarted (after 0.5, 1, 2, 4, 8 s; at most 5 restarts a
 minute, then the sink fails); the batch it was writing is finished by whoever gets its
@@ -112,135 +103,8 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run_sink)
 
 
-def _duration(text: str, flag: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        msg = f"{flag}: {exc}"
-        raise UsageError(msg) from None
-    if seconds <= 0:
-        msg = f"{flag} must be longer than 0, got {text}"
-        raise UsageError(msg)
-    return seconds
-
-
-def _defaults(args: argparse.Namespace) -> tuple[Sink, str, dict[str, Any] | None]:
-    """The scenario's sink section (or the model's defaults), its topic, and its write concern
-    when it gives one."""
-    if args.scenario is None:
-        if args.set:
-            msg = "--set needs --scenario (the scenario whose settings it overrides)"
-            raise UsageError(msg)
-        return Sink(), Delivery().topic, None
-    from scenarios import load
-
-    scenario = load(args.scenario, overrides=args.set).scenario
-    concern = scenario.sink.write_concern.model_dump(exclude_unset=True)
-    return scenario.sink, scenario.delivery.topic, concern or None
-
-
 def run_sink(args: argparse.Namespace) -> int:
-    defaults, topic, write_concern = _defaults(args)
-    args.topic = args.topic or topic
-    args.batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
-    args.processes = args.processes if args.processes is not None else defaults.workers
-    if not 1 <= args.batch_size <= 100_000:
-        msg = f"--batch-size must be between 1 and 100,000, got {args.batch_size}"
-        raise UsageError(msg)
-    if not 1 <= args.processes <= 256:
-        msg = f"--processes must be between 1 and 256, got {args.processes}"
-        raise UsageError(msg)
-    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"
-        raise UsageError(msg)
-    flush = (
-        _duration(args.flush_interval, "--flush-interval")
-        if args.flush_interval
-        else float(defaults.flush_interval)
-    )
-    idle = _duration(args.until_idle, "--until-idle") if args.until_idle else None
-    store_timeout = _duration(args.store_timeout, "--store-timeout")
-    lease = _duration(args.lease, "--lease")
-    if lease < 1:
-        msg = f"--lease must be at least 1s (longer than a write takes), got {args.lease}"
-        raise UsageError(msg)
-    settings = settings_from(args)
-    kafka.wait_for_metadata(settings, settings.connect_timeout)
-    from bankstream import mongo
+    from sink.request import SinkRequest
+    from sink.service import run
 
-    mongo.ping(settings)
-    dead_letter = args.dead_letter_topic or defaults.dead_letter_topic or f"{args.topic}.dlq"
-    admin = kafka.admin_client(settings)
-    existing = admin.list_topics(timeout=settings.connect_timeout).topics
-    if dead_letter not in existing:
-        try:
-            kafka.create_topic(admin, dead_letter, 1, 1)
-        except Exception as exc:  # created meanwhile by another sink: fine
-            if "already exists" not in str(exc).lower():
-                msg = (
-                    f"cannot create the dead-letter topic {dead_letter}: {settings.scrub(str(exc))}"
-                )
-                raise UsageError(msg) from None
-    # pushed instead of served unless a port is asked for (else Prometheus counts twice)
-    default = 0 if args.push else settings.sink_metrics_port
-    port = args.metrics_port if args.metrics_port is not None else default
-    output = "quiet" if args.quiet else "json" if args.json else "live"
-    directory = tempfile.mkdtemp(prefix="bankstream-sink-metrics-")
-    on_restart = on_dead = None
-    counted = bool(port or args.push)
-    if counted:
-        metrics.use_directory(directory)  # this process counts the restarts
-        from sink.metrics import process_dead, restarts
-
-        on_restart, on_dead = restarts().inc, lambda pid: process_dead(pid, directory)
-    stop_serving = metrics.serve(port, directory) if port else None
-    pusher = (
-        metrics.Pusher(
-            settings.pushgateway_url,
-            "bankstream-sink",
-            {"group": args.group, "instance": socket.gethostname()},
-            directory,
-            args.push_interval,
-            lambda text: print(f"sink: {settings.scrub(text)}", file=sys.stderr, flush=True),
-        )
-        if args.push
-        else None
-    )
-    kafka_config = kafka.client_config(settings)
-    kafka_config.pop("logger", None)
-    specs = [
-        SinkSpec(
-            index=i,
-            kafka=kafka_config,
-            group=args.group,
-            topic=args.topic,
-            dead_letter_topic=dead_letter,
-            mongo_uri=settings.mongo_uri,
-            database=settings.mongo_database,
-            collections={
-                "transactions": defaults.collections.transactions,
-                "accounts": defaults.collections.accounts,
-                "rollups": defaults.collections.rollups,
-            },
-            write_concern=write_concern,
-            batch_size=args.batch_size,
-            flush_interval=flush,
-            until_idle=idle,
-            projections=not args.no_projections,
-            metrics_dir=directory if counted else None,
-            connect_timeout=settings.connect_timeout,
-            store_timeout=store_timeout,
-            lease=lease,
-            verbose=args.verbose,
-            fault=args.fault,
-        )
-        for i in range(args.processes)
-    ]
-    try:
-        return Coordinator(specs, output, on_restart=on_restart, on_dead=on_dead).run()
-    finally:
-        if pusher is not None:
-            pusher.stop()
-        if stop_serving:
-            stop_serving()
-        shutil.rmtree(directory, ignore_errors=True)
+    return run(SinkRequest.from_args(args))

@@ -16,6 +16,7 @@ from harness.capacity import step_request
 from harness.faults import parse_fault
 from harness.request import RunRequest
 from loadgen.request import LoadRequest, StageRequest
+from sink.request import SinkRequest
 
 seconds = st.one_of(
     st.integers(1, 10 * 86400).map(float),
@@ -125,6 +126,48 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
 @settings(max_examples=150, deadline=None)
 def test_a_run_request_reads_back_equal_from_its_words(request: RunRequest) -> None:
     assert RunRequest.from_args(parse(request.to_argv())) == request
+
+
+@st.composite
+def sink_requests(draw: st.DrawFn) -> SinkRequest:
+    scenario = draw(st.none() | st.sampled_from(["retail-day", "./my scenario.yaml"]))
+    maybe_seconds = st.none() | seconds
+    return SinkRequest(
+        scenario=scenario,
+        overrides=draw(overrides) if scenario is not None else (),
+        group=draw(st.sampled_from(["bankstream-sink", "g.1"])),
+        topic=draw(st.none() | st.just("t.x")),
+        dead_letter_topic=draw(st.none() | st.just("t.dlq")),
+        batch_size=draw(st.none() | st.integers(1, 100_000)),
+        flush_interval=draw(maybe_seconds),
+        processes=draw(st.none() | st.integers(1, 256)),
+        until_idle=draw(maybe_seconds),
+        store_timeout=draw(seconds),
+        lease=draw(st.floats(1, 86400, allow_nan=False)),
+        projections=draw(st.booleans()),
+        push=draw(st.booleans()),
+        push_interval=float(draw(st.integers(1, 3600))),
+        metrics_port=draw(st.none() | st.integers(0, 65535)),
+        output=draw(st.sampled_from(["live", "json", "quiet"])),
+        fault=draw(st.none() | st.just("after-insert")),
+        config=draw(st.none() | st.just(Path("b.toml"))),
+        verbose=draw(st.integers(0, 2)),
+    )
+
+
+@given(sink_requests())
+@settings(max_examples=150, deadline=None)
+def test_a_sink_request_reads_back_equal_from_its_words(request: SinkRequest) -> None:
+    assert SinkRequest.from_args(parse(request.to_argv())) == request
+
+
+def test_the_sink_of_a_run_is_the_scenarios_with_the_runs_overrides() -> None:
+    args = parse(["run", "retail-day", "--set", "sink.batch_size=700", "--sink-processes", "3"])
+    args.verify_limit = 0
+    request = RunRequest.from_args(args).sink_request("g", "t")
+    assert SinkRequest.from_args(parse(request.to_argv())) == request
+    assert request.overrides == ("sink.batch_size=700",)
+    assert (request.processes, request.group, request.topic, request.output) == (3, "g", "t", "json")
 
 
 def test_the_producer_gets_the_load_as_asked_and_the_sink_the_scenarios_overrides() -> None:
