@@ -1,4 +1,12 @@
-"""Worker processes of one command: started, told to stop, watched, restarted when they die.
+"""The processes a command supervises, and how a command is stopped.
+
+Every supervising command (`produce`, `sink`, `run`, `watch`) takes SIGINT/SIGTERM through
+:class:`Signals`: the first asks it to stop (flush, commit, write what it has), the second ends
+everything at once. It supervises either worker processes (:class:`Supervisor`: `produce` and
+`sink`) or child commands (:class:`Command`: `run` starts `sink` and `produce`, and `watch`);
+both report typed records (``bankstream.progress``), printed by one ``Printer``.
+
+Worker processes of one command: started, told to stop, watched, restarted when they die.
 
 Each worker runs ``target(spec, stop, reports, *shared)`` in a process of its own
 (multiprocessing, spawn; ``shared``: more lock-free values of the command's, e.g. a start
@@ -21,17 +29,73 @@ process gets the spec ``respawn`` makes of the old one (e.g. without a test's fa
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import multiprocessing
 import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Generic, TypeVar
+
+import psutil
+
+from bankstream import progress
 
 Spec = TypeVar("Spec")
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+class Signals:
+    """SIGINT and SIGTERM while a command supervises: the first calls ``first(name)`` (ask
+    everything to stop and finish what it has), the second calls ``second(signum)`` (end
+    everything at once); without ``second``, the second signal raises KeyboardInterrupt out of
+    whatever waits. The previous handlers come back when the block ends."""
+
+    def __init__(
+        self, first: Callable[[str], None], second: Callable[[int], None] | None = None
+    ) -> None:
+        self.first = first
+        self.second = second
+        self.count = 0
+        self.name: str | None = None  # the first signal's name
+        self.forced: int | None = None  # the second signal's number
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Signals:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        self._previous = {s: signal.signal(s, self._handle) for s in signals}
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.name = signal.Signals(signum).name
+            self.first(self.name)
+        elif self.forced is None:
+            self.forced = signum
+            if self.second is None:
+                raise KeyboardInterrupt
+            self.second(signum)
 
 
 class StopFlag:
@@ -261,3 +325,120 @@ class Supervisor(Generic[Spec]):
         self.slots[i] = fresh
         self.restarts += 1
         return Event("restarted", i, message=f"{self.name} {i} restarted")
+
+
+class Command:
+    """A `bankstream` command run as a child in a session of its own (``--json``): its progress
+    records arrive on ``lines`` as (when, record), read through ``bankstream.progress.read``
+    (a line that is not one of ``source``'s records is logged, not taken); its stderr goes to
+    ``log_file``. ``others``: processes it watches rather than runs, sampled with it."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_file: Path,
+        others: Sequence[int] = (),
+        source: progress.Source | None = None,
+    ) -> None:
+        self.name = name
+        self.source: progress.Source = source or ("producer" if name == "producer" else "sink")
+        self.log_file = log_file
+        self.lines: queue.Queue[tuple[float, progress.AnyRecord]] = queue.Queue()
+        self._stderr = log_file.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 (our own command, no shell)
+            [sys.executable, "-m", "bankstream", *argv],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            start_new_session=True,
+        )
+        self.last_line = time.time()  # when it last wrote a record
+        self.refused: list[str] = []  # lines that were not records of its protocol
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._ps = psutil.Process(self.process.pid)
+        self._others: list[psutil.Process] = []
+        for pid in others:
+            with contextlib.suppress(psutil.Error):
+                self._others.append(psutil.Process(pid))
+        self._before = 0.0  # their CPU time before this run (not the run's)
+        for other in self._others:
+            with contextlib.suppress(psutil.Error):
+                times = other.cpu_times()
+                self._before += times.user + times.system
+        self.cpu_seconds = 0.0
+        self.peak_rss = 0
+
+    def _read(self) -> None:
+        stream: IO[str] | None = self.process.stdout
+        assert stream is not None
+        for line in stream:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                log.info("%s: %s", self.name, line.rstrip())
+                continue
+            try:
+                record = progress.read(self.source, data)
+            except progress.BadRecord as exc:
+                log.warning("%s", exc)
+                self.refused.append(str(exc))
+                continue
+            self.last_line = time.time()
+            self.lines.put((time.time(), record))
+
+    def sample(self) -> tuple[float, int]:
+        """(CPU seconds so far, resident memory now) of the command and its processes."""
+        cpu, rss = 0.0, 0
+        try:
+            family = [self._ps, *self._ps.children(recursive=True), *self._others]
+        except psutil.Error:
+            return self.cpu_seconds, 0
+        for p in family:
+            try:
+                times = p.cpu_times()
+                cpu += times.user + times.system
+                rss += p.memory_info().rss
+            except psutil.Error:
+                continue
+        cpu -= self._before
+        # a process that ended takes its CPU time with it: keep the largest total seen
+        self.cpu_seconds = max(self.cpu_seconds, cpu)
+        self.peak_rss = max(self.peak_rss, rss)
+        return self.cpu_seconds, rss
+
+    def workers(self) -> list[int]:
+        """The pids of the command's worker processes (multiprocessing's spawned children)."""
+        try:
+            children = self._ps.children(recursive=True)
+            return sorted(p.pid for p in children if "spawn_main" in " ".join(p.cmdline()))
+        except psutil.Error:
+            return []
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def done(self) -> bool:
+        return self.process.poll() is not None
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the exit (then kill), and for the last lines."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            code = self.process.wait()
+        self._reader.join(5)
+        self._stderr.close()
+        return code
+
+    def last_error(self) -> str:
+        """The last line the command wrote on stderr (its one-line error, if it failed)."""
+        try:
+            lines = [x for x in self.log_file.read_text().splitlines() if x.strip()]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""

@@ -207,8 +207,8 @@ def find_max(
     junit: Path | None = None,
 ) -> int:
     """Search, then write capacity.json, its chart and report.md into RESULTS/``run_id``."""
+    from bankstream.progress import speaker
     from harness.charts import capacity as chart
-    from harness.orchestrate import speaker
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     output = request.output

@@ -15,6 +15,8 @@ from typing import Any
 from bankstream.errors import UsageError
 from bankstream.histogram import LogHistogram
 from harness.result import latency_figures
+from loadgen.manifest import Manifest
+from loadgen.manifest import validate as validate_manifest
 
 Result = Mapping[str, Any]
 
@@ -59,8 +61,9 @@ def _add(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The manifest of the whole run from its hosts' manifests."""
+def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> Manifest:
+    """The manifest of the whole run from its hosts' manifests (each read as a manifest)."""
+    manifests = [validate_manifest(dict(m)) for m in manifests]
     first = manifests[0]
     checksums: dict[str, str] = {}
     for m in manifests:
@@ -70,30 +73,32 @@ def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     delivery = LogHistogram.merged(
         LogHistogram.from_dict(m["delivery_latency"]["histogram"]) for m in manifests
     )
-    return {
-        **{k: v for k, v in first.items() if k not in ("problems",)},
-        "shard": None,
-        "merged_from": [m["shard"] for m in manifests],
-        "cells": None,
-        "processes": sum(m["processes"] for m in manifests),
-        "ended": "complete" if ended == {"complete"} else worst,
-        "events": _add([m["events"] for m in manifests]),
-        "by_type": _add([m["by_type"] for m in manifests]),
-        "produced_by_type": _add([m["produced_by_type"] for m in manifests]),
-        "acked_by_type": _add([m["acked_by_type"] for m in manifests]),
-        "failed_by_type": _add([m["failed_by_type"] for m in manifests]),
-        "fraud": {
-            **first["fraud"],
-            "by_typology": _add([m["fraud"]["by_typology"] for m in manifests]),
-            "events": sum(m["fraud"]["events"] for m in manifests),
-        },
-        "money": {**first["money"], **_add([m["money"] for m in manifests])},
-        "checksums": dict(sorted(checksums.items(), key=lambda item: int(item[0]))),
-        "wall_seconds": max(m["wall_seconds"] for m in manifests),
-        "bytes": sum(m["bytes"] for m in manifests),
-        "delivery_latency": {"seconds": delivery.summary(), "histogram": delivery.to_dict()},
-        "problems": [p for m in manifests for p in m.get("problems", [])],
-    }
+    return validate_manifest(
+        {
+            **{k: v for k, v in first.items() if k not in ("problems",)},
+            "shard": None,
+            "merged_from": [m["shard"] for m in manifests],
+            "cells": None,
+            "processes": sum(m["processes"] for m in manifests),
+            "ended": "complete" if ended == {"complete"} else worst,
+            "events": _add([m["events"] for m in manifests]),
+            "by_type": _add([m["by_type"] for m in manifests]),
+            "produced_by_type": _add([m["produced_by_type"] for m in manifests]),
+            "acked_by_type": _add([m["acked_by_type"] for m in manifests]),
+            "failed_by_type": _add([m["failed_by_type"] for m in manifests]),
+            "fraud": {
+                **first["fraud"],
+                "by_typology": _add([m["fraud"]["by_typology"] for m in manifests]),
+                "events": sum(m["fraud"]["events"] for m in manifests),
+            },
+            "money": {**first["money"], **_add([m["money"] for m in manifests])},
+            "checksums": dict(sorted(checksums.items(), key=lambda item: int(item[0]))),
+            "wall_seconds": max(m["wall_seconds"] for m in manifests),
+            "bytes": sum(m["bytes"] for m in manifests),
+            "delivery_latency": {"seconds": delivery.summary(), "histogram": delivery.to_dict()},
+            "problems": [p for m in manifests for p in m.get("problems", [])],
+        }
+    )
 
 
 def _sum(values: Sequence[Any]) -> float | None:
@@ -222,7 +227,7 @@ def merge_results(
 
 def _merge(
     results: Sequence[Result],
-    manifest: dict[str, Any],
+    manifest: Manifest,
     settings: Any,
     db: Any,
     folder: Any,
@@ -281,7 +286,7 @@ def _merge(
     return merged
 
 
-def shard_manifests(db: Any, runs: str, run_id: str) -> list[dict[str, Any]]:
+def shard_manifests(db: Any, runs: str, run_id: str) -> list[Manifest]:
     """The manifests the shard producers of ``run_id`` left in the ``runs`` collection (the
     producer Indexed Job of deploy/k8s), every shard once."""
     prefix = f"{run_id}/shard-"
@@ -295,7 +300,7 @@ def shard_manifests(db: Any, runs: str, run_id: str) -> list[dict[str, Any]]:
     for d in found:
         d.pop("_id", None)
     check_hosts(found)  # a manifest has the run id, the shard and the scenario's digest
-    return sorted(found, key=lambda d: d["shard"][0])
+    return sorted((validate_manifest(d) for d in found), key=lambda d: (d["shard"] or [0])[0])
 
 
 def merge_store(
@@ -391,8 +396,8 @@ def merge_store(
         "merged_from": [m["shard"] for m in manifests],
         "topic": manifests[0]["topic"],
         "collections": {k: collections[k] for k in ("transactions", "accounts", "rollups")},
-        "started_at": min(m["started_at"] for m in manifests),
-        "ended_at": max(m["ended_at"] for m in manifests),
+        "started_at": min((m["started_at"] for m in manifests if m["started_at"]), default=None),
+        "ended_at": max((m["ended_at"] for m in manifests if m["ended_at"]), default=None),
         "ended": manifest["ended"],
         "warmup_seconds": 0.0,
         "figures": figures,

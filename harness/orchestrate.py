@@ -10,149 +10,24 @@ rate, consumer lag, this second's latency percentiles, CPU and memory of each si
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, cast
 
-import psutil
-
+from bankstream import progress
 from bankstream.histogram import LogHistogram
+from bankstream.progress import Printer
+from bankstream.supervisor import Command, Signals
 
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between timeline rows
-
-
-def speaker(output: str) -> Callable[[str], None]:
-    """How the harness tells a person what it does: a line on stderr (live), a JSON message on
-    stdout (json), or nothing (quiet)."""
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def say(text: str) -> None:
-        if output == "live":
-            console.print(text)
-        elif output == "json":
-            print(json.dumps({"message": text}), flush=True)
-
-    return say
-
-
-class Child:
-    """A `bankstream` command in a session of its own; its JSON lines arrive on ``lines``."""
-
-    def __init__(
-        self, name: str, argv: Sequence[str], log_file: Path, others: Sequence[int] = ()
-    ) -> None:
-        self.name = name
-        self.log_file = log_file
-        self.lines: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        self._stderr = log_file.open("w")
-        self.process = subprocess.Popen(  # noqa: S603 (our own command, no shell)
-            [sys.executable, "-m", "bankstream", *argv],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            start_new_session=True,
-        )
-        self.summary: dict[str, Any] | None = None
-        self.messages: list[str] = []
-        self.last_line = time.time()  # when it last wrote a JSON line
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._ps = psutil.Process(self.process.pid)
-        self._others: list[
-            psutil.Process
-        ] = []  # processes it watches rather than runs (sampled with it)
-        for pid in others:
-            with contextlib.suppress(psutil.Error):
-                self._others.append(psutil.Process(pid))
-        self._before = 0.0  # their CPU time before this run (not the run's)
-        for other in self._others:
-            with contextlib.suppress(psutil.Error):
-                times = other.cpu_times()
-                self._before += times.user + times.system
-        self.cpu_seconds = 0.0
-        self.peak_rss = 0
-
-    def _read(self) -> None:
-        stream: IO[str] | None = self.process.stdout
-        assert stream is not None
-        for line in stream:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                log.info("%s: %s", self.name, line.rstrip())
-                continue
-            if isinstance(data, dict):
-                self.last_line = time.time()
-                self.lines.put((time.time(), data))
-
-    def sample(self) -> tuple[float, int]:
-        """(CPU seconds so far, resident memory now) of the command and its processes."""
-        cpu, rss = 0.0, 0
-        try:
-            family = [self._ps, *self._ps.children(recursive=True), *self._others]
-        except psutil.Error:
-            return self.cpu_seconds, 0
-        for p in family:
-            try:
-                times = p.cpu_times()
-                cpu += times.user + times.system
-                rss += p.memory_info().rss
-            except psutil.Error:
-                continue
-        cpu -= self._before
-        # a process that ended takes its CPU time with it: keep the largest total seen
-        self.cpu_seconds = max(self.cpu_seconds, cpu)
-        self.peak_rss = max(self.peak_rss, rss)
-        return self.cpu_seconds, rss
-
-    def workers(self) -> list[int]:
-        """The pids of the command's worker processes (multiprocessing's spawned children)."""
-        try:
-            children = self._ps.children(recursive=True)
-            return sorted(p.pid for p in children if "spawn_main" in " ".join(p.cmdline()))
-        except psutil.Error:
-            return []
-
-    def signal(self, signum: int) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signum)
-
-    def done(self) -> bool:
-        return self.process.poll() is not None
-
-    def finish(self, timeout: float) -> int:
-        """Wait for the exit (then kill), and for the last lines."""
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            code = self.process.wait()
-        self._reader.join(5)
-        self._stderr.close()
-        return code
-
-    def last_error(self) -> str:
-        """The last line the command wrote on stderr (its one-line error, if it failed)."""
-        try:
-            lines = [x for x in self.log_file.read_text().splitlines() if x.strip()]
-        except OSError:
-            return ""
-        return lines[-1] if lines else ""
 
 
 @dataclass
@@ -197,8 +72,8 @@ class Observed:
     e2e: LogHistogram = field(default_factory=LogHistogram)
     delivery_all: LogHistogram = field(default_factory=LogHistogram)  # warm-up included
     e2e_all: LogHistogram = field(default_factory=LogHistogram)
-    producer_summary: dict[str, Any] | None = None
-    sink_summary: dict[str, Any] | None = None
+    producer_summary: progress.ProducerSummary | None = None
+    sink_summary: progress.SinkSummary | progress.WatchSummary | None = None
     producer_exit: int | None = None
     sink_exit: int | None = None
     produce_started: float | None = None  # epoch seconds
@@ -232,9 +107,10 @@ class Plan:
     folder: Path
     warmup: float
     target_at: Callable[[float], float | None]  # target rate at t seconds
-    expected_acked: Callable[[dict[str, Any]], int | None] | None = None
+    expected_acked: Callable[[progress.ProducerSummary], int | None] | None = None
     drain_timeout: float = 300.0
-    output: str = "live"  # live, json, quiet
+    output: progress.Output = "live"
+    sink_is_bankstream: bool = True  # else a `bankstream watch` follows the pipeline
     injector: Any = None  # harness.inject.Injector: the run's faults
     # the sink's consumer group, as Kafka sees it: each partition's (end, committed) offsets
     # (None: unknown). Drained means nothing left to commit; a partition whose consumer died
@@ -298,57 +174,68 @@ class Orchestra:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.observed = Observed()
-        self.signalled = 0
-        self.children: list[Child] = []
+        self.signals = Signals(self._stop, self._kill)
+        self.children: list[Command] = []
         self._silent = False  # the sink has been silent too long (said once)
-        self._producer_last: dict[str, Any] = {}
-        self._sink_last: dict[str, Any] = {}
+        self._producer_last: progress.ProducerTick | None = None
+        self._sink_last: progress.SinkTick | progress.WatchTick | None = None
         self._tick_delivery = LogHistogram()
         self._tick_e2e = LogHistogram()
         self._filled_acked, self._filled_cpu = 0, 0.0  # a backlog run's last row while filling
         from rich.console import Console
 
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # the live rows
-        self.say = speaker(plan.output)
+        self.say = Printer(plan.output).say
 
     # ------------------------------------------------------------------ output
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self.signalled += 1
-        if self.signalled == 1:
-            self.say(
-                f"{signal.Signals(signum).name}: stopping the producer; the sink writes what was "
-                "acknowledged (again to stop everything at once)"
-            )
-        elif self.signalled == 2:  # every process of the run, at once (their process groups)
-            self.observed.killed = signum
-            for child in self.children:
-                child.signal(signal.SIGKILL)
+    @property
+    def signalled(self) -> bool:
+        return self.signals.count > 0
+
+    def _stop(self, name: str) -> None:
+        self.say(
+            f"{name}: stopping the producer; the sink writes what was acknowledged (again to "
+            "stop everything at once)"
+        )
+
+    def _kill(self, signum: int) -> None:
+        """A second signal: every process of the run, at once (their process groups)."""
+        self.observed.killed = signum
+        for child in self.children:
+            child.signal(signal.SIGKILL)
+
+    def _acked(self, default: int = 0) -> int:
+        """What the producer said it had acknowledged last."""
+        return self._producer_last["acked"] if self._producer_last is not None else default
 
     # ------------------------------------------------------------------ the run
 
     def run(self) -> Observed:
         plan, obs = self.plan, self.observed
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         sink = producer = None
+        sink_source: progress.Source = "sink" if plan.sink_is_bankstream else "watch"
+        self.signals.__enter__()
         try:
             if plan.backlog:  # the producer first, the sink once the backlog waits
-                producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                producer = Command("producer", plan.producer_argv, plan.folder / "producer.log")
                 self.children.append(producer)
                 if not self._fill(producer):
                     return obs
-            sink = Child("sink", plan.sink_argv, plan.folder / "sink.log", plan.sink_pids)
+            sink = Command(
+                "sink", plan.sink_argv, plan.folder / "sink.log", plan.sink_pids, sink_source
+            )
             self.children.append(sink)
             if plan.injector is not None:
                 plan.injector.sink_workers = sink.workers
             # (else the sink's own error is the run's problem)
             if self._wait_sink_ready(sink, producer):
                 if producer is None:
-                    producer = Child("producer", plan.producer_argv, plan.folder / "producer.log")
+                    producer = Command("producer", plan.producer_argv, plan.folder / "producer.log")
                     self.children.append(producer)
                 else:
                     obs.sink_started = time.time()
-                    obs.backlog_waiting = int(self._producer_last.get("acked", 0))
+                    obs.backlog_waiting = self._acked()
                     # the backlog is the run's lag, warm-up or not: what it was made to measure
                     obs.max_lag = max(obs.max_lag, obs.backlog_waiting)
                     if obs.produce_started is not None:
@@ -371,8 +258,7 @@ class Orchestra:
             if sink is not None:
                 obs.sink_exit = sink.finish(60)
                 self._take(sink)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.signals.__exit__(None, None, None)
         for child, code in ((producer, obs.producer_exit), (sink, obs.sink_exit)):
             if obs.killed:
                 break
@@ -389,14 +275,14 @@ class Orchestra:
                 }
         return obs
 
-    def _summary_of(self, child: Child) -> dict[str, Any] | None:
+    def _summary_of(self, child: Command) -> Mapping[str, Any] | None:
         return (
             self.observed.producer_summary
             if child.name == "producer"
             else (self.observed.sink_summary)
         )
 
-    def _fill(self, producer: Child) -> bool:
+    def _fill(self, producer: Command) -> bool:
         """Until the producer has ``backlog`` events acknowledged (or has ended); False when the
         run was stopped meanwhile."""
         obs, plan = self.observed, self.plan
@@ -404,7 +290,7 @@ class Orchestra:
         while not self.signalled:
             time.sleep(0.1)
             self._take(producer)
-            acked = int(self._producer_last.get("acked", 0))
+            acked = self._acked()
             if acked >= plan.backlog or producer.done():
                 return True
             now = time.monotonic()
@@ -448,7 +334,7 @@ class Orchestra:
         producer.signal(signal.SIGINT)
         return False
 
-    def _wait_sink_ready(self, sink: Child, producer: Child | None = None) -> bool:
+    def _wait_sink_ready(self, sink: Command, producer: Command | None = None) -> bool:
         """Until the sink says it runs (its consumers are starting); False when it failed."""
         deadline = time.monotonic() + self.plan.ready_timeout
         started = False
@@ -461,14 +347,14 @@ class Orchestra:
                 if sink.done():
                     break
                 continue
-            if "started" in data and not started and self.plan.on_sink_started is not None:
+            if data["record"] == "started" and not started and self.plan.on_sink_started:
                 started = True
                 try:
                     self.plan.on_sink_started()
                 except Exception as exc:  # the pipeline could not start: the run's problem
                     self.observed.problems.append(f"the pipeline did not start: {exc}")
                     break
-            if "message" in data:
+            if data["record"] == "message":
                 self.say(f"sink: {data['message'].removeprefix('sink: ')}")
                 return True
         if not sink.done():
@@ -480,7 +366,7 @@ class Orchestra:
             sink.signal(signal.SIGTERM)
         return False
 
-    def _take(self, child: Child) -> None:
+    def _take(self, child: Command) -> None:
         """Handle every line that arrived from ``child``."""
         obs = self.observed
         while True:
@@ -488,38 +374,41 @@ class Orchestra:
                 stamp, data = child.lines.get_nowait()
             except queue.Empty:
                 return
-            if "message" in data:
-                text = str(data["message"])
+            if data["record"] == "message":
+                text = data["message"]
                 if child.name == "producer" and text.endswith(": producing"):
                     obs.produce_started = stamp
                 if not text.startswith(("SIGINT", "SIGTERM")):  # the harness stopped it
                     self.say(f"{child.name}: {text.removeprefix(child.name + ': ')}")
                 continue
-            if child.name == "producer":
-                if "manifest" in data:
-                    obs.producer_summary = data
+            if data["record"] in ("started", "message"):
+                continue
+            if child.source == "producer":
+                if data["record"] == "summary":
+                    obs.producer_summary = cast(progress.ProducerSummary, data)
                     obs.produce_ended = stamp
                     continue
-                self._producer_last = data
-                hist = LogHistogram.from_dict(data.get("latency_histogram", {}))
+                tick = cast(progress.ProducerTick, data)
+                self._producer_last = tick
+                hist = LogHistogram.from_dict(tick["latency_histogram"])
                 self._tick_delivery.merge(hist)
                 obs.delivery_all.merge(hist)
-                if data.get("elapsed", 0.0) >= self.plan.warmup:
+                if tick["elapsed"] >= self.plan.warmup:
                     obs.delivery.merge(hist)
+            elif data["record"] == "summary":
+                obs.sink_summary = cast(progress.SinkSummary | progress.WatchSummary, data)
             else:
-                if "writing_seconds" in data:
-                    obs.sink_summary = data
-                    continue
-                self._sink_last = data
-                hist = LogHistogram.from_dict(data.get("latency_histogram", {}))
+                seen = cast(progress.SinkTick | progress.WatchTick, data)
+                self._sink_last = seen
+                hist = LogHistogram.from_dict(seen["latency_histogram"])
                 self._tick_e2e.merge(hist)
                 obs.e2e_all.merge(hist)
                 if self._past_warmup(stamp):
                     obs.e2e.merge(hist)
-                    obs.max_lag_seconds = max(obs.max_lag_seconds, float(data["lag_seconds"]))
-                    obs.max_lag = max(obs.max_lag, int(data["lag"]))
+                    obs.max_lag_seconds = max(obs.max_lag_seconds, seen["lag_seconds"])
+                    obs.max_lag = max(obs.max_lag, seen["lag"])
 
-    def _watch_silence(self, sink: Child) -> None:
+    def _watch_silence(self, sink: Command) -> None:
         """A sink that neither reports nor exits is named (once), not waited on in silence:
         the drain timeout then ends the run."""
         quiet = time.time() - sink.last_line
@@ -537,14 +426,10 @@ class Orchestra:
         return started is not None and stamp - started >= self.plan.warmup
 
     @staticmethod
-    def _sunk(data: dict[str, Any]) -> int:
-        return (
-            int(data.get("inserted", 0))
-            + int(data.get("duplicates", 0))
-            + int(data.get("dead_lettered", 0))
-        )
+    def _sunk(data: progress.SinkTick | progress.WatchTick) -> int:
+        return data["inserted"] + data["duplicates"] + data["dead_lettered"]
 
-    def _loop(self, sink: Child, producer: Child) -> None:
+    def _loop(self, sink: Command, producer: Command) -> None:
         obs, plan = self.observed, self.plan
         last = time.monotonic()
         # (a backlog run: from where the filling left them)
@@ -587,7 +472,7 @@ class Orchestra:
                 now = time.monotonic()
                 if now - last >= TICK:
                     dt, last = now - last, now
-                    acked = int(self._producer_last.get("acked", last_acked))
+                    acked = self._acked(last_acked)
                     sunk = self._sunk(self._sink_last) if self._sink_last else last_sunk
                     cpu = {}
                     rss = {}
@@ -603,8 +488,8 @@ class Orchestra:
                         sink_rate=max(0, sunk - last_sunk) / dt,
                         acked=acked,
                         sunk=sunk,
-                        lag=int(self._sink_last.get("lag", 0)),
-                        lag_seconds=float(self._sink_last.get("lag_seconds", 0.0)),
+                        lag=self._sink_last["lag"] if self._sink_last else 0,
+                        lag_seconds=self._sink_last["lag_seconds"] if self._sink_last else 0.0,
                         delivery_p50=self._tick_delivery.percentile(0.5),
                         delivery_p99=self._tick_delivery.percentile(0.99),
                         e2e_p50=self._tick_e2e.percentile(0.5),
@@ -661,16 +546,19 @@ class Orchestra:
                         else None
                     )
                     handled = self._sunk(self._sink_last) if self._sink_last else 0
-                    if "quiet" in self._sink_last:  # a watched pipeline (bankstream watch)
-                        seen = self._sink_last
-                        settled = bool(seen["quiet"]) or (
+                    seen = self._sink_last
+                    if seen is not None and sink.source == "watch":  # a watched pipeline
+                        quiet = cast(progress.WatchTick, seen)["quiet"]
+                        settled = quiet or (
                             expected is not None and handled >= expected and seen["lag"] == 0
                         )
                     elif watch is not None:  # Kafka's word: every message written (unknown: no)
                         settled = watch.uncommitted == 0
                     else:  # the sink's own (a process that died may leave its count short)
-                        settled = int(self._sink_last.get("lag", 1)) == 0 and (
-                            expected is None or handled >= expected
+                        settled = (
+                            seen is not None
+                            and seen["lag"] == 0
+                            and (expected is None or handled >= expected)
                         )
                     if settled and settled_since is None:
                         settled_since = now

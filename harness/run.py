@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from bankstream.errors import EXIT_FAILURE
+from bankstream.progress import speaker
 from bankstream.settings import Settings
 from harness import result as results
-from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan, speaker
+from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan
 from harness.pipeline import Pipeline
 from harness.request import RunRequest
 from harness.verify import verify
+from loadgen.manifest import Manifest
+from loadgen.manifest import read as read_manifest
 from scenarios import LoadedScenario
 
 EXIT_STOPPED = 130
@@ -124,6 +127,7 @@ def _execute(
         say(f"abort: {text} is judged at the end only (the run's count of samples is unknown)")
     plan = Plan(
         sink_argv=pipeline.argv or request.sink_argv(sink_group(run_id), topic),
+        sink_is_bankstream=pipeline.argv is None,
         producer_argv=request.producer_argv(run_id, topic, scratch),
         folder=folder,
         warmup=warmup,
@@ -172,7 +176,7 @@ def _execute(
 
         accounts = None
         if manifest["events"]["made"] <= request.verify_limit:
-            first, last = manifest["cells"]
+            first, last = manifest["cells"] or (0, -1)
             accounts = account_limits(loaded, range(first, last + 1))
         from pymongo.errors import PyMongoError
 
@@ -222,7 +226,7 @@ def _execute(
     except Exception as exc:  # not worth losing the run's result for
         figures["scoped"] = {}
         observed.problems.append(f"windowed and stage thresholds not judged: {exc}")
-    problems = list(observed.problems) + list((manifest or {}).get("problems", []))
+    problems = list(observed.problems) + (manifest.get("problems", []) if manifest else [])
     result: dict[str, Any] = {
         "result_version": results.RESULT_VERSION,
         "run_id": run_id,
@@ -241,7 +245,7 @@ def _execute(
         if observed.aborted
         else "stopped"
         if observed.interrupted
-        else (manifest or {}).get("ended", "failed"),
+        else (manifest["ended"] if manifest else "failed"),
         "aborted": {"reason": observed.aborted, "at_seconds": round(observed.aborted_at, 1)}
         if observed.aborted and observed.aborted_at is not None
         else None,
@@ -444,20 +448,19 @@ def _group_offsets(
     return lambda: kafka.group_offsets(admin, reader, topic)
 
 
-def _take_manifest(scratch: Path, folder: Path) -> dict[str, Any] | None:
+def _take_manifest(scratch: Path, folder: Path) -> Manifest | None:
     found = sorted(scratch.glob("*/manifest*.json"))
     if not found:
         return None
     target = folder / found[0].name
     shutil.copyfile(found[0], target)
-    data: dict[str, Any] = json.loads(target.read_text())
-    return data
+    return read_manifest(target)
 
 
 def build_figures(
-    obs: Observed, manifest: Mapping[str, Any] | None, schedule: Any, warmup: float
+    obs: Observed, manifest: Manifest | None, schedule: Any, warmup: float
 ) -> dict[str, Any]:
-    m = manifest or {}
+    m: Mapping[str, Any] = manifest or {}
     events = m.get("events", {"made": 0, "acked": 0, "failed": 0, "unsent": 0, "produced": 0})
     wall = float(m.get("wall_seconds") or 0.0)
     acked = int(events["acked"])
@@ -477,7 +480,7 @@ def build_figures(
                 ratio = rate / target if target else None
     elif wall:
         rate = acked / wall  # shorter than its warm-up: the whole run
-    s = obs.sink_summary or {}
+    s: Mapping[str, Any] = obs.sink_summary or {}
     sink_rate = s.get("events_per_second")
     whole_rate = acked / wall if wall else None
     drain = (

@@ -27,6 +27,7 @@ import numpy as np
 from bankstream.events import balance_checksum
 from bankstream.invariants import check_stream, made_order
 from harness.watch import Target, get_path
+from loadgen.manifest import Manifest
 
 Document = dict[str, Any]
 DEFAULT_LIMIT = 1_000_000  # events: the full stream check and projections up to this many
@@ -73,7 +74,7 @@ class Verification:
         }
 
 
-def expected_events(manifest: Mapping[str, Any]) -> int:
+def expected_events(manifest: Manifest) -> int:
     """Distinct events acknowledged: every event made, less those that failed or were never
     sent (exact when none did; a failed injected copy makes it an upper bound)."""
     made = sum(sum(c.values()) for c in manifest["by_type"].values())
@@ -92,7 +93,7 @@ def cell_of(tx_id: str) -> str:
 
 def verify(
     db: Any,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     collections: Mapping[str, str],
     limit: int = DEFAULT_LIMIT,
     shown: int = 10,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -36,8 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bankstream import progress
 from bankstream.errors import BankstreamError, UsageError
 from bankstream.histogram import LogHistogram
+from bankstream.progress import PROGRESS_VERSION, WatchRecord
+from bankstream.supervisor import Signals
 
 PROBES_PER_SECOND = 10.0
 POLL_SECONDS = 0.05
@@ -210,12 +212,12 @@ class Watcher:
 
     # ------------------------------------------------------------------ output
 
-    def _emit(self, line: Mapping[str, Any]) -> None:
+    def _emit(self, line: WatchRecord) -> None:
         if self.output == "json":
             print(json.dumps(line), flush=True)
-        elif self.output == "live" and "message" in line:
+        elif self.output == "live" and line["record"] == "message":
             print(line["message"], flush=True)
-        elif self.output == "live":
+        elif self.output == "live" and line["record"] == "tick":
             p99 = self.interval.percentile(0.99)
             print(
                 f"{line['elapsed']:6.0f} s  {line['inserted']:,} stored; lag {line['lag']:,} "
@@ -275,15 +277,15 @@ class Watcher:
             for partition, end in (ends or {}).items():
                 self.history[partition].add(time.time(), end)
             if self.output == "json":  # (bankstream run may start the pipeline now)
-                print(json.dumps({"started": True}), flush=True)
+                self._emit({"record": "started", "v": PROGRESS_VERSION})
             if self.group and self.wait_for_group > 0 and not self._await_group(admin):
                 return 130 if self.stopping.is_set() else 1
             self._emit(
-                {
-                    "message": f"watching {self.target.text} for topic {self.topic} "
+                progress.message(
+                    f"watching {self.target.text} for topic {self.topic} "
                     f"(probes {self.probes:g}/s every {self.poll * 1000:.0f} ms; lag "
                     + (f"from group {self.group})" if self.group else "store behind topic)")
-                }
+                )
             )
             return self._loop(
                 admin, reader, group_reader, collection, partitions, base_count, base_end
@@ -416,6 +418,8 @@ class Watcher:
             )
             self._emit(
                 {
+                    "record": "tick",
+                    "v": PROGRESS_VERSION,
                     "elapsed": round(now_m - began, 1),
                     "inserted": stored,
                     "duplicates": 0,
@@ -433,6 +437,8 @@ class Watcher:
         span = last_stored - first_stored if first_stored and last_stored else 0.0
         self._emit(
             {
+                "record": "summary",
+                "v": PROGRESS_VERSION,
                 "inserted": stored,
                 "duplicates": 0,
                 "dead_lettered": 0,
@@ -650,6 +656,5 @@ def run_watch(args: argparse.Namespace) -> int:
         output="json" if args.json else "live",
         from_start=args.from_start,
     )
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, watcher.stop)
-    return watcher.run()
+    with Signals(lambda _: watcher.stop(), lambda _: watcher.stop()):
+        return watcher.run()

@@ -9,11 +9,9 @@ flushes for at most ``flush_timeout`` seconds and reports. Then the manifest is 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -29,8 +27,9 @@ from rich.table import Table
 from bankstream import kafka, metrics
 from bankstream.errors import EXIT_FAILURE
 from bankstream.histogram import LogHistogram
+from bankstream.progress import PROGRESS_VERSION, Output, Printer, ProducerTick
 from bankstream.settings import Settings
-from bankstream.supervisor import Supervisor
+from bankstream.supervisor import Signals, Supervisor
 from loadgen import manifest as manifests
 from loadgen.assign import split
 from loadgen.errors import LoadgenError, LoadgenUsageError
@@ -54,7 +53,7 @@ class Options:
     results: Path
     flush_timeout: float = 30.0
     metrics_linger: float = 3.0  # keep serving /metrics after the end, for a last scrape
-    output: str = "live"  # live, json or quiet
+    output: Output = "live"
     verbose: int = 0
     write_runs: bool = True  # the manifest to MongoDB too
     push_interval: float | None = None  # push the metrics to the Pushgateway this often
@@ -62,7 +61,7 @@ class Options:
 
 @dataclass
 class Result:
-    manifest: dict[str, Any]
+    manifest: manifests.Manifest
     path: Path
     exit_code: int
     problems: list[str]
@@ -112,6 +111,39 @@ def ensure_topic(
     return f"topic {name} created ({partitions} partitions, replication {replication}{isr})"
 
 
+def tick(
+    latest: dict[int, dict[str, Any]], started: float, schedule: Schedule, interval: LogHistogram
+) -> ProducerTick:
+    """The producer's record of this second: its processes' latest reports summed (``started``:
+    when producing began, epoch seconds; ``interval``: this second's delivery latencies)."""
+    elapsed = max(0.0, time.time() - started) if started else 0.0
+
+    def total(key: str) -> float:
+        return float(sum(r.get(key, 0) or 0 for r in latest.values()))
+
+    lat = [float(r["latency_p99"]) for r in latest.values() if r.get("latency_p99") is not None]
+    lag = max((float(r.get("lag", 0.0)) for r in latest.values()), default=0.0)
+    duration = schedule.duration
+    paced = schedule.paced
+    return {
+        "record": "tick",
+        "v": PROGRESS_VERSION,
+        "elapsed": round(elapsed, 1),
+        "remaining": round(max(0.0, duration - elapsed), 1) if duration else None,
+        "target_rate": round(schedule.rate_at(elapsed), 1) if paced else None,
+        "rate": round(total("rate"), 1),
+        "produced": int(total("produced")),
+        "acked": int(total("acked")),
+        "failed": int(total("failed")),
+        "queue": int(total("queue")),
+        "schedule_lag": round(lag, 3),
+        "stall": round(total("stall"), 1),
+        "latency_p99": round(max(lat), 4) if lat else None,
+        # this interval's delivery latencies, for percentiles over time (mergeable)
+        "latency_histogram": interval.to_dict(),
+    }
+
+
 class Coordinator:
     def __init__(self, settings: Settings, run: Plan, schedule: Schedule, options: Options) -> None:
         self.settings = settings
@@ -119,6 +151,7 @@ class Coordinator:
         self.schedule = schedule
         self.options = options
         self.console = Console(stderr=True, highlight=False)
+        self.printer = Printer(options.output)
         self.problems: list[str] = []
         self.signalled: str | None = None
         self.interval = LogHistogram()  # delivery latency since the last progress line
@@ -185,9 +218,7 @@ class Coordinator:
             last_kinds=("final", "error"),
             shared=lambda context: (context.RawValue("d", 0.0),),
         )
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        signals = Signals(self._on_signal).__enter__()
         finals: dict[int, dict[str, Any]] = {}
         try:
             supervisor.start()
@@ -201,8 +232,7 @@ class Coordinator:
             raise
         finally:
             supervisor.end(options.flush_timeout + 10)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            signals.__exit__(None, None, None)
         try:
             return self._finish(finals, len(specs))
         finally:
@@ -215,18 +245,13 @@ class Coordinator:
                 stop_serving()
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.signalled:  # a second one: stop waiting for the flush
-            raise KeyboardInterrupt
+    def _on_signal(self, name: str) -> None:
+        """The first SIGINT/SIGTERM (a second one stops waiting for the flush)."""
         self.signalled = name
         self._say(f"{name}: stopping: sending what is in hand, then flushing ...")
 
     def _say(self, text: str) -> None:
-        if self.options.output == "live":
-            self.console.print(text)
-        elif self.options.output == "json":
-            print(json.dumps({"message": text}), flush=True)
+        self.printer.say(text)
 
     def _watch(self, supervisor: Supervisor[WorkerSpec]) -> dict[int, dict[str, Any]]:
         (start_at,) = supervisor.shared
@@ -276,39 +301,16 @@ class Coordinator:
                 live.stop()
         return finals
 
-    def _aggregate(self, latest: dict[int, dict[str, Any]], started: float) -> dict[str, Any]:
-        elapsed = max(0.0, time.time() - started) if started else 0.0
-
-        def total(key: str) -> float:
-            return float(sum(r.get(key, 0) or 0 for r in latest.values()))
-
-        lat = [float(r["latency_p99"]) for r in latest.values() if r.get("latency_p99") is not None]
-        lag = max((float(r.get("lag", 0.0)) for r in latest.values()), default=0.0)
-        duration = self.schedule.duration
-        paced = self.schedule.paced
-        return {
-            "elapsed": round(elapsed, 1),
-            "remaining": round(max(0.0, duration - elapsed), 1) if duration else None,
-            "target_rate": round(self.schedule.rate_at(elapsed), 1) if paced else None,
-            "rate": round(total("rate"), 1),
-            "produced": int(total("produced")),
-            "acked": int(total("acked")),
-            "failed": int(total("failed")),
-            "queue": int(total("queue")),
-            "schedule_lag": round(lag, 3),
-            "stall": round(total("stall"), 1),
-            "latency_p99": round(max(lat), 4) if lat else None,
-        }
+    def _aggregate(self, latest: dict[int, dict[str, Any]], started: float) -> ProducerTick:
+        return tick(latest, started, self.schedule, self.interval)
 
     def _show(self, latest: dict[int, dict[str, Any]], started: float, live: Live | None) -> None:
         if not latest:
             return
         figures = self._aggregate(latest, started)
+        self.interval = LogHistogram()
         if self.options.output == "json":
-            # this interval's delivery latencies, for percentiles over time (mergeable)
-            figures["latency_histogram"] = self.interval.to_dict()
-            self.interval = LogHistogram()
-            print(json.dumps(figures), flush=True)
+            self.printer.emit(figures)
             return
         if live is None:
             return
@@ -377,7 +379,7 @@ class Coordinator:
             code = 0
         return Result(record, path, code, list(self.problems))
 
-    def _store(self, record: dict[str, Any]) -> None:
+    def _store(self, record: manifests.Manifest) -> None:
         """The manifest in MongoDB's runs collection too (a warning when it cannot be)."""
         from bankstream import mongo
 
@@ -395,7 +397,7 @@ class Coordinator:
                 file=sys.stderr,
             )
 
-    def _document_id(self, record: dict[str, Any]) -> str:
+    def _document_id(self, record: manifests.Manifest) -> str:
         shard = self.options.shard
         run_id = str(record["run_id"])
         return run_id if shard is None else f"{run_id}/shard-{shard[0]}-of-{shard[1]}"

@@ -14,10 +14,15 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from bankstream import __version__
+from bankstream.errors import BankstreamError
 from bankstream.events import EVENT_VERSION, TX_TYPES
 from bankstream.files import write_whole
 from bankstream.histogram import LogHistogram
@@ -25,6 +30,145 @@ from loadgen.pacing import Schedule
 from scenarios import LoadedScenario
 
 MANIFEST_VERSION = 1
+_STRICT = ConfigDict(extra="forbid")
+
+
+class StageSpan(TypedDict):
+    """A stage of the schedule (seconds from the start, events a second)."""
+
+    start: float
+    duration: float
+    rate_from: float
+    rate_to: float
+
+
+class ScheduleRecord(TypedDict):
+    paced: bool
+    events: int | None
+    duration_seconds: float | None
+    stages: list[StageSpan]
+
+
+class TimeRecord(TypedDict):
+    mode: str
+    acceleration: float | None
+    simulated_seconds: float | None
+    simulated_seconds_per_wall_second: float | None
+
+
+class EventCounts(TypedDict):
+    """Events made; handed to Kafka; acknowledged; failed; never sent; purged at the end."""
+
+    made: int
+    produced: int
+    acked: int
+    failed: int
+    unsent: int
+    purged: int
+
+
+class FraudRecord(TypedDict):
+    by_typology: dict[str, int]
+    events: int
+    rate: float
+    configured_rate: float
+
+
+Money = TypedDict("Money", {"currency": str, "in": int, "out": int})
+
+
+class StageFigures(TypedDict):
+    duration_seconds: float
+    target_rate: float | None
+    ramp: str
+    events: int
+    achieved_rate: float | None
+
+
+class Measured(TypedDict):
+    warmup_seconds: float
+    events: int
+    until_seconds: float | None
+
+
+class LatencyRecord(TypedDict):
+    seconds: dict[str, float | int | None]  # LogHistogram.summary()
+    histogram: dict[str, Any]  # LogHistogram.to_dict()
+
+
+@with_config(_STRICT)
+class Manifest(TypedDict):
+    """The manifest, as written to ``manifest.json`` and the runs collection and read by the
+    harness (``merge``, ``verify``, the result): its keys are these and only these."""
+
+    manifest_version: int
+    run_id: str
+    scenario: str
+    scenario_digest: str
+    seed: int
+    event_version: int
+    topic: str
+    shard: list[int] | None
+    cells: list[int] | None  # [first, last]; None on a merged manifest
+    processes: int
+    ended: str  # complete, stopped, failed
+    schedule: ScheduleRecord
+    time: TimeRecord
+    events: EventCounts
+    by_type: dict[str, dict[str, int]]  # type -> approved/declined -> events
+    produced_by_type: dict[str, int]
+    acked_by_type: dict[str, int]
+    failed_by_type: dict[str, int]
+    failed_errors: dict[str, int]
+    fraud: FraudRecord
+    money: Money
+    checksums: dict[str, str]  # cell -> its final balances' checksum
+    first_event_time: int | None
+    last_event_time: int | None
+    started_at: str | None
+    ended_at: str | None
+    wall_seconds: float
+    stall_seconds: float
+    stall_seconds_by_process: list[float]
+    bytes: int
+    stages: list[StageFigures]
+    measured: Measured
+    delivery_latency: LatencyRecord
+    schedule_lag: LatencyRecord
+    kafka_errors: dict[str, int]
+    environment: dict[str, Any]
+    problems: NotRequired[list[str]]
+    merged_from: NotRequired[list[list[int] | None]]  # a merged manifest: its hosts' shards
+
+
+@cache
+def _adapter() -> TypeAdapter[Manifest]:
+    return TypeAdapter(Manifest)
+
+
+class ManifestError(BankstreamError):
+    """A manifest that is not one this bankstream reads (its problem in one line)."""
+
+
+def validate(data: Any) -> Manifest:
+    """``data`` as a manifest; :class:`ManifestError` when it is another version or its keys
+    are not :class:`Manifest`'s."""
+    if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION:
+        version = data.get("manifest_version") if isinstance(data, dict) else None
+        msg = f"manifest version {version!r}: this bankstream reads {MANIFEST_VERSION}"
+        raise ManifestError(msg)
+    try:
+        return _adapter().validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        msg = f"manifest: {where}: {first['msg']}"
+        raise ManifestError(msg) from None
+
+
+def read(path: Path) -> Manifest:
+    """The manifest in ``path`` (validated)."""
+    return validate(json.loads(path.read_text()))
 
 
 def _sum_lists(rows: Sequence[Sequence[int]], length: int = len(TX_TYPES)) -> list[int]:
@@ -50,7 +194,7 @@ def build(
     finals: Sequence[Mapping[str, Any]],
     ended: str,
     environment: Mapping[str, Any],
-) -> dict[str, Any]:
+) -> Manifest:
     """The manifest of a run from its processes' final reports."""
     scenario = loaded.scenario
     by_type: dict[str, dict[str, int]] = {name: {"approved": 0, "declined": 0} for name in TX_TYPES}
@@ -78,7 +222,7 @@ def build(
     firsts = [f["first_event_time"] for f in finals if f["first_event_time"] is not None]
     lasts = [f["last_event_time"] for f in finals if f["last_event_time"] is not None]
     stage_counts = _sum_lists([f["stage_counts"] for f in finals], max(1, len(schedule.stages)))
-    stages = []
+    stages: list[StageFigures] = []
     wall = max(ending - started, 1e-9)
     if schedule.stages:
         for stage, count in zip(schedule.stages, stage_counts, strict=True):
@@ -220,7 +364,7 @@ def file_name(shard: tuple[int, int] | None) -> str:
     return "manifest.json" if shard is None else f"manifest.shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def write(manifest: Mapping[str, Any], directory: Path, shard: tuple[int, int] | None) -> Path:
+def write(manifest: Manifest, directory: Path, shard: tuple[int, int] | None) -> Path:
     """``directory/<run id>/<file_name>``, written whole or not at all."""
     folder = directory / str(manifest["run_id"])
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,10 @@ from bankstream.commands import (
 )
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
+from bankstream.progress import PROGRESS_VERSION, ProducerSummary
 from loadgen.assign import parse_cells, parse_shard, split
 from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
+from loadgen.manifest import Manifest
 from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
 from loadgen.request import LoadRequest
@@ -173,16 +175,23 @@ def run_produce(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def report(record: dict[str, Any], path: str, as_json: bool) -> None:
+def report(record: Manifest, path: str, as_json: bool) -> None:
     """The run's summary: one JSON object, or lines for a person."""
     events = record["events"]
     latency = record["delivery_latency"]["seconds"]
     lag = record["schedule_lag"]["seconds"]
     stages = record["stages"]
-    summary_ = {
+    summary_: ProducerSummary = {
+        "record": "summary",
+        "v": PROGRESS_VERSION,
         "run_id": record["run_id"],
         "ended": record["ended"],
-        **events,
+        "made": events["made"],
+        "produced": events["produced"],
+        "acked": events["acked"],
+        "failed": events["failed"],
+        "unsent": events["unsent"],
+        "purged": events["purged"],
         "wall_seconds": round(record["wall_seconds"], 2),
         "rate": round(events["acked"] / record["wall_seconds"], 1) if record["wall_seconds"] else 0,
         "delivery_latency_p50": latency["p50"],

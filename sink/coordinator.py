@@ -12,8 +12,6 @@ ends them at once (exit 130 or 143).
 from __future__ import annotations
 
 import dataclasses
-import json
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +20,16 @@ from rich.console import Console
 
 from bankstream.errors import EXIT_FAILURE
 from bankstream.histogram import LogHistogram
-from bankstream.supervisor import Event, RestartPolicy, Supervisor
+from bankstream.progress import (
+    PROGRESS_VERSION,
+    Output,
+    Printer,
+    Restart,
+    SinkFigures,
+    SinkSummary,
+    SinkTick,
+)
+from bankstream.supervisor import Event, RestartPolicy, Signals, Supervisor
 from sink.consumer import SinkSpec, main
 
 COUNTS = ("consumed", "inserted", "duplicates", "dead", "recovered")
@@ -33,7 +40,7 @@ class Coordinator:
     def __init__(
         self,
         specs: list[SinkSpec],
-        output: str,
+        output: Output,
         policy: RestartPolicy = RESTARTS,
         on_restart: Callable[[], None] | None = None,
         on_dead: Callable[[int], None] | None = None,
@@ -46,6 +53,7 @@ class Coordinator:
         self.on_dead = on_dead  # a dead process's pid (its live gauges are dropped)
         self.grace = grace  # seconds the processes may take to stop before they are killed
         self.console = Console(stderr=True, highlight=False)
+        self.printer = Printer(output)
         self.signalled: str | None = None
         self.forced: int | None = None  # the second signal's number: everything killed at once
         self.problems: list[str] = []
@@ -53,7 +61,7 @@ class Coordinator:
         self.finals: dict[int, dict[str, Any]] = {}
         self.past: dict[int, dict[str, float]] = {}  # each slot's earlier processes, summed
         self.errors: dict[int, str] = {}  # the last error a process said before it ended
-        self.restarted: list[dict[str, Any]] = []  # each restart: which slot, when, why
+        self.restarted: list[Restart] = []  # each restart: which slot, when, why
         self.why: dict[int, str] = {}  # a dead process's cause, until its restart
         self.latency = LogHistogram()  # every end-to-end latency, of every process
         self.interval = LogHistogram()  # since the last progress line
@@ -62,16 +70,10 @@ class Coordinator:
         self.began = time.monotonic()
 
     def _say(self, text: str) -> None:
-        if self.output == "live":
-            self.console.print(text)
-        elif self.output == "json":
-            print(json.dumps({"message": text}), flush=True)
+        self.printer.say(text)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.signalled:
-            self.forced = signum
-            raise KeyboardInterrupt
+    def _on_signal(self, name: str) -> None:
+        """The first SIGINT/SIGTERM (a second one: everything at once, KeyboardInterrupt)."""
         self.signalled = name
         self._say(f"{name}: stopping: finishing the batch in hand, committing (again: at once)")
 
@@ -87,7 +89,7 @@ class Coordinator:
             respawn=lambda spec: dataclasses.replace(spec, fault=None),
             on_dead=self.on_dead,
         )
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        signals = Signals(self._on_signal).__enter__()
         self.began = time.monotonic()
         try:
             supervisor.start()
@@ -122,8 +124,8 @@ class Coordinator:
             self.problems.append("stopped at once by a second signal: batches in hand not written")
         finally:
             supervisor.end(30)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            signals.__exit__(None, None, None)
+            self.forced = signals.forced
         return self._finish(time.monotonic() - self.began, supervisor.restarts)
 
     def _on(self, event: Event, supervisor: Supervisor[SinkSpec]) -> None:
@@ -151,8 +153,11 @@ class Coordinator:
             self._say(message)
         elif event.kind == "restarted":
             self.restarted.append(
-                {"worker": worker, "after_seconds": round(time.monotonic() - self.began, 1)}
-                | {"why": self.why.pop(worker, "")}
+                {
+                    "worker": worker,
+                    "after_seconds": round(time.monotonic() - self.began, 1),
+                    "why": self.why.pop(worker, ""),
+                }
             )
             if self.on_restart is not None:
                 self.on_restart()
@@ -195,7 +200,7 @@ class Coordinator:
             out[worker]["paused"] = float(past.get("paused", 0.0)) + float(paused)
         return out
 
-    def _figures(self) -> dict[str, Any]:
+    def _figures(self) -> SinkFigures:
         slots = self._slots().values()
 
         def total(key: str) -> int:
@@ -215,7 +220,9 @@ class Coordinator:
         lag = sum(r.get("lag", 0) for r in running)
         lag_s = max((r.get("lag_seconds", 0.0) for r in running), default=0.0)
         p99 = self.latency.percentile(0.99)
-        line = {
+        line: SinkTick = {
+            "record": "tick",
+            "v": PROGRESS_VERSION,
             "elapsed": round(elapsed, 1),
             **figures,
             "lag": lag,
@@ -227,7 +234,7 @@ class Coordinator:
         }
         self.interval = LogHistogram()
         if self.output == "json":
-            print(json.dumps(line), flush=True)
+            self.printer.emit(line)
         elif self.output == "live":
             self.console.print(
                 f"{elapsed:6.0f} s  {figures['inserted']:,} written, {figures['duplicates']:,} "
@@ -248,7 +255,9 @@ class Coordinator:
         )
         handled = figures["inserted"] + figures["duplicates"]
         paused = max((s["paused"] for s in self._slots().values()), default=0.0)
-        summary = {
+        summary: SinkSummary = {
+            "record": "summary",
+            "v": PROGRESS_VERSION,
             **figures,
             "seconds": round(elapsed, 2),
             "writing_seconds": round(span, 3),
@@ -260,7 +269,7 @@ class Coordinator:
             "problems": self.problems,
         }
         if self.output == "json":
-            print(json.dumps(summary), flush=True)
+            self.printer.emit(summary)
         elif self.output == "live":
             p50, p99 = self.latency.percentile(0.5), self.latency.percentile(0.99)
             self.console.print(

@@ -183,21 +183,19 @@ def test_merge_wants_every_shard_of_one_run_once(results: list[dict[str, Any]], 
 
 def test_merged_manifests_add_up_and_keep_every_cell() -> None:
     from harness.merge import merge_manifests
+    from tests.records import final_report
+    from tests.records import manifest as built
 
     def manifest(shard: int, cells: dict[str, str], acked: int) -> dict[str, Any]:
-        hist = LogHistogram()
-        hist.add([0.01 * (shard + 1)] * acked)
-        return {
-            "run_id": "r", "shard": [shard, 2], "processes": 1, "ended": "complete",
-            "events": {"made": acked, "acked": acked, "failed": 0, "unsent": 0},
-            "by_type": {"deposit": {"approved": acked, "declined": 0}},
-            "produced_by_type": {"deposit": acked}, "acked_by_type": {"deposit": acked},
-            "failed_by_type": {"deposit": 0},
-            "fraud": {"by_typology": {"smurfing": shard}, "events": shard, "rate": 0.0},
-            "money": {"currency": "BRL", "in": 100 * acked, "out": 0},
-            "checksums": cells, "wall_seconds": 10.0 + shard, "bytes": 10,
-            "delivery_latency": {"histogram": hist.to_dict()},
-        }  # fmt: skip
+        final = final_report(
+            acked,
+            cells,
+            latency=0.01 * (shard + 1),
+            fraud={"smurfing": shard},
+            money_in=100 * acked,
+            seconds=10.0 + shard,
+        )
+        return dict(built([final], shard=(shard, 2)))
 
     merged = merge_manifests([manifest(0, {"0": "a"}, 30), manifest(1, {"1": "b"}, 70)])
     assert merged["events"]["acked"] == 100 and merged["by_type"]["deposit"]["approved"] == 100
