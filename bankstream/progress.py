@@ -184,7 +184,8 @@ def _adapter(source: Source) -> TypeAdapter[Any]:
         "watch": WatchRecord,
     }
     # told apart by ``record``: a problem is then the record's own, not every kind's
-    return TypeAdapter(Annotated[kinds[source], Field(discriminator="record")])
+    told_apart: Any = Annotated[kinds[source], Field(discriminator="record")]
+    return TypeAdapter(told_apart)
 
 
 class BadRecord(ValueError):

@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +202,7 @@ def find(results: Path, scenario: str) -> dict[str, Any] | None:
     return data if data.get("ceiling_version") == CEILING_VERSION else None
 
 
-def ratios(ceilings: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+def ratios(ceilings: dict[str, Any], figures: Mapping[str, Any]) -> dict[str, Any]:
     """The pipeline's rates as shares of the ceilings (for result.json and the report)."""
     produce = figures["produce"].get("rate")
     sink = figures["sink"].get("rate")

@@ -25,6 +25,7 @@ from harness.verify import DEFAULT_LIMIT
 
 if TYPE_CHECKING:
     from harness.request import RunRequest
+    from harness.result import Result
 
 RUN_EPILOG = """\
 exit codes: 0 every threshold held and the store holds exactly what was acknowledged; 1 a
@@ -484,7 +485,7 @@ def _services(request: RunRequest, settings: Any) -> None:
         lifecycle.up(settings, report=console.print if request.output == "live" else lambda _: None)
 
 
-def _summary(result: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _summary(result: Result, folder: Path) -> dict[str, Any]:
     return {
         "run_id": result["run_id"],
         "verdict": result["verdict"],
@@ -497,7 +498,7 @@ def _summary(result: dict[str, Any], folder: Path) -> dict[str, Any]:
     }
 
 
-def _print_verdict(console: Console, result: dict[str, Any], folder: Path) -> None:
+def _print_verdict(console: Console, result: Result, folder: Path) -> None:
     verdict = result["verdict"]
     v = result["verification"]
     fig = result["figures"]

@@ -14,14 +14,12 @@ from typing import Any
 
 from bankstream.errors import UsageError
 from bankstream.histogram import LogHistogram
-from harness.result import latency_figures
+from harness.result import Figures, Result, latency_figures
 from loadgen.manifest import Manifest
 from loadgen.manifest import validate as validate_manifest
 
-Result = Mapping[str, Any]
 
-
-def check_hosts(results: Sequence[Result]) -> None:
+def check_hosts(results: Sequence[Mapping[str, Any]]) -> None:
     """One run, every shard once; else a one-line error that says what is missing."""
     ids = {r["run_id"] for r in results}
     if len(ids) != 1:
@@ -48,6 +46,15 @@ def check_hosts(results: Sequence[Result]) -> None:
     if len(digests) != 1:
         msg = "the hosts ran different scenario files (digests differ): merge one run"
         raise UsageError(msg)
+
+
+def _shard(result: Result) -> tuple[int, int]:
+    """A shard host's (I, N) (check_hosts: every result has one)."""
+    shard = result["shard"]
+    if shard is None:
+        msg = "merge takes the results of bankstream run --shard I/N; one of these is a whole run"
+        raise UsageError(msg)
+    return shard[0], shard[1]
 
 
 def _add(maps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -106,7 +113,7 @@ def _sum(values: Sequence[Any]) -> float | None:
     return float(sum(present)) if present else None
 
 
-def merge_figures(results: Sequence[Result]) -> dict[str, Any]:
+def merge_figures(results: Sequence[Result]) -> Figures:
     figs = [r["figures"] for r in results]
     produce = [f["produce"] for f in figs]
     sink = [f["sink"] for f in figs]
@@ -123,7 +130,8 @@ def merge_figures(results: Sequence[Result]) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for r in results:
         for side, figures in r["figures"]["resources"].items():
-            resources[f"{side} (shard {r['shard'][0]}/{r['shard'][1]})"] = figures
+            host, hosts = _shard(r)
+            resources[f"{side} (shard {host}/{hosts})"] = figures
     drains = [f["drain_seconds"] for f in figs if f["drain_seconds"] is not None]
     return {
         "produce": {
@@ -203,7 +211,7 @@ def thresholds_of(result: Result) -> dict[str, list[Any]]:
 
 def merge_results(
     results: Sequence[Result], settings: Any, folder: Any, verify_limit: int
-) -> dict[str, Any]:
+) -> Result:
     """The merged result of one run's hosts, verified against the store, judged and written to
     ``folder`` (with the merged manifest)."""
     import json
@@ -211,12 +219,12 @@ def merge_results(
     from bankstream import mongo
 
     check_hosts(results)
-    results = sorted(results, key=lambda r: r["shard"][0])
-    missing = [r["shard"] for r in results if not r.get("manifest")]
+    results = sorted(results, key=lambda r: _shard(r)[0])
+    missing = [_shard(r) for r in results if not r.get("manifest")]
     if missing:
         msg = f"shard {missing[0][0]}/{missing[0][1]} has no manifest (its producer failed)"
         raise UsageError(msg)
-    manifest = merge_manifests([r["manifest"] for r in results])
+    manifest = merge_manifests([r["manifest"] for r in results if r["manifest"] is not None])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     with mongo.client(settings) as client:
@@ -232,7 +240,7 @@ def _merge(
     db: Any,
     folder: Any,
     verify_limit: int,
-) -> dict[str, Any]:
+) -> Result:
     from harness import result as result_files
     from harness.run import conclude, mongo_version
     from harness.verify import verify
@@ -249,7 +257,7 @@ def _merge(
     else:
         note = "not verified (--verify-limit 0)"
     fields, timeline = merge_timelines(results)
-    merged: dict[str, Any] = {
+    merged: Result = {
         "result_version": result_files.RESULT_VERSION,
         "run_id": results[0]["run_id"],
         "scenario": results[0]["scenario"],
@@ -259,8 +267,8 @@ def _merge(
         "merged_from": [r["shard"] for r in results],
         "topic": results[0]["topic"],
         "collections": collections,
-        "started_at": min(r["started_at"] for r in results),
-        "ended_at": max(r["ended_at"] for r in results),
+        "started_at": min((r["started_at"] for r in results if r["started_at"]), default=None),
+        "ended_at": max((r["ended_at"] for r in results if r["ended_at"]), default=None),
         "ended": manifest["ended"],
         "warmup_seconds": results[0]["warmup_seconds"],
         "figures": merge_figures(results),
@@ -303,9 +311,7 @@ def shard_manifests(db: Any, runs: str, run_id: str) -> list[Manifest]:
     return sorted((validate_manifest(d) for d in found), key=lambda d: (d["shard"] or [0])[0])
 
 
-def merge_store(
-    loaded: Any, run_id: str, settings: Any, folder: Any, verify_limit: int
-) -> dict[str, Any]:
+def merge_store(loaded: Any, run_id: str, settings: Any, folder: Any, verify_limit: int) -> Result:
     """The merged result of a run whose producers were not `bankstream run` hosts (the
     Kubernetes Job): from the manifests in the store; the sink's figures are not in it (its
     metrics are in Prometheus), so only the producer's and the verification are judged."""
@@ -352,7 +358,7 @@ def merge_store(
         target = called / wall
     rate = acked / wall if wall else None
     delivery = LogHistogram.from_dict(manifest["delivery_latency"]["histogram"])
-    figures = {
+    figures: Figures = {
         "produce": {
             **{k: int(manifest["events"][k]) for k in ("made", "produced", "acked", "failed")},
             "unsent": int(manifest["events"]["unsent"]),
@@ -386,7 +392,7 @@ def merge_store(
         "drained": None,
         "resources": {},
     }
-    merged: dict[str, Any] = {
+    merged: Result = {
         "result_version": result_files.RESULT_VERSION,
         "run_id": run_id,
         "scenario": scenario.name,

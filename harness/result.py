@@ -12,14 +12,102 @@ import json
 import math
 import subprocess
 from collections.abc import Collection, Iterable, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from bankstream.files import write_whole
 from bankstream.histogram import LogHistogram
+from loadgen.manifest import Manifest
 
 RESULT_VERSION = 1
 HERE = Path(__file__).resolve().parent
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Figures(TypedDict):
+    """``figures``: what the run measured (docs/results.md says each part's keys)."""
+
+    produce: dict[str, Any]
+    sink: dict[str, Any]
+    lag: dict[str, Any]
+    latency: dict[str, Any]
+    drain_seconds: float | None
+    drained: bool | None  # None: a merge of the store's manifests (no sink figures)
+    resources: dict[str, dict[str, float]]
+    store: NotRequired[dict[str, Any] | None]
+    backlog: NotRequired[dict[str, Any]]
+    pipeline: NotRequired[dict[str, Any]]
+    faults: NotRequired[dict[str, Any]]
+    scoped: NotRequired[dict[str, Any]]
+
+
+class Aborted(TypedDict):
+    reason: str
+    at_seconds: float
+
+
+@with_config(_STRICT)
+class Result(TypedDict):
+    """``result.json``: written by `run` and `merge`, read by `compare`, `merge` and the
+    dashboard through this model; its keys are these and only these (docs/results.md lists
+    them, checked by a unit test)."""
+
+    result_version: int
+    run_id: str
+    scenario: str
+    scenario_digest: str
+    seed: int
+    shard: list[int] | None
+    merged_from: NotRequired[list[list[int] | None]]
+    topic: str
+    sink: NotRequired[str]
+    collections: dict[str, str]
+    started_at: str | None
+    ended_at: str | None
+    ended: str
+    aborted: NotRequired[Aborted | None]
+    warmup_seconds: float
+    verdict: NotRequired[str]  # these four: from the thresholds judged (conclude)
+    failed: NotRequired[list[str]]
+    thresholds: NotRequired[list[dict[str, Any]]]
+    charts: NotRequired[list[str]]
+    figures: Figures
+    verification: dict[str, Any] | None
+    verification_note: str | None
+    histograms: dict[str, dict[str, Any]]
+    timeline_fields: list[str]
+    timeline: list[list[Any]]
+    manifest: Manifest | None
+    ceilings: NotRequired[dict[str, Any] | None]
+    environment: dict[str, Any]
+    problems: list[str]
+
+
+@cache
+def _adapter() -> TypeAdapter[Result]:
+    return TypeAdapter(Result)
+
+
+def validate(data: Any, where: str = "result") -> Result:
+    """``data`` as a result (a one-line UsageError naming ``where`` when it is another version
+    or its keys are not :class:`Result`'s)."""
+    from bankstream.errors import UsageError
+
+    if not isinstance(data, dict) or data.get("result_version") != RESULT_VERSION:
+        version = data.get("result_version") if isinstance(data, dict) else None
+        msg = f"{where}: result version {version!r}, this bankstream reads {RESULT_VERSION}"
+        raise UsageError(msg)
+    try:
+        return _adapter().validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(x) for x in first["loc"])
+        msg = f"{where}: not a result of this bankstream ({at}: {first['msg']})"
+        raise UsageError(msg) from None
 
 
 def latency_figures(hist: LogHistogram) -> dict[str, float | int | None]:
@@ -262,7 +350,7 @@ def _plain(value: Any) -> Any:
     raise TypeError(msg)
 
 
-def read(path: Path) -> dict[str, Any]:
+def read(path: Path) -> Result:
     """A result.json (or the folder that holds one), checked for its schema version."""
     from bankstream.errors import UsageError
 
@@ -275,11 +363,7 @@ def read(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         msg = f"{file}: not a readable result.json ({exc})"
         raise UsageError(msg) from None
-    if not isinstance(data, dict) or data.get("result_version") != RESULT_VERSION:
-        version = data.get("result_version") if isinstance(data, dict) else None
-        msg = f"{file}: result version {version!r}, this bankstream reads {RESULT_VERSION}"
-        raise UsageError(msg)
-    return data
+    return validate(data, str(file))
 
 
 # ---------------------------------------------------------------------------- report.md

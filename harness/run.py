@@ -18,6 +18,7 @@ from harness import result as results
 from harness.orchestrate import ROW_FIELDS, Observed, Orchestra, Plan
 from harness.pipeline import Pipeline
 from harness.request import RunRequest
+from harness.result import Figures, Result
 from harness.verify import verify
 from loadgen.manifest import Manifest
 from loadgen.manifest import read as read_manifest
@@ -28,7 +29,7 @@ EXIT_STOPPED = 130
 
 @dataclass
 class Outcome:
-    result: dict[str, Any]
+    result: Result
     folder: Path
     exit_code: int
 
@@ -227,7 +228,7 @@ def _execute(
         figures["scoped"] = {}
         observed.problems.append(f"windowed and stage thresholds not judged: {exc}")
     problems = list(observed.problems) + (manifest.get("problems", []) if manifest else [])
-    result: dict[str, Any] = {
+    result: Result = {
         "result_version": results.RESULT_VERSION,
         "run_id": run_id,
         "scenario": scenario.name,
@@ -383,7 +384,7 @@ def _pushed_at(settings: Settings, labels: Mapping[str, str]) -> float | None:
 
 
 def conclude(
-    result: dict[str, Any],
+    result: Result,
     thresholds: Mapping[str, Any],
     folder: Path,
     deferred: Collection[str] = (),
@@ -459,7 +460,7 @@ def _take_manifest(scratch: Path, folder: Path) -> Manifest | None:
 
 def build_figures(
     obs: Observed, manifest: Manifest | None, schedule: Any, warmup: float
-) -> dict[str, Any]:
+) -> Figures:
     m: Mapping[str, Any] = manifest or {}
     events = m.get("events", {"made": 0, "acked": 0, "failed": 0, "unsent": 0, "produced": 0})
     wall = float(m.get("wall_seconds") or 0.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -48,9 +48,9 @@ def test_the_producers_tick_is_its_record() -> None:
 def test_the_producers_summary_is_its_record(capsys: pytest.CaptureFixture[str]) -> None:
     report(manifest([final_report(30, {"0": "a"})]), "results/r/manifest.json", as_json=True)
     (line,) = _lines(capsys)
-    read = progress.read("producer", line)
+    read = cast(progress.ProducerSummary, progress.read("producer", line))
     assert read["record"] == "summary" and read["acked"] == 30
-    assert read["manifest"] == "results/r/manifest.json"  # type: ignore[typeddict-item]
+    assert read["manifest"] == "results/r/manifest.json"
 
 
 def test_the_sinks_tick_and_summary_are_its_records(capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,3 +96,34 @@ def test_the_manifest_is_read_through_its_model(tmp_path: Any) -> None:
     inner["events"]["acknowledged"] = inner["events"].pop("acked")
     with pytest.raises(manifests.ManifestError, match="events"):
         manifests.validate(inner)
+
+
+def test_docs_results_names_every_key_of_the_result_and_its_figures() -> None:
+    import re
+    from pathlib import Path
+
+    from harness.result import Figures, Result
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
+    section = text.split("## `result.json`", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            named |= set(re.findall(r"`([a-z_.]+)`", line.split("|")[1]))
+    top = {n for n in named if not n.startswith("figures.")}
+    figures = {n.removeprefix("figures.") for n in named if n.startswith("figures.")}
+    assert top == (Result.__required_keys__ | Result.__optional_keys__) - {"figures"}
+    assert figures == Figures.__required_keys__ | Figures.__optional_keys__
+
+
+def test_a_result_is_read_through_its_model(tmp_path: Any) -> None:
+    from bankstream.errors import UsageError
+    from harness.result import read
+
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"result_version": 1, "run_id": "r"}))
+    with pytest.raises(UsageError, match="not a result of this bankstream"):
+        read(path)
+    path.write_text(json.dumps({"result_version": 2}))
+    with pytest.raises(UsageError, match="result version 2"):
+        read(path)
