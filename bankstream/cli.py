@@ -66,7 +66,7 @@ def parse(words: Sequence[str]) -> argparse.Namespace:
     args, extra = parser.parse_known_args(words)
     args.extra = extra
     if extra and not getattr(args, "passthrough", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.unrecognized(extra)
     return args  # extra: what the command hands on (bankstream dashboard: to Streamlit)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 from bankstream.errors import EXIT_USAGE, UsageError, printable, tame
 from bankstream.events import TOPIC_PATTERN
@@ -72,58 +72,119 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_N = TypeVar("_N")  # a namespace argparse fills in
+
+
 def summary(name: str) -> str:
     return COMMANDS[name][1]
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that suggest the closest valid command or flag."""
+    """argparse with one-line errors that suggest the closest valid command or flag.
+
+    The suggestions come from what argparse hands over as data, not from its messages: the
+    words no command takes (the leftovers of ``parse_known_args``) and the value that a
+    command's, an action's or a flag's choices reject (``_check_value``). argparse's private
+    parts used: that one method overridden, and ``_actions`` read by :func:`_flags`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._command_sets: list[argparse.Action] = []  # add_subparsers': its parsers' commands
+        super().__init__(*args, **kwargs)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        commands = super().add_subparsers(**kwargs)
+        self._command_sets.append(commands)
+        return commands
+
+    def commands(self) -> list[argparse.ArgumentParser]:
+        """The parsers of this parser's commands (their ``add_parser``), registered so far."""
+        found: list[argparse.ArgumentParser] = []
+        for commands in self._command_sets:
+            if isinstance(commands.choices, Mapping):
+                found.extend(commands.choices.values())
+        return found
+
+    @overload
+    def parse_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace: ...
+    @overload
+    def parse_args(self, args: Iterable[str] | None, namespace: _N) -> _N: ...
+    @overload
+    def parse_args(self, *, namespace: _N) -> _N: ...
+    def parse_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> Any:
+        parsed, leftovers = self.parse_known_args(args, namespace)
+        if leftovers:  # as argparse's, without making a message of them first
+            self.unrecognized(leftovers)
+        return parsed
+
+    def unrecognized(self, words: Sequence[str]) -> NoReturn:
+        """The error for words that no command takes, a flag among them said where it belongs
+        or what it may be a misspelling of."""
+        self._fail(unrecognized_arguments(self, words))
 
     def error(self, message: str) -> NoReturn:
-        self.exit(
-            EXIT_USAGE,
-            f"{self.prog}: error: {tame(suggest(self, message))} (see {self.prog} --help)\n",
-        )
+        self._fail(message)
+
+    def _fail(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {tame(message)} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # Private, overridden: where argparse rejects a value that is not among an argument's
+        # choices (a command, an action, a flag's). No public hook sees the value and the
+        # choices; its error carries them only as English text. A value that is not text (a
+        # flag with type=int) keeps argparse's own message, as before.
+        choices = action.choices
+        if isinstance(value, str) and choices is not None and value not in choices:
+            raise argparse.ArgumentError(None, unknown_choice(value, [str(c) for c in choices]))
+        super()._check_value(action, value)
+
+
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+def unknown_choice(value: str, choices: Sequence[str]) -> str:
+    """The error for a value not among ``choices``, with the closest one if any is close."""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown choice {value!r}{hint} (choose from {', '.join(choices)})"
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of ``parser``'s arguments. Private, read: argparse offers no public
+    way to list a parser's arguments, and those added to an argument group
+    (add_mutually_exclusive_group) never pass through the parser's ``add_argument``, where
+    they could be noted."""
+    return {flag for action in parser._actions for flag in action.option_strings}
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and the parsers of all its commands, theirs too."""
     found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found.extend(_parsers(sub))
+    for sub in parser.commands() if isinstance(parser, Parser) else []:
+        found.extend(_parsers(sub))
     return found
 
 
-def suggest(parser: argparse.ArgumentParser, message: str) -> str:
-    """``message`` with "did you mean ...?" when a close command or flag exists."""
-    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
-    if choice:
-        options = re.findall(r"'?([\w.-]+)'?", choice.group(2))
-        close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown choice {choice.group(1)!r}{hint} (choose from {', '.join(options)})"
-    unknown = re.search(r"unrecognized arguments: (.*)", message)
-    if unknown:
-        flags = sorted(
-            {flag for p in _parsers(parser) for a in p._actions for flag in a.option_strings}
-        )
-        own = {flag for a in parser._actions for flag in a.option_strings}  # bankstream's own
-        words = unknown.group(1).split()
-        hints = []
-        for word in words:
-            flag = word.split("=")[0]
-            close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
-            if word.startswith("-") and flag in own:
-                hints.append(f"{word} (an option of bankstream itself: put it before the command)")
-            elif word.startswith("-") and flag in flags:  # another command's option
-                hints.append(f"{word} (an option of other commands, not of this one)")
-            elif word.startswith("-") and close:
-                hints.append(f"{word} (did you mean {close[0]}?)")
-            else:
-                hints.append(word)
-        return f"unrecognized arguments: {' '.join(hints)}"
-    return message
+def unrecognized_arguments(parser: argparse.ArgumentParser, words: Sequence[str]) -> str:
+    """The error for ``words`` that no command of ``parser`` takes: a flag of ``parser`` itself
+    (bankstream's own) said to go before the command, another command's said to be one, a
+    misspelt one given the closest flag."""
+    flags = sorted({flag for p in _parsers(parser) for flag in _flags(p)})
+    own = _flags(parser)
+    hints = []
+    for word in " ".join(words).split():  # a word with spaces in it: as many words
+        flag = word.split("=")[0]
+        close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
+        if word.startswith("-") and flag in own:
+            hints.append(f"{word} (an option of bankstream itself: put it before the command)")
+        elif word.startswith("-") and flag in flags:  # another command's option
+            hints.append(f"{word} (an option of other commands, not of this one)")
+        elif word.startswith("-") and close:
+            hints.append(f"{word} (did you mean {close[0]}?)")
+        else:
+            hints.append(word)
+    return _UNRECOGNIZED + " ".join(hints)
 
 
 def command_group(

@@ -4,14 +4,19 @@ coordinating process serves them all. Shared by the producer and the sink."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.errors import UsageError
+
+if TYPE_CHECKING:  # prometheus_client is imported only after use_directory
+    from prometheus_client import Metric
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -21,26 +26,113 @@ def use_directory(directory: str) -> None:
     os.environ[ENV] = directory
 
 
-def observe_many(histogram: Any, bounds: NDArray[np.float64], values: NDArray[np.float64]) -> None:
-    """Many observations at once into a prometheus-client Histogram with these bucket bounds
-    (what its ``observe`` does for one value, per bucket instead of per value)."""
-    if not len(values):
-        return
-    index = np.searchsorted(bounds, values, side="left")
-    counts = np.bincount(index, minlength=len(bounds) + 1)
-    for i, n in enumerate(counts.tolist()):
-        if n:
-            histogram._buckets[i].inc(n)
-    histogram._sum.inc(float(values.sum()))
+# A BatchHistogram's parts in the metric files: two sum-mode gauges under its name with these
+# suffixes (a colon: no instrumented name has one), shown as the histogram by `_FilesCollector`
+_COUNTS = ":bucket_counts"
+_SUM = ":sum"
+_FEW = 128  # values in a batch up to which each is looked up (above: sorted, then counted)
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as prometheus-client writes it in ``le`` (Go's float format)."""
+    if bound == math.inf:
+        return "+Inf"
+    text = repr(float(bound))
+    dot = text.find(".")
+    if dot > 6:  # Go switches to an exponent sooner than Python (bounds of a million and more)
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
+
+
+class BatchHistogram:
+    """A histogram that takes many observations at a time, summed over a run's processes and
+    served as a prometheus-client Histogram of the same name and buckets would be (the same
+    ``_bucket``, ``_count`` and ``_sum`` series, a dead process's observations kept).
+
+    prometheus-client's Histogram takes one value a call, and a report brings thousands. So the
+    count of each bucket and the sum are kept in gauges of mode "sum" (which the multiprocess
+    files add up over every process, the ended ones too, as they do a Histogram's): a write a
+    bucket a batch, not one a value; :func:`serve` and :class:`Pusher` show them as the
+    histogram."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        from prometheus_client import Gauge
+
+        bounds = [float(b) for b in buckets]
+        if bounds and bounds[-1] == math.inf:
+            bounds.pop()
+        if not bounds or any(a >= b for a, b in itertools.pairwise(bounds)):
+            msg = f"{name}: buckets must be increasing, got {list(buckets)}"
+            raise ValueError(msg)
+        self.bounds = np.asarray(bounds, dtype=np.float64)
+        counts = Gauge(name + _COUNTS, documentation, ["le"], multiprocess_mode="sum")
+        # every bucket written (zero) now, as a Histogram's are: served before a first batch
+        self._counts = [counts.labels(le=_le(b)) for b in (*bounds, math.inf)]
+        self._sum = Gauge(name + _SUM, documentation, multiprocess_mode="sum")
+
+    def observe_many(self, values: NDArray[np.float64]) -> None:
+        """Many observations at once (what ``Histogram.observe`` does for one, per bucket)."""
+        total = len(values)
+        if not total:
+            return
+        # a value on a bound is in that bound's bucket, as ``observe`` has it; NaN in +Inf's
+        if total <= _FEW:  # each value's bucket among the bounds
+            index = np.searchsorted(self.bounds, values, side="left")
+            counts = np.bincount(index, minlength=len(self._counts)).tolist()
+        else:  # how many are at most each bound, among the sorted values: a few times faster
+            at_most = np.searchsorted(np.sort(values), self.bounds, side="right").tolist()
+            counts = [b - a for a, b in zip([0, *at_most], [*at_most, total], strict=True)]
+        for bucket, n in zip(self._counts, counts, strict=True):
+            if n:
+                bucket.inc(n)
+        self._sum.inc(float(values.sum()))
+
+
+class _FilesCollector:
+    """Every process's metrics in ``directory`` (prometheus-client's MultiProcessCollector),
+    each :class:`BatchHistogram` shown as the histogram it is: the same samples, in the same
+    order, as that collector shows a Histogram's."""
+
+    def __init__(self, directory: str) -> None:
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        self._files = CollectorRegistry()
+        MultiProcessCollector(self._files, path=directory)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> list[Metric]:
+        families = list(self._files.collect())
+        sums = {m.name[: -len(_SUM)]: m for m in families if m.name.endswith(_SUM)}
+        return [
+            _histogram(m, sums.get(m.name[: -len(_COUNTS)])) if m.name.endswith(_COUNTS) else m
+            for m in families
+            if not m.name.endswith(_SUM)
+        ]
+
+
+def _histogram(counts: Metric, total: Metric | None) -> Metric:
+    """A BatchHistogram's gauges (summed over processes) as a histogram family."""
+    from prometheus_client.core import HistogramMetricFamily
+
+    name = counts.name[: -len(_COUNTS)]
+    family = HistogramMetricFamily(name, counts.documentation)
+    by_bound = sorted((float(s.labels["le"]), s.labels["le"], s.value) for s in counts.samples)
+    family.add_sample(name + "_sum", {}, sum(s.value for s in total.samples) if total else 0.0)
+    acc = 0.0
+    for _, le, n in by_bound:
+        acc += n
+        family.add_sample(name + "_bucket", {"le": le}, acc)
+    family.add_sample(name + "_count", {}, acc)
+    return family
 
 
 def serve(port: int, directory: str, flag: str = "--metrics-port") -> Callable[[], None]:
     """One /metrics for every process writing to ``directory``; returns how to stop it."""
     from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(_FilesCollector(directory))
     try:
         server, thread = start_http_server(port, addr="0.0.0.0", registry=registry)
     except OSError as exc:
@@ -100,10 +192,9 @@ class Pusher:
         import threading
 
         from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
 
         self.registry = CollectorRegistry()
-        MultiProcessCollector(self.registry, path=directory)  # type: ignore[no-untyped-call]
+        self.registry.register(_FilesCollector(directory))
         self.url, self.job, self.grouping = url, job, grouping
         self.interval, self.warn = interval, warn
         self.failed = False

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bankstream.events import TX_TYPES
-from bankstream.metrics import observe_many
+from bankstream.metrics import BatchHistogram
 
 # delivery latency, from the intended send time to the broker's acknowledgement
 LATENCY_BUCKETS = (
@@ -41,7 +41,7 @@ class Metrics:
     """One worker's metrics (created after ``use_directory``)."""
 
     def __init__(self, run_id: str, scenario: str) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+        from prometheus_client import Counter, Gauge
 
         def by_type(name: str, text: str) -> Any:
             counter = Counter(name, text, ["type"])
@@ -68,10 +68,10 @@ class Metrics:
             "events acknowledged per second over the last second",
             multiprocess_mode="livesum",
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "bankstream_loadgen_delivery_latency_seconds",
             "intended send time to acknowledgement by the broker",
-            buckets=LATENCY_BUCKETS,
+            LATENCY_BUCKETS,
         )
         self.queue = Gauge(
             "bankstream_loadgen_queue_messages",
@@ -98,8 +98,7 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.info.labels(run_id=run_id, scenario=scenario).set(1)
-        self._bounds = np.asarray(LATENCY_BUCKETS)
 
     def observe_latencies(self, seconds: NDArray[np.float64]) -> None:
         """Many latencies at once, into the histogram's buckets."""
-        observe_many(self.latency, self._bounds, seconds)
+        self.latency.observe_many(seconds)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bankstream.metrics import observe_many
+from bankstream.metrics import BatchHistogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -42,10 +42,10 @@ class Metrics:
         self.batch = Histogram(
             "bankstream_sink_batch_size_messages", "messages per batch", buckets=BATCH_BUCKETS
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "bankstream_sink_end_to_end_latency_seconds",
             "intended send time of an event to its write acknowledged by MongoDB",
-            buckets=LATENCY_BUCKETS,
+            LATENCY_BUCKETS,
         )
         self.lag = Gauge(
             "bankstream_sink_consumer_lag_messages",
@@ -79,11 +79,10 @@ class Metrics:
         self.processes = Gauge(
             "bankstream_sink_processes", "sink processes running", multiprocess_mode="livesum"
         )
-        self._bounds = np.asarray(LATENCY_BUCKETS)
 
     def observe_latencies(self, seconds: NDArray[np.float64]) -> None:
         """Many latencies at once, into the histogram's buckets."""
-        observe_many(self.latency, self._bounds, seconds)
+        self.latency.observe_many(seconds)
 
 
 def restarts() -> Any:
