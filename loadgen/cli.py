@@ -79,10 +79,10 @@ def _not_an_input(output: Path, inputs: tuple[Path, ...]) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if checked_seed(args.seed) is not None:
-        overrides.append(f"seed={args.seed}")
-    loaded = load(args.scenario, overrides=overrides)
+    seed = checked_seed(args.seed)
+    loaded = load(
+        args.scenario, args.overrides, flags=[] if seed is None else [(("seed",), seed, "--seed")]
+    )
     load_ = loaded.scenario.load
     events = args.events if args.events is not None else Schedule.of_load(load_).total
     if events is None:

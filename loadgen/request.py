@@ -11,7 +11,6 @@ which reads back an equal request. Nothing downstream parses a rate or a duratio
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Literal
 
@@ -21,6 +20,8 @@ from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 from loadgen.pacing import parse_stages
 from scenarios import LoadedScenario, load
+from scenarios.loader import MAX_DIGITS, Flag
+from scenarios.model import Load
 
 MAX_SEED = 2**63
 
@@ -92,28 +93,30 @@ class LoadRequest(BaseModel):
 
     # ------------------------------------------------------------------ applying
 
-    def flags(self) -> list[tuple[str, str]]:
-        """The load flags as the scenario's assignments, each naming its flag (the loader
-        validates them with the scenario, located at the flag)."""
-        out: list[tuple[str, str]] = []
+    def flags(self) -> list[Flag]:
+        """The load flags as typed values of the scenario's keys, each naming its flag (the
+        loader validates them with the scenario, located at the flag)."""
+        out: list[Flag] = []
         if self.rate is not None:
-            rate = self.rate if self.rate == "max" else _number(self.rate)
-            out += [(f"load.rate={rate}", "--rate"), ("load.stages=null", "--rate")]
+            out += [(("load", "rate"), self.rate, "--rate"), (("load", "stages"), None, "--rate")]
         if self.stages is not None:
             stages = [
-                {"duration": json.loads(_number(s.seconds)), "rate": s.rate}
+                {"duration": s.seconds, "rate": s.rate}
                 | ({"ramp": s.ramp} if s.ramp is not None else {})
                 for s in self.stages
             ]
-            out += [(f"load.{key}=null", "--stages") for key in ("rate", "duration", "events")]
-            out += [(f"load.stages={json.dumps(stages)}", "--stages")]
+            out += [(("load", key), None, "--stages") for key in ("rate", "duration", "events")]
+            out += [(("load", "stages"), stages, "--stages")]
         if self.duration is not None:
             out += [
-                (f"load.duration={_number(self.duration)}", "--duration"),
-                ("load.events=null", "--duration"),
+                (("load", "duration"), self.duration, "--duration"),
+                (("load", "events"), None, "--duration"),
             ]
         if self.events is not None:
-            out += [(f"load.events={self.events}", "--events"), ("load.duration=null", "--events")]
+            out += [
+                (("load", "events"), self.events, "--events"),
+                (("load", "duration"), None, "--events"),
+            ]
         return out
 
     @property
@@ -121,29 +124,32 @@ class LoadRequest(BaseModel):
         """Whether a flag changes the scenario's load."""
         return any(x is not None for x in (self.rate, self.stages, self.duration, self.events))
 
+    def _seed(self) -> list[Flag]:
+        return [] if self.seed is None else [(("seed",), self.seed, "--seed")]
+
     def base(self) -> LoadedScenario:
         """The scenario with ``--set`` and the seed, its load as the file has it."""
-        seed = [] if self.seed is None else [f"seed={self.seed}"]
-        return load(self.scenario, overrides=[*self.overrides, *seed])
+        return load(self.scenario, overrides=self.overrides, flags=self._seed())
 
     def resolve(self) -> LoadedScenario:
-        """The scenario the request describes: ``--set``, the seed, then the load flags. When
-        the flags make the run no longer than the scenario's warm-up, the warm-up becomes a
-        tenth of the run (the results still exclude a start, and the flags still work)."""
-        seed = [] if self.seed is None else [f"seed={self.seed}"]
-        overrides = [*self.overrides, *seed]
+        """The scenario the request describes: ``--set``, the seed, then the load flags (typed,
+        read once by the loader). When the flags make the run no longer than the scenario's
+        warm-up, the warm-up becomes a tenth of the run (the results still exclude a start,
+        and the flags still work)."""
         if not self.shapes_load:
-            return load(self.scenario, overrides=overrides)
-        flags = self.flags()
-        fitted = self._fitted_warmup(self.base())
-        if fitted is not None:
-            flags.append((f"load.warmup={format_duration(fitted)}", "--warmup fitted to the run"))
-        return load(self.scenario, overrides=overrides, flags=flags)
+            return self.base()
+        return load(self.scenario, self.overrides, flags=self._seed() + self.flags(), fit=self._fit)
 
-    def _fitted_warmup(self, base: LoadedScenario) -> float | None:
+    def _fit(self, current: Load | None) -> list[Flag]:
+        """The warm-up fitted to the run the flags make, given the scenario's own load."""
+        fitted = None if current is None else self._fitted_warmup(current)
+        if fitted is None:
+            return []
+        return [(("load", "warmup"), fitted, "--warmup fitted to the run")]
+
+    def _fitted_warmup(self, current: Load) -> float | None:
         """A tenth of the run when the scenario's warm-up would not fit in the run the flags
         make (None: it fits, or the flags are refused anyway and the scenario says why)."""
-        current = base.scenario.load
         rate = self.rate if self.rate is not None else current.rate
         per_second = rate if isinstance(rate, float) else None
         seconds: float
@@ -231,5 +237,8 @@ def _events(text: str | None) -> int | None:
         return None
     if not text.isdigit() or int(text) <= 0:
         msg = f"--events must be a positive whole number, got {text}"
+        raise UsageError(msg)
+    if len(text.lstrip("0")) > MAX_DIGITS:  # as the scenario's own numbers are held
+        msg = f"--events: a number of more than {MAX_DIGITS} digits: {text[:20]}..."
         raise UsageError(msg)
     return int(text)

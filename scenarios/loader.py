@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,9 @@ from scenarios.model import Scenario
 
 ENV_OVERRIDES = "BANKSTREAM_SCENARIO_SET"
 KeyPath = tuple[str | int, ...]
+# a command's own flag applied to the scenario: the key, its typed value, the flag (blamed for a
+# problem and shown among the overrides)
+Flag = tuple[KeyPath, Any, str]
 
 
 def bundled_dir() -> Path:
@@ -499,11 +503,14 @@ def load(
     ref: str,
     overrides: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
-    flags: Sequence[tuple[str, str]] = (),
+    flags: Sequence[Flag] = (),
+    fit: Callable[[Any], Sequence[Flag]] | None = None,
 ) -> LoadedScenario:
     """The validated scenario ``ref`` (bundled name or path) with its overrides applied: the
-    environment's, then ``--set``'s, then ``flags``' (assignments a command made of its own
-    flags: (assignment, the flag to blame for a problem))."""
+    environment's, then ``--set``'s (text), then ``flags`` (typed values a command took from
+    its own flags), then what ``fit`` makes of the scenario's load before the flags (a
+    ``scenarios.model.Load``: e.g. a warm-up that fits the run the flags ask for). The file is
+    read and the scenario validated once."""
     path = find_scenario(ref)
     if path is None:
         close = difflib.get_close_matches(ref, bundled_names(), n=1, cutoff=0.6)
@@ -537,7 +544,6 @@ def load(
     data.pop("extends", None)
     assignments = [(a, ENV_OVERRIDES) for a in env_overrides(environ)]
     assignments += [(a, "--set") for a in overrides]
-    assignments += list(flags)
     # `--set thresholds.X=...` on a scenario without thresholds changes that one threshold of
     # the defaults; it does not make X the only one (a whole `--set thresholds={...}` does)
     one_threshold = "thresholds" not in data
@@ -553,6 +559,17 @@ def load(
             continue
         if key_path == ("thresholds",):
             one_threshold = False
+        origins = {k: v for k, v in origins.items() if k[: len(key_path)] != key_path}
+        origins[key_path] = (source, None)
+    typed = list(flags)
+    if fit is not None:
+        typed += fit(_load_section(data))
+    for key_path, value, source in typed:
+        problem = _assign(data, key_path, value, source)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        assignments.append((f"{dotted(key_path)}={_shown(value)}", source))
         origins = {k: v for k, v in origins.items() if k[: len(key_path)] != key_path}
         origins[key_path] = (source, None)
     if isinstance(data.get("thresholds"), dict):
@@ -572,6 +589,24 @@ def load(
         [f"{text} ({source})" for text, source in assignments],
         tuple(d.path for d in docs),
     )
+
+
+def _load_section(data: Mapping[str, Any]) -> Any:
+    """The scenario's load as its file and ``--set`` give it (None: not valid by itself; the
+    whole scenario's validation then says why)."""
+    from scenarios.model import Load
+
+    try:
+        return Load.model_validate(data.get("load") or {})
+    except ValidationError:
+        return None
+
+
+def _shown(value: Any) -> str:
+    """A typed flag's value as an override reads (``500``, ``null``, ``[...]``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _with_default_thresholds(data: dict[str, Any]) -> dict[str, Any]:
