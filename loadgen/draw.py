@@ -134,10 +134,9 @@ def day_multipliers(model: EngineModel, segment: int, day: dt.date) -> tuple[flo
     hit = cache.get(key)
     if hit is not None:
         return hit
-    scenario = model.scenario
-    schedule = scenario.population.segments[segment].pay_schedule
+    schedule = model.population.segments[segment].pay_schedule
     row = np.ones(len(MIX_TYPES))
-    for spike in scenario.time.spikes:
+    for spike in model.spikes:
         if spike.kind == "payday":
             applies = is_payday(schedule, day, model.clock.anchor)
         elif spike.kind == "month_end":
@@ -161,7 +160,6 @@ class CellDraws:
         self.model = model
         self.state = state
         self.clock = clock
-        scenario = model.scenario
         self.segments = []
         n_bank = state.n_bank
         for seg in model.segments:
@@ -188,14 +186,13 @@ class CellDraws:
             dtype=np.int64,
         ).reshape(-1)
         self.salary_amount = np.zeros(state.size, dtype=np.int64)
-        for s, segment in enumerate(scenario.population.segments):
+        for s, segment in enumerate(model.population.segments):
             mask = state.segment == s
             per = pays_per_month(segment.pay_schedule)
             self.salary_amount[mask] = np.rint(state.income[mask] / per).astype(np.int64)
-        types = scenario.transaction_types
-        self.internal_share = types.transfer.internal_share if n_bank > 1 else 0.0
-        self.incoming_share = types.transfer.incoming_share
-        self.business_share = types.transfer.business_share
+        self.internal_share = model.internal_share if n_bank > 1 else 0.0
+        self.incoming_share = model.incoming_share
+        self.business_share = model.business_share
 
     def expected_per_hour(self) -> float:
         return float(self.state.activity.sum()) / 24.0
@@ -257,7 +254,7 @@ class CellDraws:
 
     def _weekend_tickets(self, rows: Rows) -> None:
         """Pix on Saturdays and Sundays: the scenario's share of a weekday amount."""
-        factor = self.model.scenario.transaction_types.transfer.weekend_ticket
+        factor = self.model.weekend_ticket
         pix = np.flatnonzero((rows.typ == TRANSFER) & (rows.rail == PIX))
         if factor >= 1.0 or not len(pix):
             return
@@ -377,7 +374,7 @@ class CellDraws:
         rows.direction[rows.typ == REFUND] = 1
         # customers change or add phones and computers too: some of their own digital operations
         # come from a device never seen before (the new-device limits bind them as anyone)
-        share = self.model.scenario.population.new_device_share
+        share = self.model.new_device_share
         if share > 0:
             own = np.flatnonzero(
                 (rows.direction < 0) & ((rows.channel == MOBILE) | (rows.channel == WEB))
@@ -386,7 +383,6 @@ class CellDraws:
 
     def salaries(self, rng: np.random.Generator, k0: int, k1: int) -> Rows:
         """Salary credits of the paydays that begin in [k0, k1) (times may run past k1)."""
-        scenario = self.model.scenario
         _, _, dates = self.clock.hours(k0, k1)
         # the days that begin in these hours (by date change: a local midnight may be skipped
         # or repeated by a clock change), and the first day of the run
@@ -394,7 +390,7 @@ class CellDraws:
         days = [d for d, prev in zip(dates, [before, *dates[:-1]], strict=True) if d != prev]
         parts = []
         for day in dict.fromkeys(days):
-            for s, seg in enumerate(scenario.population.segments):
+            for s, seg in enumerate(self.model.population.segments):
                 if not is_payday(seg.pay_schedule, day, self.clock.anchor):
                     continue
                 members = np.flatnonzero((self.state.segment == s) & self.state.paid)
@@ -428,9 +424,8 @@ class CellDraws:
         days = self._days(k0, k1)
         if not days:
             return Rows.empty()
-        card = self.model.scenario.transaction_types.card_purchase
-        closing = dt.timedelta(days=card.credit.closing_days)
-        period = max(1, round(card.prepaid.top_up_every / 86_400.0))
+        closing = dt.timedelta(days=self.model.credit.closing_days)
+        period = max(1, round(self.model.prepaid.top_up_every / 86_400.0))
         n_credit = len(cards.credit)
         # which cards close, pay and top up on each day, then their rows in one go
         close_at: list[NDArray[np.int64]] = []
@@ -496,7 +491,7 @@ class CellDraws:
         if hit is None:
             if len(cache) > 10_000:
                 cache.clear()
-            due_days = self.model.scenario.transaction_types.card_purchase.credit.due_days
+            due_days = self.model.credit.due_days
             hit = cache[day] = np.zeros(32, dtype=bool)
             for d in set(due_days):
                 hit[d] = day in (_pay_date(day, d), _pay_date(_last_month(day), d))

@@ -51,7 +51,7 @@ class CellStream:
         self.draws = CellDraws(model, self.state, clock)
         self.fraud = FraudPlanner(model, self.draws, clock)
         self.ledger = ledger(model, self.state)
-        seed = model.scenario.seed
+        seed = model.seed
         self.rng = cell_rng(seed, cell, DRAW)
         self.fraud_rng = cell_rng(seed, cell, FRAUD)
         self.inject_rng = cell_rng(seed, cell, INJECT)
@@ -65,9 +65,8 @@ class CellStream:
         self.last_time = self.drawn_to
         self.empty_spans = 0
         self.empty_spans_since = 0
-        delivery = model.scenario.delivery
-        self.duplicates = delivery.duplicates
-        self.out_of_order = delivery.out_of_order
+        self.duplicates = model.duplicates
+        self.out_of_order = model.out_of_order
         self.injector = (
             Injector(self.inject_rng, self.duplicates, self.out_of_order)
             if self.duplicates or self.out_of_order
@@ -175,7 +174,7 @@ class CellStream:
         self.empty_spans += 1
         if self.empty_spans > 100:
             msg = (
-                f"{self.model.scenario.name}: cell {self.cell} made no event in "
+                f"{self.model.scenario_name}: cell {self.cell} made no event in "
                 f"{(k1 - self.empty_spans_since) / clock.slots_per_hour:g} simulated hours; "
                 "check the segments' activity and mix (refunds need earlier purchases)"
             )

@@ -113,7 +113,7 @@ def mean_size(typology: object, blocked_share: float) -> float:
 def in_flight(model: EngineModel, per_hour: float) -> float:
     """About how many fraud instances a cell that makes ``per_hour`` normal events an hour has in
     flight when its stream starts (their timing is drawn up front, see ``_preroll``)."""
-    anomalies = model.scenario.anomalies
+    anomalies = model.anomalies
     total = anomalies.total_rate
     if not anomalies.typologies or total <= 0:
         return 0.0
@@ -138,7 +138,7 @@ class FraudPlanner:
         self.model = model
         self.draws = draws
         self.clock = clock
-        anomalies = model.scenario.anomalies
+        anomalies = model.anomalies
         self.typologies = anomalies.typologies
         self.overlap = anomalies.overlap
         self.blocked_share = anomalies.blocked_share
@@ -326,7 +326,7 @@ class FraudPlanner:
         key = ("first share", i)
         base = self.model.cache.get(key)
         if base is None:
-            seed = np.random.SeedSequence(entropy=self.model.scenario.seed, spawn_key=(SPREAD, i))
+            seed = np.random.SeedSequence(entropy=self.model.seed, spawn_key=(SPREAD, i))
             base = float(np.random.default_rng(seed).random())
             self.model.cache[key] = base
         return (float(base) + self.draws.state.cell * _GOLDEN) % 1.0

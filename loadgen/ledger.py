@@ -241,24 +241,23 @@ class Ledger:
         self.tail = f",{model.tail},{FRESH_END}"
         self.prefix = f"{model.tag}-{state.cell:04x}-"
         self.counter = 0
-        self.typologies = [t.kind for t in model.scenario.anomalies.typologies]
+        self.typologies = [t.kind for t in model.anomalies.typologies]
         self.stats = Stats(fraud=[0] * len(self.typologies))
         self.pool: list[int] = []  # refundable purchases, packed (``purchase``)
         self.refunded: dict[int, int] = {}  # tx counter -> refunded so far, when partly refunded
         self.pool_cap = 4096  # the pool is swept of expired purchases when it grows past this
-        scenario = model.scenario
-        self.max_age = scenario.transaction_types.refund.max_age
+        self.max_age = model.refund_max_age
         # A refund picks one of the purchases of the refund window at random; the pool keeps a
         # random sample of them (each approved purchase with this probability, by the row's own
         # uniform draw), so that a dense cell's window does not grow its memory without bound:
         # about POOL_TARGET purchases a cell, at most all of them.
         purchases = float(state.activity.sum()) * self.max_age / 86_400.0 * 0.5
         self.sample = min(1.0, POOL_TARGET / purchases) if purchases > 0 else 1.0
-        self.partial_share = scenario.transaction_types.refund.partial_share
-        night = scenario.limits.night
+        self.partial_share = model.refund_partial_share
+        night = model.limits.night
         self.night_max = night.max_total if night.enabled else None
-        self.daily_max = scenario.limits.daily_outgoing
-        device = scenario.limits.new_device
+        self.daily_max = model.limits.daily_outgoing
+        device = model.limits.new_device
         self.device_daily_max = device.daily if device.enabled else None
         # a book transfer from a new device that ends a quota is paid outside the bank by Pix
         # (``outside_head``): then the new-device caps of a Pix bind it
@@ -337,7 +336,7 @@ class Ledger:
         to_account = rows.cp_kind == CP_ACCOUNT
         statement = (typ == BILL) & to_account
         capped = debit & ((typ == TRANSFER) | (typ == BILL) | (typ == CARD)) & ~statement
-        night = self.model.scenario.limits.night
+        night = self.model.limits.night
         if night.start_hour > night.end_hour:  # e.g. 20h to 6h: across midnight
             in_night = (local_hour >= night.start_hour) | (local_hour < night.end_hour)
             night_of = np.where(local_hour >= night.start_hour, day, day - 1)
@@ -347,7 +346,7 @@ class Ledger:
         nkey = np.where(capped & in_night & (self.night_max is not None), night_of, -1)
         dkey = np.where(capped & (self.daily_max is not None), day, -1)
         # caps of one operation: a Pix from a new device, cash by day and by night
-        limits = self.model.scenario.limits
+        limits = self.model.limits
         cap = np.full(len(typ), NO_CAP, dtype=np.int64)
         ndkey = np.full(len(typ), -1, dtype=np.int64)
         if limits.new_device.enabled:
@@ -429,7 +428,7 @@ class Ledger:
         stats.money_in += money_in
         stats.money_out += money_out
         if max(stats.money_in, stats.money_out) > MAX_CENTS:
-            raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
+            raise LoadgenError(OVERFLOW.format(self.model.scenario_name))
 
     def run(self, prepared: Prepared, i0: int, i1: int, limit: int) -> tuple[Chunk, int]:
         """Events for rows [i0, i1) of ``prepared``, in order, at most ``limit`` of them, and
@@ -556,7 +555,7 @@ class Ledger:
                 after = balance[a] = before + amt
                 money_in += amt
                 if after > MAX_CENTS:
-                    raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
+                    raise LoadgenError(OVERFLOW.format(self.model.scenario_name))
             s = seq[a] = seq[a] + 1
             counter += 1
             out_key(keys_of[a])
@@ -577,7 +576,7 @@ class Ledger:
                 b_before = balance[b]
                 balance[b] = b_before + amt
                 if b_before + amt > MAX_CENTS:
-                    raise LoadgenError(OVERFLOW.format(self.model.scenario.name))
+                    raise LoadgenError(OVERFLOW.format(self.model.scenario_name))
                 sb = seq[b] = seq[b] + 1
                 if typ_l[i] == TRANSFER:
                     legs += 1

@@ -23,7 +23,17 @@ from bankstream.events import (
     TX_TYPES,
 )
 from loadgen.calendar import Clock, is_bank_day
-from scenarios.model import Amount, Scenario
+from scenarios.model import (
+    Amount,
+    Anomalies,
+    CreditCards,
+    Limits,
+    Opening,
+    Population,
+    PrepaidCards,
+    Scenario,
+    Spike,
+)
 
 # Integer codes of the engine: positions in the contract's vocabularies. The first seven types
 # are drawn from a segment's mix, in this order.
@@ -209,6 +219,56 @@ class EngineModel:
     # what every cell would otherwise work out again: tables of the fraud pre-roll, counterparty
     # texts that are not accounts of a cell (merchants, billers, employers)
     cache: dict[Any, Any] = field(default_factory=dict)
+    # What the engine reads of the scenario, taken out of it once (``__post_init__``): plain
+    # attributes, cheap to read anywhere. A section the engine reads whole is one attribute.
+    scenario_name: str = field(init=False)
+    seed: int = field(init=False)
+    population: Population = field(init=False)  # segments, cities, named customers, accounts
+    customers: int = field(init=False)
+    new_device_share: float = field(init=False)
+    spikes: list[Spike] = field(init=False)
+    time_mode: str = field(init=False)  # "accelerated" or "by_rate"
+    acceleration: float = field(init=False)
+    opening: Opening = field(init=False)
+    # transfers: counterparty in this bank, credits received, Pix to a business, weekend tickets
+    internal_share: float = field(init=False)
+    incoming_share: float = field(init=False)
+    business_share: float = field(init=False)
+    weekend_ticket: float = field(init=False)
+    refund_max_age: float = field(init=False)
+    refund_partial_share: float = field(init=False)
+    credit: CreditCards = field(init=False)
+    prepaid: PrepaidCards = field(init=False)
+    limits: Limits = field(init=False)
+    anomalies: Anomalies = field(init=False)
+    duplicates: float = field(init=False)  # delivery markers
+    out_of_order: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        scenario = self.scenario
+        pop, types = scenario.population, scenario.transaction_types
+        self.scenario_name = scenario.name
+        self.seed = scenario.seed
+        self.population = pop
+        self.customers = pop.customers
+        self.new_device_share = pop.new_device_share
+        self.spikes = scenario.time.spikes
+        self.time_mode = scenario.time.mode
+        self.acceleration = scenario.time.acceleration
+        self.opening = scenario.time.opening
+        transfer = types.transfer
+        self.internal_share = transfer.internal_share
+        self.incoming_share = transfer.incoming_share
+        self.business_share = transfer.business_share
+        self.weekend_ticket = transfer.weekend_ticket
+        self.refund_max_age = types.refund.max_age
+        self.refund_partial_share = types.refund.partial_share
+        self.credit = types.card_purchase.credit
+        self.prepaid = types.card_purchase.prepaid
+        self.limits = scenario.limits
+        self.anomalies = scenario.anomalies
+        self.duplicates = scenario.delivery.duplicates
+        self.out_of_order = scenario.delivery.out_of_order
 
     @property
     def clock(self) -> Clock:
@@ -222,9 +282,8 @@ class EngineModel:
         """The share of transfers with a counterparty in this bank, each with a credit leg:
         ``internal_share``, less the Pix that pay a business (drawn from all the Pix sent, and
         never inside the bank)."""
-        transfer = self.scenario.transaction_types.transfer
         pix = float(np.diff(self.rails, prepend=0.0)[PIX]) if len(self.rails) > PIX else 0.0
-        return transfer.internal_share * (1.0 - pix * transfer.business_share)
+        return self.internal_share * (1.0 - pix * self.business_share)
 
     def cell_activity(self, of: Callable[[EngineModel, int], float]) -> list[float]:
         """Expected events per day of every cell (``of(model, cell)``), worked out once."""
@@ -293,7 +352,7 @@ class EngineModel:
         if hit is None:
             if len(cache) > 500_000:
                 cache.clear()
-            opening = self.scenario.time.opening
+            opening = self.opening
             local, weekday, day = self.clock.local(h * self.slots_per_hour)
             bank = is_bank_day(day)
             hit = cache[h] = (

@@ -58,7 +58,6 @@ class NativeLedger(Ledger):
             np.zeros(size, dtype=np.int64),
             opening_statements(state),  # what a credit card owed at its last statement
         )
-        scenario = model.scenario
         night, daily = self.night_max, self.daily_max
         self.native = _ledger.Ledger(
             state.who,
@@ -70,7 +69,7 @@ class NativeLedger(Ledger):
             self.instance_prefix,
             self.tail,
             N_CHANNELS,
-            float(scenario.transaction_types.refund.partial_share),
+            float(model.refund_partial_share),
             float(self.max_age) * 1000.0,
             None if night is None else int(night),
             None if daily is None else int(daily),
@@ -85,7 +84,7 @@ class NativeLedger(Ledger):
         try:
             return self.native.run(columns, i0, i1, limit)
         except OverflowError as exc:
-            msg = f"{self.model.scenario.name}: {exc}"
+            msg = f"{self.model.scenario_name}: {exc}"
             raise LoadgenError(msg) from None
 
     @property

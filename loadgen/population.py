@@ -105,9 +105,8 @@ class Customers:
 
 def draw_customers(model: EngineModel, cell: int) -> Customers:
     """Segment, city, name, number of accounts, activity and income of each customer."""
-    scenario = model.scenario
-    pop = scenario.population
-    rng = cell_rng(scenario.seed, cell, INIT)
+    pop = model.population
+    rng = cell_rng(model.seed, cell, INIT)
     g = customers_of(cell, model.cells, pop.customers)
     n = len(g)
     shares = np.array([s.share for s in pop.segments])
@@ -154,7 +153,7 @@ def cell_activity(model: EngineModel, cell: int) -> float:
 
 
 def build_cell(model: EngineModel, cell: int) -> CellState:
-    pop = model.scenario.population
+    pop = model.population
     first = model.cache.pop(("customers", cell), None) or draw_customers(model, cell)
     rng, g, segment, city, names = first.rng, first.g, first.segment, first.city, first.names
     n_accounts, activity, income = first.n_accounts, first.activity, first.income
@@ -259,16 +258,16 @@ def _cards(
     """The customers' credit and prepaid cards: (owner of each card account, its kind (1 credit,
     2 prepaid), the cards, opening balances, floors). A card's account is paid or topped up from
     its customer's first checking account."""
-    card = model.scenario.transaction_types.card_purchase
+    credit_cards, prepaid_cards = model.credit, model.prepaid
     n, m = len(starts), len(owner)
     used = model.card_kinds
-    credit_holder = (rng.random(n) < card.credit.holders) & (used[CREDIT] > 0)
-    prepaid_holder = (rng.random(n) < card.prepaid.holders) & (used[PREPAID] > 0)
-    due_pick = rng.integers(0, len(card.credit.due_days), n)
-    due_day_of = np.asarray(card.credit.due_days, dtype=np.int64)[due_pick]
-    full = rng.random(n) < card.credit.pay_in_full
-    part = card.credit.minimum + (1.0 - card.credit.minimum) * rng.random(n)
-    phase = rng.random(n) * card.prepaid.top_up_every
+    credit_holder = (rng.random(n) < credit_cards.holders) & (used[CREDIT] > 0)
+    prepaid_holder = (rng.random(n) < prepaid_cards.holders) & (used[PREPAID] > 0)
+    due_pick = rng.integers(0, len(credit_cards.due_days), n)
+    due_day_of = np.asarray(credit_cards.due_days, dtype=np.int64)[due_pick]
+    full = rng.random(n) < credit_cards.pay_in_full
+    part = credit_cards.minimum + (1.0 - credit_cards.minimum) * rng.random(n)
+    phase = rng.random(n) * prepaid_cards.top_up_every
     credit_owner = np.flatnonzero(credit_holder)
     prepaid_owner = np.flatnonzero(prepaid_holder)
     n_credit, n_prepaid = len(credit_owner), len(prepaid_owner)
@@ -284,14 +283,14 @@ def _cards(
     # with it if more (issuers raise the limits of customers who use and pay the card)
     month = _spending(model, CREDIT, credit_owner, activity, segment) * 30.0
     limit = np.clip(
-        np.maximum(np.rint(income[credit_owner] * card.credit.limit_multiple), 2 * month),
-        card.credit.limit_min,
-        card.credit.limit_max,
+        np.maximum(np.rint(income[credit_owner] * credit_cards.limit_multiple), 2 * month),
+        credit_cards.limit_min,
+        credit_cards.limit_max,
     ).astype(np.int64)
     # a top-up brings what the holder is expected to spend on the card until the next one
-    days = max(1, round(card.prepaid.top_up_every / 86_400.0))
+    days = max(1, round(prepaid_cards.top_up_every / 86_400.0))
     spend = _spending(model, PREPAID, prepaid_owner, activity, segment) * days
-    spend *= card.prepaid.top_up_margin
+    spend *= prepaid_cards.top_up_margin
     top_up = np.maximum(1000, np.ceil(spend / 1000.0) * 1000).astype(np.int64)
     # credit cards in use before the run: the last statement (a month's expected spending,
     # half to one and a half of it) and what was spent since it closed, within the limit
@@ -333,7 +332,7 @@ def _days_since_close(model: EngineModel) -> NDArray[np.float64]:
     the same for every cell."""
     hit: NDArray[np.float64] | None = model.cache.get("days since close")
     if hit is None:
-        credit = model.scenario.transaction_types.card_purchase.credit
+        credit = model.credit
         start, closing = model.clock.anchor, dt.timedelta(days=credit.closing_days)
         hit = np.zeros(32)  # by day of the month (due days are 1-28)
         for back in range(31, -1, -1):  # the nearest close wins
@@ -347,7 +346,7 @@ def _last_pay_day(model: EngineModel) -> NDArray[np.float64]:
     (1-28): the epoch of the local midnight of its due date or the next bank day after it."""
     hit: NDArray[np.float64] | None = model.cache.get("last pay day")
     if hit is None:
-        closing = model.scenario.transaction_types.card_purchase.credit.closing_days
+        closing = model.credit.closing_days
         clock = model.clock
         back = _days_since_close(model)
         hit = np.zeros(32)

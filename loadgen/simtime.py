@@ -41,9 +41,8 @@ LONGEST_WINDOW = 24 * 62  # hours looked at for the busiest one
 def natural_per_hour(model: EngineModel, hours: int) -> NDArray[np.float64]:
     """Expected events of the whole population in each of the first ``hours`` simulated hours
     from the start (everyday events with their credit legs, and salaries on paydays)."""
-    scenario = model.scenario
     clock = model.clock
-    pop = scenario.population
+    pop = model.population
     internal = model.inside_share
     step = clock.slots_per_hour
     facts = [clock.local(h * step) for h in range(hours)]
@@ -118,7 +117,7 @@ def span(model: EngineModel, k0: int, per_hour: float, target: float) -> int:
 def window_hours(model: EngineModel, schedule: Schedule) -> int:
     """Simulated hours an accelerated run of ``schedule`` spans (at most LONGEST_WINDOW)."""
     duration = schedule.duration
-    acceleration = model.scenario.time.acceleration
+    acceleration = model.acceleration
     if duration is None or not math.isfinite(duration):
         return LONGEST_WINDOW
     return int(min(LONGEST_WINDOW, max(1, math.ceil(duration * acceleration / HOUR))))
@@ -128,10 +127,9 @@ def check_fit(model: EngineModel, schedule: Schedule) -> None:
     """Refuse an accelerated scenario whose load asks for more than FIT x the population's
     busiest hour (see the module's text), naming the least acceleration that fits (a faster
     clock also lengthens the window, and so may take in a busier hour) and the population."""
-    scenario = model.scenario
-    if scenario.time.mode != "accelerated" or not schedule.paced:
+    if model.time_mode != "accelerated" or not schedule.paced:
         return
-    acceleration = scenario.time.acceleration
+    acceleration = model.acceleration
     hours = window_hours(model, schedule)
     natural = natural_per_hour(model, LONGEST_WINDOW)
     busiest_by = np.maximum.accumulate(natural)  # the busiest hour of the first h + 1 hours
@@ -152,7 +150,7 @@ def check_fit(model: EngineModel, schedule: Schedule) -> None:
             break
         middle = (low + high) / 2
         low, high = (low, middle) if fits(middle) else (middle, high)
-    customers = scenario.population.customers
+    customers = model.customers
     more = customers * asked / (FIT * busiest)
     by_population = (
         f"population.customers to at least {_round_up(more)}"
@@ -165,7 +163,7 @@ def check_fit(model: EngineModel, schedule: Schedule) -> None:
         else "no time.acceleration up to 10,000,000 fits"
     )
     msg = (
-        f"{scenario.name}: the load asks for up to {asked:,.0f} events per simulated hour "
+        f"{model.scenario_name}: the load asks for up to {asked:,.0f} events per simulated hour "
         f"({schedule.peak_rate:,.0f}/s at time.acceleration {acceleration:g}), more than "
         f"{FIT:g}x what its {customers:,} customers do in their busiest hour ({busiest:,.0f}); "
         f"{faster}, or {by_population}, or lower the rate (or use time.mode: by_rate)"

@@ -125,7 +125,7 @@ def plan(
 def _check_memory(model: EngineModel, cells: range) -> None:
     """Refuse, before drawing anyone, a population whose cells would not fit in this machine's
     memory (about BYTES_PER_ACCOUNT an account, measured)."""
-    pop = model.scenario.population
+    pop = model.population
     weights = np.asarray(pop.accounts_per_customer, dtype=np.float64)
     per_customer = float((weights / weights.sum() * np.arange(1, len(weights) + 1)).sum())
     accounts = pop.customers * len(cells) / model.cells * per_customer
@@ -136,7 +136,7 @@ def _check_memory(model: EngineModel, cells: range) -> None:
         return
     if need > 0.8 * memory:
         msg = (
-            f"{model.scenario.name}: cells {cells.start}-{cells.stop - 1} hold about "
+            f"{model.scenario_name}: cells {cells.start}-{cells.stop - 1} hold about "
             f"{accounts:,.0f} accounts, about {need / 2**30:,.1f} GiB, more than this machine's "
             f"{memory / 2**30:,.1f} GiB can hold: give fewer --cells, share them between hosts "
             "(--shard), or lower population.customers"
@@ -147,14 +147,14 @@ def _check_memory(model: EngineModel, cells: range) -> None:
 def _check_fraud_density(model: EngineModel, activity: Sequence[float]) -> None:
     """The fraud in flight when a cell's stream starts is drawn up front: refuse a scenario
     whose densest cell would hold more instances than fit in memory."""
-    if not model.scenario.anomalies.typologies:
+    if not model.anomalies.typologies:
         return
     legs = 1.0 + model.inside_share
     worst = in_flight(model, max(activity) / 24.0 * legs)
     if worst > MAX_IN_FLIGHT:
         factor = worst / MAX_IN_FLIGHT
         msg = (
-            f"{model.scenario.name}: too dense for its fraud: a cell would start with about "
+            f"{model.scenario_name}: too dense for its fraud: a cell would start with about "
             f"{worst:,.0f} fraud instances in flight; lower the fraud rates at least "
             f"{factor:.2g}-fold or make instances shorter (typology windows)"
         )
