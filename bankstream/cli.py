@@ -70,9 +70,19 @@ def parse(words: Sequence[str]) -> argparse.Namespace:
     return args  # extra: what the command hands on (bankstream dashboard: to Streamlit)
 
 
+def _said(exc: BankstreamError) -> int:
+    for line in map(tame, exc.message.splitlines()):
+        # located problems (FILE:LINE: ...) read like compiler errors, without a prefix
+        print(line if exc.located else f"bankstream: error: {line}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    args = parse(words)
+    try:
+        args = parse(words)  # (a flag out of its range: a UsageError of its own, in_range)
+    except BankstreamError as exc:
+        return _said(exc)
     logs.configure(args.verbose)
     try:
         from bankstream.settings import check_environment
@@ -80,10 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_environment()  # a misspelled BANKSTREAM_ variable, whatever the command
         code: int = args.run(args)
     except BankstreamError as exc:
-        for line in map(tame, exc.message.splitlines()):
-            # located problems (FILE:LINE: ...) read like compiler errors, without a prefix
-            print(line if exc.located else f"bankstream: error: {line}", file=sys.stderr)
-        return exc.exit_code
+        return _said(exc)
     except KeyboardInterrupt:
         print("bankstream: interrupted", file=sys.stderr)
         return 130

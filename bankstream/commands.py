@@ -327,3 +327,32 @@ def global_flags(config: Path | None, verbose: int) -> list[str]:
     if verbose:
         out.append("-" + "v" * verbose)
     return out
+
+
+def in_range(low: int, high: int, grouped: bool = True) -> type[argparse.Action]:
+    """An argparse action for a whole-number flag (``type=int``) that must lie in
+    ``[low, high]``: out of it, a one-line UsageError naming the flag (``--processes must be
+    between 1 and 256, got 0``). Give it the bounds of the model field the flag sets
+    (:func:`field_range`), not a copy of them. ``grouped``: thousands with commas (not for a
+    port)."""
+
+    class InRange(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: str | None = None,
+        ) -> None:
+            if not low <= values <= high:
+                least, most = (f"{low:,}", f"{high:,}") if grouped else (str(low), str(high))
+                flag = option_string or self.dest
+                msg = f"{flag} must be between {least} and {most}, got {values}"
+                raise UsageError(msg)
+            setattr(namespace, self.dest, values)
+
+    return InRange
+
+
+PORT = in_range(0, 65535, grouped=False)  # a port to serve on (0: none)
+PROCESSES = in_range(1, 256)  # producer processes on one host (the sink's: Sink.workers)

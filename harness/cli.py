@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bankstream.commands import (
+    PROCESSES,
     add_overrides,
     command_group,
     duration,
+    field_range,
     global_flags,
+    in_range,
     run_id,
     settings_from,
     summary,
@@ -22,6 +25,9 @@ from bankstream.commands import (
 )
 from bankstream.errors import UsageError
 from harness.verify import DEFAULT_LIMIT
+from scenarios.model import Sink
+
+EVENTS = in_range(1, 10_000_000)  # a benchmark's events (one topic filled once)
 
 if TYPE_CHECKING:
     from harness.request import RunRequest
@@ -51,10 +57,13 @@ def register(commands: Any) -> None:
     from loadgen.produce import add_load_flags
 
     add_load_flags(p)
-    p.add_argument("--processes", type=int, metavar="N", help="producer processes")
+    p.add_argument(
+        "--processes", type=int, action=PROCESSES, metavar="N", help="producer processes"
+    )
     p.add_argument(
         "--sink-processes",
         type=int,
+        action=in_range(*field_range(Sink, "workers")),
         metavar="N",
         help="sink processes in the consumer group (default: the scenario's sink.workers)",
     )
@@ -279,10 +288,20 @@ def register(commands: Any) -> None:
     )
     b.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
     b.add_argument(
-        "--events", type=int, default=100_000, metavar="N", help="how many (default: 100000)"
+        "--events",
+        type=int,
+        action=EVENTS,
+        default=100_000,
+        metavar="N",
+        help="how many (default: 100000)",
     )
     b.add_argument(
-        "--processes", type=int, default=1, metavar="N", help="Kafka sending processes (1)"
+        "--processes",
+        type=int,
+        action=PROCESSES,
+        default=1,
+        metavar="N",
+        help="Kafka sending processes (1)",
     )
     add_overrides(b)
     b.add_argument(
@@ -305,7 +324,12 @@ def register(commands: Any) -> None:
     )
     k.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
     k.add_argument(
-        "--events", type=int, default=100_000, metavar="N", help="how many (default: 100000)"
+        "--events",
+        type=int,
+        action=EVENTS,
+        default=100_000,
+        metavar="N",
+        help="how many (default: 100000)",
     )
     k.add_argument(
         "--targets",
@@ -313,10 +337,18 @@ def register(commands: Any) -> None:
         metavar="A,B,...",
         help=f"which, in this order, the first the ratios' base (default: {','.join(TARGETS)})",
     )
-    k.add_argument("--rounds", type=int, default=2, metavar="R", help="turns of each (2)")
+    k.add_argument(
+        "--rounds",
+        type=int,
+        action=in_range(1, 20),
+        default=2,
+        metavar="R",
+        help="turns of each (2)",
+    )
     k.add_argument(
         "--processes",
         type=int,
+        action=in_range(*field_range(Sink, "workers")),
         default=2,
         metavar="N",
         help="sink processes, and the connector's tasks (2)",
@@ -633,12 +665,6 @@ def run_ceiling(args: argparse.Namespace) -> int:
     from harness import ceiling
     from scenarios import load
 
-    if not 1 <= args.events <= 10_000_000:
-        msg = f"--events must be between 1 and 10000000, got {args.events}"
-        raise UsageError(msg)
-    if not 1 <= args.processes <= 256:
-        msg = f"--processes must be between 1 and 256, got {args.processes}"
-        raise UsageError(msg)
     loaded = load(args.scenario, overrides=args.overrides)
     settings = settings_from(args)
     from bankstream import kafka, mongo
@@ -670,14 +696,6 @@ def run_bench_sinks(args: argparse.Namespace) -> int:
     if unknown or not targets or len(set(targets)) != len(targets):
         msg = f"--targets: give each of {', '.join(TARGETS)} at most once, got {args.targets!r}"
         raise UsageError(msg)
-    for flag, value, top in (
-        ("events", args.events, 10_000_000),
-        ("rounds", args.rounds, 20),
-        ("processes", args.processes, 256),
-    ):
-        if not 1 <= value <= top:
-            msg = f"--{flag} must be between 1 and {top}, got {value}"
-            raise UsageError(msg)
     load(args.scenario, overrides=args.overrides)  # its errors before anything starts
     settings = settings_from(args, **({"stack_connect": True} if "connect" in targets else {}))
     from bankstream.stack import lifecycle

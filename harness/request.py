@@ -21,7 +21,6 @@ from harness.faults import Fault
 from loadgen.request import LoadRequest
 from sink.request import SinkRequest
 
-MAX_PROCESSES = 256
 Output = Literal["live", "json", "quiet"]
 JudgeLatency = Literal["outside-faults", "whole-run"]
 SinkKind = Literal["bankstream", "connect", "external"]
@@ -259,11 +258,6 @@ def _pipeline(args: argparse.Namespace) -> dict[str, object]:
 
 def check_counts(args: argparse.Namespace) -> None:
     """`run`'s counts in range (before anything else is read)."""
-    for flag in ("processes", "sink_processes"):
-        value = getattr(args, flag)
-        if value is not None and not 1 <= value <= MAX_PROCESSES:
-            msg = f"--{flag.replace('_', '-')} must be between 1 and {MAX_PROCESSES}, got {value}"
-            raise UsageError(msg)
     if args.verify_limit < 0:
         msg = f"--verify-limit must be 0 (no verification) or more, got {args.verify_limit}"
         raise UsageError(msg)

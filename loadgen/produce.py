@@ -9,6 +9,8 @@ from typing import Any
 
 from bankstream import metrics
 from bankstream.commands import (
+    PORT,
+    PROCESSES,
     add_overrides,
     duration,
     run_id,
@@ -65,6 +67,7 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--processes",
         type=int,
+        action=PROCESSES,
         metavar="N",
         help=f"producer processes on this host (default: the cores, {default_processes()})",
     )
@@ -87,6 +90,7 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--metrics-port",
         type=int,
+        action=PORT,
         metavar="P",
         help="port of /metrics (default: BANKSTREAM_LOADGEN_METRICS_PORT, 9101; 0: none)",
     )
@@ -123,12 +127,6 @@ def register(commands: Any) -> None:
 
 def run_produce(args: argparse.Namespace) -> int:
     writable_folder(args.results, "--results")
-    if args.processes is not None and not 1 <= args.processes <= 256:
-        msg = f"--processes must be between 1 and 256, got {args.processes}"
-        raise UsageError(msg)
-    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"
-        raise UsageError(msg)
     shard = parse_shard(args.shard) if args.shard is not None else None
     if shard and not args.run_id:
         msg = "--shard needs --run-id: every host of the run must give the same one"

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from bankstream import metrics
-from bankstream.commands import summary, topic
+from bankstream.commands import PORT, field_range, in_range, summary, topic
+from scenarios.model import Sink
 
 EPILOG = """A sink process that dies is restarted (after 0.5, 1, 2, 4, 8 s; at most 5 restarts a
 minute, then the sink fails); the batch it was writing is finished by whoever gets its
@@ -53,7 +54,13 @@ def register(commands: Any) -> None:
         type=topic,
         help="where bad messages go (default: TOPIC.dlq)",
     )
-    p.add_argument("--batch-size", type=int, metavar="N", help="messages a batch (5000)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        action=in_range(*field_range(Sink, "batch_size")),
+        metavar="N",
+        help="messages a batch (5000)",
+    )
     p.add_argument(
         "--flush-interval",
         metavar="D",
@@ -62,6 +69,7 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--processes",
         type=int,
+        action=in_range(*field_range(Sink, "workers")),
         metavar="N",
         help="sink processes in the group (default: 1)",
     )
@@ -93,6 +101,7 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--metrics-port",
         type=int,
+        action=PORT,
         metavar="P",
         help="port of /metrics (default: BANKSTREAM_SINK_METRICS_PORT, 9102; 0: none)",
     )

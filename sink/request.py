@@ -14,10 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bankstream.commands import field_range, global_flags
+from bankstream.commands import global_flags
 from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
-from scenarios.model import Sink
 
 Output = Literal["live", "json", "quiet"]
 DEFAULT_GROUP = "bankstream-sink"
@@ -54,11 +53,6 @@ class SinkRequest(BaseModel):
         is a one-line UsageError naming it."""
         if args.scenario is None and args.set:
             msg = "--set needs --scenario (the scenario whose settings it overrides)"
-            raise UsageError(msg)
-        _in_range("--batch-size", args.batch_size, *field_range(Sink, "batch_size"))
-        _in_range("--processes", args.processes, *field_range(Sink, "workers"))
-        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-            msg = f"--metrics-port must be between 0 and 65535, got {args.metrics_port}"
             raise UsageError(msg)
         lease = _duration(args.lease, "--lease")
         if lease is not None and lease < 1:
@@ -121,12 +115,6 @@ class SinkRequest(BaseModel):
         if self.output != "live":
             argv.append(f"--{self.output}")
         return argv
-
-
-def _in_range(flag: str, value: int | None, low: int, high: int) -> None:
-    if value is not None and not low <= value <= high:
-        msg = f"{flag} must be between {low:,} and {high:,}, got {value}"
-        raise UsageError(msg)
 
 
 def _duration(text: str | None, flag: str) -> float | None:
