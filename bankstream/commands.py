@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "processes (metrics, dead letters)",
     ),
     "produce": (
-        "loadgen.produce",
+        "loadgen.producer.cli",
         "send a scenario's events to Kafka at its rate, from several processes (metrics, "
         "progress, a run manifest)",
     ),
@@ -356,3 +356,14 @@ def in_range(low: int, high: int, grouped: bool = True) -> type[argparse.Action]
 
 PORT = in_range(0, 65535, grouped=False)  # a port to serve on (0: none)
 PROCESSES = in_range(1, 256)  # producer processes on one host (the sink's: Sink.workers)
+
+
+MAX_SEED = 2**63  # the scenario model's seed: 0 to 2^63 - 1
+
+
+def checked_seed(seed: int | None) -> int | None:
+    """``--seed`` in the scenario model's range (a one-line UsageError naming the flag if not)."""
+    if seed is not None and not 0 <= seed < MAX_SEED:
+        msg = f"--seed must be between 0 and 2^63 - 1, got {seed}"
+        raise UsageError(msg)
+    return seed

@@ -85,7 +85,7 @@ def kafka_ceiling(
     settings: Settings, loaded: LoadedScenario, keys: list[str], values: list[bytes], processes: int
 ) -> dict[str, Any]:
     """Send the payloads from ``processes`` processes (each an equal share) to a fresh topic."""
-    from loadgen.producer import producer_config
+    from loadgen.producer.client import producer_config
 
     topic = f"ceiling-{uuid.uuid4().hex[:10]}"
     delivery = loaded.scenario.delivery

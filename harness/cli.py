@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
         "still reports.",
         epilog=RUN_EPILOG,
     )
-    from loadgen.produce import add_load_flags
+    from loadgen.producer.cli import add_load_flags
 
     add_load_flags(p)
     p.add_argument(
@@ -451,9 +451,9 @@ def run_run(args: argparse.Namespace) -> int:
     from harness.request import RunRequest, check_counts
     from harness.run import execute
     from loadgen.assign import split
-    from loadgen.coordinator import default_run_id
     from loadgen.pacing import Schedule
     from loadgen.population import cell_activity
+    from loadgen.producer.coordinator import default_run_id
     from loadgen.stream import plan
 
     check_counts(args)
@@ -732,7 +732,7 @@ def run_bench_sinks(args: argparse.Namespace) -> int:
 def find_max_run(args: argparse.Namespace) -> int:
     from bankstream.durations import parse_duration
     from harness.capacity import find_max
-    from loadgen.coordinator import default_run_id
+    from loadgen.producer.coordinator import default_run_id
 
     for flag in ("stages", "duration", "events", "shard"):
         if getattr(args, flag) is not None:

@@ -15,8 +15,8 @@ from typing import Any
 from bankstream.errors import UsageError
 from bankstream.histogram import LogHistogram
 from harness.result import Figures, Result, latency_figures
-from loadgen.manifest import Manifest
-from loadgen.manifest import validate as validate_manifest
+from loadgen.producer.manifest import Manifest
+from loadgen.producer.manifest import validate as validate_manifest
 
 
 def check_hosts(results: Sequence[Mapping[str, Any]]) -> None:

@@ -18,7 +18,7 @@ from bankstream.commands import global_flags
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.faults import Fault
-from loadgen.request import LoadRequest
+from loadgen.producer.request import LoadRequest
 from sink.request import SinkRequest
 
 Output = Literal["live", "json", "quiet"]

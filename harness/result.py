@@ -21,7 +21,7 @@ from typing_extensions import TypedDict
 
 from bankstream.files import write_whole
 from bankstream.histogram import LogHistogram
-from loadgen.manifest import Manifest
+from loadgen.producer.manifest import Manifest
 
 RESULT_VERSION = 1
 HERE = Path(__file__).resolve().parent
@@ -280,7 +280,7 @@ def environment(settings: Any, mongo_version: str | None) -> dict[str, Any]:
     MongoDB client and server, the Kafka version of the local stack."""
     import pymongo
 
-    from loadgen.manifest import environment as machine
+    from loadgen.producer.manifest import environment as machine
 
     return {
         **machine(settings.kafka_bootstrap),

@@ -20,8 +20,8 @@ from harness.pipeline import Pipeline
 from harness.request import RunRequest
 from harness.result import Figures, Result
 from harness.verify import verify
-from loadgen.manifest import Manifest
-from loadgen.manifest import read as read_manifest
+from loadgen.producer.manifest import Manifest
+from loadgen.producer.manifest import read as read_manifest
 from scenarios import LoadedScenario
 
 EXIT_STOPPED = 130
@@ -62,7 +62,7 @@ def _execute(
     schedule: Any,
     db: Any,
 ) -> Outcome:
-    from loadgen.coordinator import ensure_topic
+    from loadgen.producer.coordinator import ensure_topic
 
     scenario = loaded.scenario
     shard, output = request.shard, request.output

@@ -47,7 +47,7 @@ def measure(
     """Produce once, store it through each target ``rounds`` times in turns; the figures.
     ``global_flags``: the words before the command (``--config``), for the children."""
     from bankstream import kafka, mongo
-    from loadgen.coordinator import ensure_topic
+    from loadgen.producer.coordinator import ensure_topic
     from scenarios import load
 
     loaded = load(scenario, overrides=list(overrides))

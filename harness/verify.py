@@ -27,7 +27,7 @@ import numpy as np
 from bankstream.events import balance_checksum
 from bankstream.invariants import check_stream, made_order
 from harness.watch import Target, get_path
-from loadgen.manifest import Manifest
+from loadgen.producer.manifest import Manifest
 
 Document = dict[str, Any]
 DEFAULT_LIMIT = 1_000_000  # events: the full stream check and projections up to this many

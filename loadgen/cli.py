@@ -13,11 +13,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bankstream.commands import add_overrides, run_id, summary
+from bankstream.commands import add_overrides, checked_seed, run_id, summary
 from bankstream.durations import format_duration
 from bankstream.errors import BankstreamError, UsageError
 from loadgen.pacing import Schedule
-from loadgen.request import checked_seed
 from loadgen.stream import RunStream, plan
 from scenarios import load
 

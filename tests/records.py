@@ -1,5 +1,5 @@
 """Records as the commands write them, for tests that read them: a manifest built by
-``loadgen.manifest.build`` from producer processes' final reports (no Kafka needed)."""
+``loadgen.producer.manifest.build`` from producer processes' final reports (no Kafka needed)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from bankstream.events import TX_TYPES
 from bankstream.histogram import LogHistogram
-from loadgen import manifest as manifests
 from loadgen.pacing import Schedule
+from loadgen.producer import manifest as manifests
 from scenarios import load
 
 

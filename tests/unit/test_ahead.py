@@ -1,5 +1,5 @@
-"""The producer's batches made in a thread of their own (loadgen.worker.Ahead): in order, none
-lost at a stop, errors raised in the sending thread."""
+"""The producer's batches made in a thread of their own (loadgen.producer.worker.Ahead): in
+order, none lost at a stop, errors raised in the sending thread."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from loadgen.worker import NOT_READY, Ahead
+from loadgen.producer.worker import NOT_READY, Ahead
 
 
 def _made(n: int, made: list[int], gate: threading.Event | None = None) -> Iterator[Any]:

@@ -450,3 +450,24 @@ def test_takeovers_with_nothing_to_drain_still_move_money():
         takeovers += sum(e["typology"] == "account_takeover" for e in events)
         assert check_stream(events) == [], f"cell {cell}"
     assert takeovers > 20
+
+
+def test_the_engine_imports_nothing_of_kafka_nor_of_the_producer() -> None:
+    """Every module of the engine (loadgen outside loadgen.producer, `generate` included)
+    imported: confluent-kafka and the producer stay out of the process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib, pkgutil, sys, loadgen; "
+        "names = [m.name for m in pkgutil.iter_modules(loadgen.__path__, 'loadgen.') "
+        "if not m.name.startswith('loadgen.producer')]; "
+        "[importlib.import_module(n) for n in names]; "
+        "out = ('confluent_kafka', 'loadgen.producer'); "
+        "bad = sorted(m for m in sys.modules if m.startswith(out)); "
+        "print(len(names), bad); sys.exit(1 if bad or len(names) < 15 else 0)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 from bankstream.cli import build_parser, parse
 from bankstream.commands import COMMANDS, Parser, unknown_choice
 from bankstream.metrics import BatchHistogram, _FilesCollector, _le
-from loadgen.metrics import LATENCY_BUCKETS as LOADGEN_BUCKETS
+from loadgen.producer.metrics import LATENCY_BUCKETS as LOADGEN_BUCKETS
 from sink.metrics import LATENCY_BUCKETS as SINK_BUCKETS
 
 NAME = "bankstream_test_latency_seconds"

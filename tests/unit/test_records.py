@@ -12,10 +12,10 @@ import pytest
 
 from bankstream import progress
 from bankstream.histogram import LogHistogram
-from loadgen import manifest as manifests
-from loadgen.coordinator import tick
 from loadgen.pacing import Schedule
-from loadgen.produce import report
+from loadgen.producer import manifest as manifests
+from loadgen.producer.cli import report
+from loadgen.producer.coordinator import tick
 from scenarios import load
 from sink.coordinator import Coordinator
 from tests.records import final_report, manifest

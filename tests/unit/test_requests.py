@@ -15,7 +15,7 @@ from bankstream.errors import UsageError
 from harness.capacity import step_request
 from harness.faults import parse_fault
 from harness.request import RunRequest
-from loadgen.request import LoadRequest, StageRequest
+from loadgen.producer.request import LoadRequest, StageRequest
 from sink.request import SinkRequest
 
 seconds = st.one_of(

@@ -167,7 +167,7 @@ class Worker:
     def __init__(self, context: Context) -> None:
         from confluent_kafka import Producer
 
-        from loadgen.producer import Sender
+        from loadgen.producer.client import Sender
 
         self.context = context
         spec = self.spec = context.spec
@@ -176,7 +176,7 @@ class Worker:
             from bankstream.metrics import use_directory
 
             use_directory(spec.metrics_dir)
-            from loadgen.metrics import Metrics
+            from loadgen.producer.metrics import Metrics
 
             self.metrics = Metrics(spec.run_id, spec.loaded.scenario.name)
         self.plan = plan(

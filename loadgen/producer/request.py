@@ -16,14 +16,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bankstream.commands import checked_seed
 from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 from loadgen.pacing import parse_stages
 from scenarios import LoadedScenario, load
 from scenarios.loader import MAX_DIGITS, Flag
 from scenarios.model import Load
-
-MAX_SEED = 2**63
 
 
 class StageRequest(BaseModel):
@@ -175,14 +174,6 @@ class LoadRequest(BaseModel):
 def _number(value: float) -> str:
     """A number as the shortest text that reads back equal (``500`` for 500.0)."""
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def checked_seed(seed: int | None) -> int | None:
-    """``--seed`` in the scenario model's range (a one-line UsageError naming the flag if not)."""
-    if seed is not None and not 0 <= seed < MAX_SEED:
-        msg = f"--seed must be between 0 and 2^63 - 1, got {seed}"
-        raise UsageError(msg)
-    return seed
 
 
 def _rate(text: str | None) -> float | Literal["max"] | None:

@@ -23,11 +23,11 @@ from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from bankstream.progress import PROGRESS_VERSION, ProducerSummary
 from loadgen.assign import parse_cells, parse_shard, split
-from loadgen.coordinator import Coordinator, Options, default_processes, default_run_id
-from loadgen.manifest import Manifest
 from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
-from loadgen.request import LoadRequest
+from loadgen.producer.coordinator import Coordinator, Options, default_processes, default_run_id
+from loadgen.producer.manifest import Manifest
+from loadgen.producer.request import LoadRequest
 from loadgen.stream import plan
 
 EPILOG = """\

@@ -30,14 +30,14 @@ from bankstream.histogram import LogHistogram
 from bankstream.progress import PROGRESS_VERSION, Output, Printer, ProducerTick
 from bankstream.settings import Settings
 from bankstream.supervisor import Signals, Supervisor
-from loadgen import manifest as manifests
 from loadgen.assign import split
 from loadgen.errors import LoadgenError, LoadgenUsageError
 from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
-from loadgen.producer import producer_config
+from loadgen.producer import manifest as manifests
+from loadgen.producer.client import producer_config
+from loadgen.producer.worker import WorkerSpec, main
 from loadgen.stream import Plan
-from loadgen.worker import WorkerSpec, main
 
 log = logging.getLogger(__name__)
 EXIT_STOPPED = 130
