@@ -1,5 +1,5 @@
-"""The progress protocol: what `produce`, `sink` and `watch` print with ``--json`` (one record a
-line on stdout), typed once, and the one printer every command uses.
+"""The progress protocol: what `produce`, `sink`, `watch` and `run` print with ``--json`` (one
+record a line on stdout), typed once, and the one printer every command uses.
 
 Each line is a JSON object with ``record`` (``message``, ``tick``, ``summary`` or ``started``)
 and ``v`` (:data:`PROGRESS_VERSION`). A ``tick`` comes once a second with that second's figures
@@ -169,11 +169,53 @@ class WatchSummary(TypedDict):
     pipeline: NotRequired[dict[str, Any]]
 
 
-Source = Literal["producer", "sink", "watch"]
+@with_config(_STRICT)
+class RunTick(TypedDict):
+    """`run`, once a second: the timeline's row (docs/results.md, ``timeline_fields``)."""
+
+    record: Literal["tick"]
+    v: int
+    t: float
+    target_rate: float | None
+    produce_rate: float
+    sink_rate: float
+    acked: int
+    sunk: int
+    lag: int
+    lag_seconds: float
+    delivery_p50: float | None
+    delivery_p99: float | None
+    e2e_p50: float | None
+    e2e_p99: float | None
+    producer_cpu: float
+    sink_cpu: float
+    producer_rss: int
+    sink_rss: int
+    stalled_partitions: int
+
+
+@with_config(_STRICT)
+class RunSummary(TypedDict):
+    """`run`'s (and `merge`'s) last line: the verdict and where the result is."""
+
+    record: Literal["summary"]
+    v: int
+    run_id: str
+    verdict: str
+    failed: list[str]
+    ended: str
+    verification: dict[str, Any] | None
+    measured: dict[str, Any]
+    result: str
+    report: str
+
+
+Source = Literal["producer", "sink", "watch", "run"]
 ProducerRecord = Message | ProducerTick | ProducerSummary
 SinkRecord = Message | SinkTick | SinkSummary
 WatchRecord = Message | Started | WatchTick | WatchSummary
-AnyRecord = ProducerRecord | SinkRecord | WatchRecord
+RunRecord = Message | RunTick | RunSummary
+AnyRecord = ProducerRecord | SinkRecord | WatchRecord | RunRecord
 
 
 @cache
@@ -182,6 +224,7 @@ def _adapter(source: Source) -> TypeAdapter[Any]:
         "producer": ProducerRecord,
         "sink": SinkRecord,
         "watch": WatchRecord,
+        "run": RunRecord,
     }
     # told apart by ``record``: a problem is then the record's own, not every kind's
     told_apart: Any = Annotated[kinds[source], Field(discriminator="record")]

@@ -16,13 +16,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
+from bankstream import progress
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.request import RunRequest
+from harness.result import read as read_result
 
 CLOSE_ENOUGH = 0.10  # stop bisecting when (fail - pass) / pass is below this
 
@@ -61,11 +63,14 @@ def run_step(argv: list[str], timeout: float) -> tuple[int, dict[str, Any] | Non
     error = (done.stderr.strip().splitlines() or [""])[-1]
     if not lines:
         return done.returncode, None, error
-    summary = json.loads(lines[-1])
-    if "result" not in summary:
+    try:
+        summary = progress.read("run", json.loads(lines[-1]))
+    except (ValueError, progress.BadRecord):
         return done.returncode, None, error
-    result: dict[str, Any] = json.loads(Path(summary["result"]).read_text())
-    return done.returncode, result, error
+    if summary["record"] != "summary":
+        return done.returncode, None, error
+    found = read_result(Path(cast(progress.RunSummary, summary)["result"]))
+    return done.returncode, dict(found), error
 
 
 def search(

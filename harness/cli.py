@@ -24,6 +24,7 @@ from bankstream.commands import (
     writable_folder,
 )
 from bankstream.errors import UsageError
+from bankstream.progress import PROGRESS_VERSION, RunSummary
 from harness.verify import DEFAULT_LIMIT
 from scenarios.model import Sink
 
@@ -517,14 +518,16 @@ def _services(request: RunRequest, settings: Any) -> None:
         lifecycle.up(settings, report=console.print if request.output == "live" else lambda _: None)
 
 
-def _summary(result: Result, folder: Path) -> dict[str, Any]:
+def _summary(result: Result, folder: Path) -> RunSummary:
     return {
+        "record": "summary",
+        "v": PROGRESS_VERSION,
         "run_id": result["run_id"],
-        "verdict": result["verdict"],
-        "failed": result["failed"],
+        "verdict": result.get("verdict", "fail"),
+        "failed": result.get("failed", []),
         "ended": result["ended"],
         "verification": result["verification"],
-        "measured": {t["metric"]: t["measured"] for t in result["thresholds"]},
+        "measured": {t["metric"]: t["measured"] for t in result.get("thresholds", [])},
         "result": str(folder / "result.json"),
         "report": str(folder / "report.md"),
     }

@@ -57,6 +57,12 @@ class Row:
 ROW_FIELDS = list(Row.__dataclass_fields__)
 
 
+def row_record(row: Row) -> progress.RunTick:
+    """The row as `run --json` prints it (a ``tick`` record of the progress protocol)."""
+    fields = dict(zip(ROW_FIELDS, row.as_list(), strict=True))
+    return cast(progress.RunTick, {"record": "tick", "v": progress.PROGRESS_VERSION, **fields})
+
+
 def _round(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 6) if abs(value) < 10 else round(value, 2)
@@ -597,7 +603,7 @@ class Orchestra:
 
     def _show(self, row: Row, live: Any, producing_done: bool) -> None:
         if self.plan.output == "json":
-            print(json.dumps(dict(zip(ROW_FIELDS, row.as_list(), strict=True))), flush=True)
+            print(json.dumps(row_record(row)), flush=True)
             return
         if self.plan.output != "live":
             return

@@ -127,3 +127,19 @@ def test_a_result_is_read_through_its_model(tmp_path: Any) -> None:
     path.write_text(json.dumps({"result_version": 2}))
     with pytest.raises(UsageError, match="result version 2"):
         read(path)
+
+
+def test_the_runs_rows_and_summary_are_its_records(tmp_path: Any) -> None:
+    from harness.cli import _summary
+    from harness.orchestrate import ROW_FIELDS, Row, row_record
+
+    row = Row(**{name: 0 for name in ROW_FIELDS} | {"t": 1.5, "target_rate": None})
+    tick_ = progress.read("run", json.loads(json.dumps(row_record(row))))
+    assert tick_["record"] == "tick" and cast(progress.RunTick, tick_)["t"] == 1.5
+    result: dict[str, Any] = {"run_id": "r", "verdict": "pass", "failed": [], "ended": "complete"}
+    result |= {"verification": None, "thresholds": [{"metric": "lost", "measured": 0}]}
+    line = _summary(cast(Any, result), tmp_path)
+    summary = progress.read("run", json.loads(json.dumps(line)))
+    assert cast(progress.RunSummary, summary)["measured"] == {"lost": 0}
+    with pytest.raises(progress.BadRecord, match="sunk"):
+        progress.read("run", _renamed(dict(row_record(row)), "sunk"))
