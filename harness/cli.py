@@ -55,7 +55,7 @@ def register(commands: Any) -> None:
         "still reports.",
         epilog=RUN_EPILOG,
     )
-    from loadgen.producer.cli import add_load_flags
+    from loadgen.producer.request import add_load_flags
 
     add_load_flags(p)
     p.add_argument(

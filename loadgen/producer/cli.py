@@ -27,7 +27,7 @@ from loadgen.pacing import Schedule
 from loadgen.population import cell_activity
 from loadgen.producer.coordinator import Coordinator, Options, default_processes, default_run_id
 from loadgen.producer.manifest import Manifest
-from loadgen.producer.request import LoadRequest
+from loadgen.producer.request import LoadRequest, add_load_flags
 from loadgen.stream import plan
 
 EPILOG = """\
@@ -35,21 +35,6 @@ exit codes: 0 every event made was acknowledged by Kafka; 1 some failed or were 
 process failed); 2 input to correct; 130 stopped (SIGINT/SIGTERM) with every event sent
 acknowledged. The manifest goes to RESULTS/<run id>/manifest.json and MongoDB's runs collection.
 """
-
-
-def add_load_flags(p: argparse.ArgumentParser) -> None:
-    """SCENARIO and the flags that shape its load (``bankstream produce`` and ``run``)."""
-    p.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--rate", metavar="N", help="events per second (or max: as fast as possible)")
-    rate.add_argument(
-        "--stages",
-        metavar="SPEC",
-        help="stages DURATION:RATE[:linear],... e.g. 2m:20000:linear,5m:20000,2m:5000:linear",
-    )
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--duration", metavar="D", help="how long, e.g. 10m (with --rate)")
-    length.add_argument("--events", metavar="N", help="how many events in all (with --rate)")
 
 
 def register(commands: Any) -> None:

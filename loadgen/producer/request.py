@@ -25,6 +25,21 @@ from scenarios.loader import MAX_DIGITS, Flag
 from scenarios.model import Load
 
 
+def add_load_flags(p: argparse.ArgumentParser) -> None:
+    """SCENARIO and the flags that shape its load (``bankstream produce`` and ``run``)."""
+    p.add_argument("scenario", metavar="SCENARIO", help="bundled name or path to a YAML file")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--rate", metavar="N", help="events per second (or max: as fast as possible)")
+    rate.add_argument(
+        "--stages",
+        metavar="SPEC",
+        help="stages DURATION:RATE[:linear],... e.g. 2m:20000:linear,5m:20000,2m:5000:linear",
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--duration", metavar="D", help="how long, e.g. 10m (with --rate)")
+    length.add_argument("--events", metavar="N", help="how many events in all (with --rate)")
+
+
 class StageRequest(BaseModel):
     """One stage of ``--stages``: seconds, events per second, and its ramp when given."""
 
