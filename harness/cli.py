@@ -43,6 +43,14 @@ report.md and PNG charts.
 
 
 def register(commands: Any) -> None:
+    """`run`, `compare`, `merge`, `bench` and `watch`."""
+    _register_run(commands)
+    _register_compare_merge(commands)
+    _register_bench(commands)
+    _register_watch(commands)
+
+
+def _register_run(commands: Any) -> None:
     p = commands.add_parser(
         "run",
         help=summary("run"),
@@ -199,6 +207,8 @@ def register(commands: Any) -> None:
     )
     p.set_defaults(run=run_run)
 
+
+def _register_compare_merge(commands: Any) -> None:
     c = commands.add_parser(
         "compare",
         help=summary("compare"),
@@ -270,6 +280,8 @@ def register(commands: Any) -> None:
     m.add_argument("--json", action="store_true", help="the summary as one JSON line")
     m.set_defaults(run=run_merge)
 
+
+def _register_bench(commands: Any) -> None:
     add = command_group(
         commands,
         "bench",
@@ -357,7 +369,6 @@ def register(commands: Any) -> None:
     add_overrides(k)
     k.add_argument("--json", action="store_true", help="the figures as one JSON line")
     k.set_defaults(run=run_bench_sinks)
-    _register_watch(commands)
 
 
 def _register_watch(commands: Any) -> None:
