@@ -232,26 +232,33 @@ def _adapter(source: Source) -> TypeAdapter[Any]:
 
 
 class BadRecord(ValueError):
-    """A line that is not a record of its command's protocol (its problem in one line)."""
+    """Data that is not a record of its kind, or of another version (its problem in one line).
+    The records that cross a process or a file: these progress lines, the run manifest
+    (``loadgen.producer.manifest``) and ``result.json`` (``harness.result``)."""
+
+
+def versioned(adapter: TypeAdapter[Any], data: Any, key: str, version: int, what: str) -> Any:
+    """``data`` validated by ``adapter`` once its ``key`` says ``version``; else
+    :class:`BadRecord`, naming the first field in question."""
+    if not isinstance(data, dict) or data.get(key) != version:
+        found = data.get(key) if isinstance(data, dict) else None
+        msg = f"{what} version {found!r}, this bankstream reads {version}"
+        raise BadRecord(msg)
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        msg = f"not a {what} of this bankstream ({where}: {first['msg']})"
+        raise BadRecord(msg) from None
 
 
 def read(source: Source, data: Any) -> AnyRecord:
     """``data`` (a parsed JSON line of ``source``) as its record; :class:`BadRecord` if it is
     not one of them, or of another version."""
-    if not isinstance(data, dict):
-        msg = f"{source}: not a JSON object"
-        raise BadRecord(msg)
-    if data.get("v") != PROGRESS_VERSION:
-        version = data.get("v")
-        msg = f"{source}: progress version {version!r}, this bankstream reads {PROGRESS_VERSION}"
-        raise BadRecord(msg)
-    try:
-        record: AnyRecord = _adapter(source).validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"][1:])  # (the first: the record's kind)
-        msg = f"{source}: {data.get('record')} record: {where}: {first['msg']}"
-        raise BadRecord(msg) from None
+    record: AnyRecord = versioned(
+        _adapter(source), data, "v", PROGRESS_VERSION, f"{source} progress record"
+    )
     return record
 
 

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NotRequired
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from bankstream.files import write_whole
@@ -96,18 +96,14 @@ def validate(data: Any, where: str = "result") -> Result:
     """``data`` as a result (a one-line UsageError naming ``where`` when it is another version
     or its keys are not :class:`Result`'s)."""
     from bankstream.errors import UsageError
+    from bankstream.progress import BadRecord, versioned
 
-    if not isinstance(data, dict) or data.get("result_version") != RESULT_VERSION:
-        version = data.get("result_version") if isinstance(data, dict) else None
-        msg = f"{where}: result version {version!r}, this bankstream reads {RESULT_VERSION}"
-        raise UsageError(msg)
     try:
-        return _adapter().validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        at = ".".join(str(x) for x in first["loc"])
-        msg = f"{where}: not a result of this bankstream ({at}: {first['msg']})"
+        result: Result = versioned(_adapter(), data, "result_version", RESULT_VERSION, "result")
+    except BadRecord as exc:
+        msg = f"{where}: {exc}"
         raise UsageError(msg) from None
+    return result
 
 
 def latency_figures(hist: LogHistogram) -> dict[str, float | int | None]:

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NotRequired
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from bankstream import __version__
@@ -153,17 +153,15 @@ class ManifestError(BankstreamError):
 def validate(data: Any) -> Manifest:
     """``data`` as a manifest; :class:`ManifestError` when it is another version or its keys
     are not :class:`Manifest`'s."""
-    if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION:
-        version = data.get("manifest_version") if isinstance(data, dict) else None
-        msg = f"manifest version {version!r}: this bankstream reads {MANIFEST_VERSION}"
-        raise ManifestError(msg)
+    from bankstream.progress import BadRecord, versioned
+
     try:
-        return _adapter().validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        msg = f"manifest: {where}: {first['msg']}"
-        raise ManifestError(msg) from None
+        manifest: Manifest = versioned(
+            _adapter(), data, "manifest_version", MANIFEST_VERSION, "manifest"
+        )
+    except BadRecord as exc:
+        raise ManifestError(str(exc)) from None
+    return manifest
 
 
 def read(path: Path) -> Manifest:

@@ -143,3 +143,9 @@ def test_the_runs_rows_and_summary_are_its_records(tmp_path: Any) -> None:
     assert cast(progress.RunSummary, summary)["measured"] == {"lost": 0}
     with pytest.raises(progress.BadRecord, match="sunk"):
         progress.read("run", _renamed(dict(row_record(row)), "sunk"))
+
+
+def test_the_runs_tick_has_the_timelines_fields() -> None:
+    from harness.orchestrate import ROW_FIELDS
+
+    assert list(progress.RunTick.__annotations__)[2:] == ROW_FIELDS
