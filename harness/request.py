@@ -18,7 +18,7 @@ from bankstream.commands import global_flags
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.faults import Fault
-from loadgen.producer.request import LoadRequest
+from loadgen.producer.request import LoadRequest, ProduceRequest
 from sink.request import SinkRequest
 
 Output = Literal["live", "json", "quiet"]
@@ -101,17 +101,28 @@ class RunRequest(BaseModel):
         """The flags before the command, so that a child sees the same settings."""
         return global_flags(self.config, self.verbose)
 
+    def producer_request(self, run_id: str, topic: str, folder: Path) -> ProduceRequest:
+        """The producer of this run, its manifest into ``folder``; pushed instead of served
+        when pushing (Prometheus would count each figure twice)."""
+        return ProduceRequest(
+            load=self.load,
+            processes=self.processes,
+            shard=self.shard,
+            run_id=run_id,
+            topic=topic,
+            results=folder,
+            metrics_port=0 if self.push else None,
+            metrics_linger=0.0,
+            push=self.push,
+            push_interval=self.push_interval,
+            output="json",
+            config=self.config,
+            verbose=self.verbose,
+        )
+
     def producer_argv(self, run_id: str, topic: str, folder: Path) -> list[str]:
-        """`bankstream produce` for this run, its manifest into ``folder``."""
-        argv = [*self.global_flags(), "produce", *self.load.to_argv()]
-        if self.processes is not None:
-            argv += ["--processes", str(self.processes)]
-        if self.shard is not None:
-            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
-        argv += ["--run-id", run_id, "--topic", topic, "--results", str(folder)]
-        # pushed instead of served: Prometheus would count each figure twice (scraped, pushed)
-        served = ["--metrics-port", "0"] if self.push else []
-        return [*argv, *self._push_flags(), *served, "--json", "--metrics-linger", "0"]
+        """`bankstream produce` for this run: :meth:`producer_request`'s words."""
+        return self.producer_request(run_id, topic, folder).to_argv()
 
     def _push_flags(self) -> list[str]:
         if not self.push:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bankstream.commands import checked_seed
+from bankstream.commands import checked_seed, global_flags
 from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 from loadgen.pacing import parse_stages
@@ -248,3 +249,78 @@ def _events(text: str | None) -> int | None:
         msg = f"--events: a number of more than {MAX_DIGITS} digits: {text[:20]}..."
         raise UsageError(msg)
     return int(text)
+
+
+class ProduceRequest(BaseModel):
+    """`bankstream produce`'s request: the load, and where and how to send it (None: the
+    scenario's, the setting's or the machine's default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    load: LoadRequest
+    processes: int | None = None
+    cells: str | None = None  # A-B, checked against the scenario's cells when it is planned
+    shard: tuple[int, int] | None = None
+    run_id: str | None = None
+    topic: str | None = None
+    results: Path = Path("results")
+    metrics_port: int | None = None
+    metrics_linger: float = 3.0
+    flush_timeout: float = 30.0
+    push: bool = False
+    push_interval: float = 5.0
+    output: Literal["live", "json", "quiet"] = "live"
+    config: Path | None = None
+    verbose: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ProduceRequest:
+        """The request of `bankstream produce`'s parsed flags (one-line UsageErrors)."""
+        from loadgen.assign import parse_shard
+
+        shard = parse_shard(args.shard) if args.shard is not None else None
+        if shard and not args.run_id:
+            msg = "--shard needs --run-id: every host of the run must give the same one"
+            raise UsageError(msg)
+        return cls(
+            load=LoadRequest.from_args(args),
+            processes=args.processes,
+            cells=args.cells,
+            shard=shard,
+            run_id=args.run_id,
+            topic=args.topic,
+            results=args.results,
+            metrics_port=args.metrics_port,
+            metrics_linger=args.metrics_linger,
+            flush_timeout=args.flush_timeout,
+            push=args.push,
+            push_interval=args.push_interval,
+            output="quiet" if args.quiet else "json" if args.json else "live",
+            config=args.config,
+            verbose=args.verbose,
+        )
+
+    def to_argv(self) -> list[str]:
+        """The request as `bankstream produce`'s words (global flags first); parsed back by
+        :meth:`from_args`, they give an equal request."""
+        argv = [*global_flags(self.config, self.verbose), "produce", *self.load.to_argv()]
+        for flag, value in (
+            ("--processes", self.processes),
+            ("--cells", self.cells),
+            ("--run-id", self.run_id),
+            ("--topic", self.topic),
+            ("--metrics-port", self.metrics_port),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
+        if self.shard is not None:
+            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        argv += ["--results", str(self.results)]
+        argv += ["--metrics-linger", format_duration(self.metrics_linger)]
+        argv += ["--flush-timeout", format_duration(self.flush_timeout)]
+        if self.push:
+            argv.append("--push")
+        argv += ["--push-interval", format_duration(self.push_interval)]
+        if self.output != "live":
+            argv.append(f"--{self.output}")
+        return argv

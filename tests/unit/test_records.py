@@ -14,8 +14,8 @@ from bankstream import progress
 from bankstream.histogram import LogHistogram
 from loadgen.pacing import Schedule
 from loadgen.producer import manifest as manifests
-from loadgen.producer.cli import report
 from loadgen.producer.coordinator import tick
+from loadgen.producer.service import report
 from scenarios import load
 from sink.coordinator import Coordinator
 from tests.records import final_report, manifest

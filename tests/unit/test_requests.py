@@ -15,7 +15,7 @@ from bankstream.errors import UsageError
 from harness.capacity import step_request
 from harness.faults import parse_fault
 from harness.request import RunRequest
-from loadgen.producer.request import LoadRequest, StageRequest
+from loadgen.producer.request import LoadRequest, ProduceRequest, StageRequest
 from sink.request import SinkRequest
 
 seconds = st.one_of(
@@ -126,6 +126,35 @@ def run_requests(draw: st.DrawFn) -> RunRequest:
 @settings(max_examples=150, deadline=None)
 def test_a_run_request_reads_back_equal_from_its_words(request: RunRequest) -> None:
     assert RunRequest.from_args(parse(request.to_argv())) == request
+
+
+@st.composite
+def produce_requests(draw: st.DrawFn) -> ProduceRequest:
+    sharded = draw(st.booleans())
+    count = draw(st.integers(1, 64))
+    return ProduceRequest(
+        load=draw(load_requests()),
+        processes=draw(st.none() | st.integers(1, 256)),
+        cells=None if sharded else draw(st.none() | st.just("0-127")),
+        shard=(draw(st.integers(0, count - 1)), count) if sharded else None,
+        run_id="r-1" if sharded else draw(st.none() | st.just("run.2")),
+        topic=draw(st.none() | st.just("t.x")),
+        results=Path(draw(st.sampled_from(["results", "/tmp/r s"]))),
+        metrics_port=draw(st.none() | st.integers(0, 65535)),
+        metrics_linger=float(draw(st.integers(0, 3600))),
+        flush_timeout=draw(st.floats(0.001, 86400, allow_nan=False)),
+        push=draw(st.booleans()),
+        push_interval=float(draw(st.integers(1, 3600))),
+        output=draw(st.sampled_from(["live", "json", "quiet"])),
+        config=draw(st.none() | st.just(Path("b.toml"))),
+        verbose=draw(st.integers(0, 2)),
+    )
+
+
+@given(produce_requests())
+@settings(max_examples=150, deadline=None)
+def test_a_produce_request_reads_back_equal_from_its_words(request: ProduceRequest) -> None:
+    assert ProduceRequest.from_args(parse(request.to_argv())) == request
 
 
 @st.composite
