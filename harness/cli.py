@@ -771,19 +771,14 @@ def find_max_run(args: argparse.Namespace) -> int:
     if seconds["budget"] < seconds["step"]:
         msg = f"--budget ({args.budget}) must be longer than a step ({args.step})"
         raise UsageError(msg)
-    if args.rate is not None:
-        try:
-            start = float(args.rate)
-        except ValueError:
-            start = -1.0
-        if not start > 0:
-            msg = f"--rate (the first step's rate) must be a positive number, got {args.rate}"
-            raise UsageError(msg)
     from harness.request import RunRequest
 
     # the scenario as the steps start from: --rate is each step's own, not the scenario's
     # (a scenario with stages has no rate to set); the steps use what is up now
     request = RunRequest.from_args(args)
+    if request.load.rate == "max":
+        msg = "--rate (the first step's rate) must be a positive number, got max"
+        raise UsageError(msg)
     loaded = request.load.base()
     _services(request, settings_from(args))
     request = request.model_copy(update={"no_stack": True})
