@@ -21,8 +21,8 @@ test: setup lint  ## install, lint, then run every test against real services
 	scripts/compose-plugin.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-quick: setup  ## the unit tier alone (no services; under a minute)
-	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)
+test-quick: setup  ## the unit tier alone (no services; under a minute: two workers)
+	$(BIN)/pytest -m "not slow and not integration" -n 2 $(PYTEST_ARGS)
 
 # The regression check compares each benchmark's fastest round (min: the least noisy figure on a
 # shared machine) with the baseline's and fails beyond this tolerance.
