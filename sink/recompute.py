@@ -8,7 +8,7 @@ from typing import Any
 from pymongo.database import Database
 
 from sink.projections import project
-from sink.writer import PENDING
+from sink.writer import DONE, PENDING
 
 Document = dict[str, Any]
 
@@ -35,11 +35,17 @@ def differences(
     (empty when they are exact). Reads everything: for verification, not for the hot path.
     ``documents``: every document of ``transactions``, when the caller has read them already."""
     found = documents if documents is not None else db[transactions].find({})
-    events = sorted(
-        ({k: v for k, v in d.items() if k not in ("_id", PENDING)} for d in found),
-        key=lambda e: str(e["tx_id"]),
-    )
-    pending = db[transactions].count_documents({PENDING: 1})
+    tokens: list[Any] = []
+    events = []
+    for d in found:
+        if PENDING in d:
+            tokens.append(d[PENDING])
+        events.append({k: v for k, v in d.items() if k not in ("_id", PENDING)})
+    events.sort(key=lambda e: str(e["tx_id"]))
+    # stored but not projected: their batch's token is not done (docs/sink.md)
+    named = list({t for t in tokens if isinstance(t, str)})
+    done = {d["_id"] for d in db[DONE].find({"_id": {"$in": named}})} if named else set()
+    pending = sum(1 for t in tokens if t not in done)
     expected = project(events)
     out: list[str] = []
     if pending:

@@ -3,26 +3,32 @@ each transaction once, whatever is replayed and wherever a process dies (docs/si
 
 One batch, in order:
 
-1. insert its events into ``transactions`` (``_id`` = tx id, unordered), each marked pending
-   (``_p``); a duplicate key (11000) means "already there";
-2. the events to project: those inserted now, and those already there but still pending (an
-   earlier attempt stored them and died before projecting them);
+1. insert its events into ``transactions`` (``_id`` = tx id, unordered), each tagged with the
+   batch's token (``_p``: ``<writer>:<batch number>``, the id its batch record will have); a
+   duplicate key (11000) means "already there";
+2. the events to project: those inserted now, and those already there whose token is not done
+   (an earlier attempt stored them and died before projecting them);
 3. a batch record in ``sink_batches``: the projections' changes, this writer's id and batch
-   number, the partitions, the ids (one document: written whole or not at all);
-4. apply the changes: each rollup document is changed only if it has not seen this writer's
-   batch number yet (``_w.<writer>`` < number, set in the same update); each account only by a
-   newer seq;
-5. clear the events' pending mark; 6. delete the record. Then the offsets are stored.
+   number, the partitions, the ids, and the ids of step 2's second kind (one document: written
+   whole or not at all);
+4. tag those second-kind events with this batch's token; apply the changes: each rollup
+   document is changed only if it has not seen this writer's batch number yet (``_w.<writer>``
+   < number, set in the same update); each account only by a newer seq;
+5. mark the token done (one document in ``sink_done``); 6. delete the record. Then the offsets
+   are stored.
 
-A process that dies after 3 leaves the record; whoever gets its partitions next finishes it
-(``recover``) before reading them, and the changes it already made are skipped by their guard.
-A process that dies before 3 leaves pending events, which its successor projects when they come
-again. Only standard update operators (``$inc``, ``$set``, ``$setOnInsert``, upserts): no
+A stored event is projected exactly when its token is done: one small insert a batch, where
+clearing a mark on each event was an update a stored document. A process that dies after 3
+leaves the record; whoever gets its partitions next finishes it (``recover``) before reading
+them, and the changes it already made are skipped by their guard. A process that dies before 3
+leaves events whose token is never done, which its successor projects when they come again.
+Only standard update operators (``$inc``, ``$set``, ``$setOnInsert``, upserts): no
 multi-document transactions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -33,14 +39,15 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bankstream.mongo import DUPLICATE_KEY, Document
 from sink.decode import Good
 from sink.projections import project
 
 BATCHES = "sink_batches"  # the batch records
-PENDING = "_p"
+DONE = "sink_done"  # the tokens of the batches whose projections are applied
+PENDING = "_p"  # a stored event's token: its batch's record id (done, or pending)
 GUARDS = "_w"
 MOST_PER_RECORD = 10_000  # events per batch record (its document stays far below 16 MB)
 LEASE = 20.0  # seconds a batch record is its finisher's before another may take it over
@@ -100,6 +107,7 @@ class Writer:
         self.accounts = db[accounts]
         self.rollups = db[rollups]
         self.batches = db[BATCHES]
+        self.done = db[DONE]
         self.projections = projections
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
         self.counter = int(time.time() * 1000) * 1000  # increasing across restarts too
@@ -140,11 +148,13 @@ class Writer:
         self._die("before_write")
         if not self.projections:
             return self._insert_only(goods)
-        # the decoded events are the documents (pymongo writes _id first), pending until
-        # projected
+        # the decoded events are the documents (pymongo writes _id first), tagged with the
+        # token of this batch: pending until it is done
+        self.counter += 1
+        token = f"{self.writer_id}:{self.counter}"
         documents = [_with_id(g) for g in goods]
         for document in documents:
-            document[PENDING] = 1
+            document[PENDING] = token
         duplicates = self._insert(documents)
         new = [d for i, d in enumerate(documents) if i not in duplicates]
         sent = [d["send_time"] for d in new]
@@ -152,11 +162,11 @@ class Writer:
         # an event inserted just now: injected duplicates can share a batch)
         inserted_now = {d["_id"] for d in new}
         again = list({documents[i]["_id"] for i in duplicates} - inserted_now)
-        events = new + self._still_pending(again)
+        pending = self._still_pending(again)
+        events = new + pending
         if not events:
             return Written(len(new), len(duplicates), 0, sent)
-        self.counter += 1
-        record = self._record(events, partitions)
+        record = self._record(events, partitions, [e["_id"] for e in pending])
         # open before it is sent: an insert that timed out may still have landed, and the next
         # attempt must finish that record rather than project the same events in a new one
         self.open.append(record["_id"])
@@ -166,24 +176,31 @@ class Writer:
         return Written(len(new), len(duplicates), len(events), sent)
 
     def _still_pending(self, ids: list[str]) -> list[dict[str, Any]]:
-        """Of the transactions ``ids`` (already stored), those still marked pending, whole.
+        """Of the transactions ``ids`` (already stored), those whose token is not done, whole
+        (an event stored before tokens, ``_p: 1``, is pending too; one without ``_p`` is done).
 
-        Read by ``_id`` alone, the mark filtered here: a filter on a list of ``_id``s and any
+        Read by ``_id`` alone, the token checked here: a filter on a list of ``_id``s and any
         other field makes the MongoDB-wire server compare every stored document with every id,
         under the collection's lock (minutes on a few hundred thousand documents, every other
         client's write waiting); by ``_id`` alone it uses its index (docs/sink.md, the queries).
-        Usually none is pending: only their ids are read, and the whole documents of those that
-        are."""
+        Usually none is pending: only their ids and tokens are read, and the whole documents of
+        those that are."""
         if not ids:
             return []
-        marked = [
-            d["_id"]
+        tokens = {
+            d["_id"]: d[PENDING]
             for d in self.transactions.find({"_id": {"$in": ids}}, {PENDING: 1})
-            if d.get(PENDING) == 1
-        ]
+            if PENDING in d
+        }
+        if not tokens:
+            return []
+        named = list({t for t in tokens.values() if isinstance(t, str)})
+        done = {d["_id"] for d in self.done.find({"_id": {"$in": named}})} if named else set()
+        marked = [i for i, t in tokens.items() if t not in done]
         if not marked:
             return []
-        return [d for d in self.transactions.find({"_id": {"$in": marked}}) if d.get(PENDING) == 1]
+        found = self.transactions.find({"_id": {"$in": marked}})
+        return [d for d in found if PENDING in d and d[PENDING] not in done]
 
     def _insert_only(self, goods: Sequence[Good]) -> Written:
         """No projections: the transactions, nothing to wait for. The fast path's documents
@@ -206,7 +223,9 @@ class Writer:
         self._die("after_insert")
         return duplicates
 
-    def _record(self, events: list[dict[str, Any]], partitions: list[str]) -> dict[str, Any]:
+    def _record(
+        self, events: list[dict[str, Any]], partitions: list[str], retag: list[str]
+    ) -> dict[str, Any]:
         projection = project(events)
         return {
             "_id": f"{self.writer_id}:{self.counter}",
@@ -214,6 +233,7 @@ class Writer:
             "counter": self.counter,
             "partitions": partitions,
             "ids": [e["_id"] for e in events],
+            "retag": retag,  # stored under an earlier token that is not done: now this one's
             "accounts": [
                 {"_id": account, **state} for account, state in projection.accounts.items()
             ],
@@ -228,11 +248,14 @@ class Writer:
         }
 
     def _finish(self, record: dict[str, Any], fresh: bool = False) -> None:
-        """Apply a batch record's changes (each at most once), clear its events' pending mark,
-        delete it. Only the holder of the record's lease does this: its writer, or the one
-        process that claimed it (``recover``). ``fresh``: its writer just made it, so no change
-        of it was applied yet."""
+        """Apply a batch record's changes (each at most once), mark its token done, delete it.
+        Only the holder of the record's lease does this: its writer, or the one process that
+        claimed it (``recover``). ``fresh``: its writer just made it, so no change of it was
+        applied yet."""
         writer, counter = record["writer"], record["counter"]
+        # its events stored under an earlier token (never done) are this batch's now, before
+        # any change is applied: once this token is done, they are projected
+        self._retag(record.get("retag", []), record["_id"])
         guard = f"{GUARDS}.{writer}"
         seen: set[str] = set()
         if not fresh:
@@ -258,7 +281,9 @@ class Writer:
         self._die("after_rollups")
         self._accounts(record["accounts"])
         self._die("after_projections")
-        self._clear_pending(record["ids"])
+        if "retag" not in record:  # a record of a sink before tokens: its events marked _p: 1
+            self._clear_pending(record["ids"])
+        self._mark_done(record["_id"])
         self.batches.delete_one({"_id": record["_id"]})
         if record["_id"] in self.open:
             self.open.remove(record["_id"])
@@ -294,9 +319,22 @@ class Writer:
         """Partitions moved: what this writer knew of accounts' last seq may be stale."""
         self.last_seq.clear()
 
+    def _retag(self, ids: list[str], token: str) -> None:
+        """These stored events now belong to the batch ``token`` (one update by _id each)."""
+        if ids:
+            self.transactions.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": {PENDING: token}}) for i in ids], ordered=False
+            )
+
+    def _mark_done(self, token: str) -> None:
+        """The batch's projections are applied: its events are no longer pending."""
+        # (done already: a record finished twice, its writer having died after this)
+        with contextlib.suppress(DuplicateKeyError):
+            self.done.insert_one({"_id": token, "at": dt.datetime.now(dt.UTC)})
+
     def _clear_pending(self, ids: list[str]) -> None:
-        """One update by _id each (a filter on a list of _ids is slow on the MongoDB-wire
-        server)."""
+        """A record of a sink before tokens: its events' ``_p: 1`` cleared, one update by _id
+        each (a filter on a list of _ids is slow on the MongoDB-wire server)."""
         if ids:
             self.transactions.bulk_write(
                 [UpdateOne({"_id": i}, {"$unset": {PENDING: ""}}) for i in ids], ordered=False

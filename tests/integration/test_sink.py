@@ -267,8 +267,10 @@ def test_one_event_as_json_is_stored_as_it_came(run: Run):
     assert run.db().stored.count_documents({}) == 20
     stored = run.db().stored.find_one({}, sort=[("_id", 1)])
     assert stored is not None
-    assert stored["_id"] == stored["tx_id"] and "_p" not in stored
-    assert orjson.loads(orjson.dumps({k: v for k, v in stored.items() if k != "_id"}))
+    # the event, its tx id as _id, and its batch's token (done: the event is projected)
+    assert stored["_id"] == stored["tx_id"]
+    assert run.db()["sink_done"].count_documents({"_id": stored["_p"]}) == 1
+    assert orjson.loads(orjson.dumps({k: v for k, v in stored.items() if k not in ("_id", "_p")}))
 
 
 def test_metrics_count_what_was_written_and_sigterm_stops_cleanly(run: Run):
