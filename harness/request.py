@@ -18,7 +18,7 @@ from bankstream.commands import global_flags
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.faults import Fault
-from loadgen.producer.request import LoadRequest, ProduceRequest
+from loadgen.producer.request import LoadRequest, ProduceRequest, shard_of
 from sink.request import SinkRequest
 
 Output = Literal["live", "json", "quiet"]
@@ -65,12 +65,7 @@ class RunRequest(BaseModel):
         """The request of `bankstream run`'s parsed flags; a flag that is not what it must be is
         a one-line UsageError naming it (the same checks, in the same order, as always)."""
         check_counts(args)
-        from loadgen.assign import parse_shard
-
-        shard = parse_shard(args.shard) if args.shard is not None else None
-        if shard and not args.run_id:
-            msg = "--shard needs --run-id: every host of the run must give the same one"
-            raise UsageError(msg)
+        shard = shard_of(args)
         return cls(
             load=LoadRequest.from_args(args),
             processes=args.processes,

@@ -251,6 +251,17 @@ def _events(text: str | None) -> int | None:
     return int(text)
 
 
+def shard_of(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--shard I/N`` as (I, N), which needs ``--run-id`` (produce and run)."""
+    from loadgen.assign import parse_shard
+
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard and not args.run_id:
+        msg = "--shard needs --run-id: every host of the run must give the same one"
+        raise UsageError(msg)
+    return shard
+
+
 class ProduceRequest(BaseModel):
     """`bankstream produce`'s request: the load, and where and how to send it (None: the
     scenario's, the setting's or the machine's default)."""
@@ -276,12 +287,7 @@ class ProduceRequest(BaseModel):
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ProduceRequest:
         """The request of `bankstream produce`'s parsed flags (one-line UsageErrors)."""
-        from loadgen.assign import parse_shard
-
-        shard = parse_shard(args.shard) if args.shard is not None else None
-        if shard and not args.run_id:
-            msg = "--shard needs --run-id: every host of the run must give the same one"
-            raise UsageError(msg)
+        shard = shard_of(args)
         return cls(
             load=LoadRequest.from_args(args),
             processes=args.processes,
