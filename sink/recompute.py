@@ -8,7 +8,7 @@ from typing import Any
 from pymongo.database import Database
 
 from sink.projections import project
-from sink.writer import DONE, PENDING
+from sink.writer import DONE, PENDING, done_tokens
 
 Document = dict[str, Any]
 
@@ -43,8 +43,7 @@ def differences(
         events.append({k: v for k, v in d.items() if k not in ("_id", PENDING)})
     events.sort(key=lambda e: str(e["tx_id"]))
     # stored but not projected: their batch's token is not done (docs/sink.md)
-    named = list({t for t in tokens if isinstance(t, str)})
-    done = {d["_id"] for d in db[DONE].find({"_id": {"$in": named}})} if named else set()
+    done = done_tokens(db[DONE], tokens)
     pending = sum(1 for t in tokens if t not in done)
     expected = project(events)
     out: list[str] = []

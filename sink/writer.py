@@ -53,6 +53,13 @@ MOST_PER_RECORD = 10_000  # events per batch record (its document stays far belo
 LEASE = 20.0  # seconds a batch record is its finisher's before another may take it over
 
 
+def done_tokens(done: Any, tokens: Iterable[Any]) -> set[str]:
+    """Which of ``tokens`` (stored events' ``_p``) are marked done in ``done`` (``sink_done``),
+    read by ``_id`` alone; an event stored before tokens (``_p: 1``) is never among them."""
+    named = list({t for t in tokens if isinstance(t, str)})
+    return {d["_id"] for d in done.find({"_id": {"$in": named}})} if named else set()
+
+
 class StoreError(Exception):
     """A write the store refused for a reason other than a duplicate key."""
 
@@ -166,7 +173,7 @@ class Writer:
         events = new + pending
         if not events:
             return Written(len(new), len(duplicates), 0, sent)
-        record = self._record(events, partitions, [e["_id"] for e in pending])
+        record = self._record(token, events, partitions, [e["_id"] for e in pending])
         # open before it is sent: an insert that timed out may still have landed, and the next
         # attempt must finish that record rather than project the same events in a new one
         self.open.append(record["_id"])
@@ -194,8 +201,7 @@ class Writer:
         }
         if not tokens:
             return []
-        named = list({t for t in tokens.values() if isinstance(t, str)})
-        done = {d["_id"] for d in self.done.find({"_id": {"$in": named}})} if named else set()
+        done = done_tokens(self.done, tokens.values())
         marked = [i for i, t in tokens.items() if t not in done]
         if not marked:
             return []
@@ -224,11 +230,12 @@ class Writer:
         return duplicates
 
     def _record(
-        self, events: list[dict[str, Any]], partitions: list[str], retag: list[str]
+        self, token: str, events: list[dict[str, Any]], partitions: list[str], retag: list[str]
     ) -> dict[str, Any]:
+        """The batch record of ``events``; its id is the batch's token."""
         projection = project(events)
         return {
-            "_id": f"{self.writer_id}:{self.counter}",
+            "_id": token,
             "writer": self.writer_id,
             "counter": self.counter,
             "partitions": partitions,
