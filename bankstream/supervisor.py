@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
-import psutil
-
-from bankstream import progress
+if TYPE_CHECKING:  # (imported where a Command uses them: a worker process unpickles this
+    # module's StopFlag and Reports, and needs neither)
+    from bankstream import progress
 
 Spec = TypeVar("Spec")
 Record = dict[str, Any]
@@ -357,6 +357,8 @@ class Command:
         self.refused: list[str] = []  # lines that were not records of its protocol
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        import psutil
+
         self._ps = psutil.Process(self.process.pid)
         self._others: list[psutil.Process] = []
         for pid in others:
@@ -371,6 +373,8 @@ class Command:
         self.peak_rss = 0
 
     def _read(self) -> None:
+        from bankstream import progress
+
         stream: IO[str] | None = self.process.stdout
         assert stream is not None
         for line in stream:
@@ -390,6 +394,8 @@ class Command:
 
     def sample(self) -> tuple[float, int]:
         """(CPU seconds so far, resident memory now) of the command and its processes."""
+        import psutil
+
         cpu, rss = 0.0, 0
         try:
             family = [self._ps, *self._ps.children(recursive=True), *self._others]
@@ -410,6 +416,8 @@ class Command:
 
     def workers(self) -> list[int]:
         """The pids of the command's worker processes (multiprocessing's spawned children)."""
+        import psutil
+
         try:
             children = self._ps.children(recursive=True)
             return sorted(p.pid for p in children if "spawn_main" in " ".join(p.cmdline()))
