@@ -121,12 +121,9 @@ class Parser(argparse.ArgumentParser):
     def unrecognized(self, words: Sequence[str]) -> NoReturn:
         """The error for words that no command takes, a flag among them said where it belongs
         or what it may be a misspelling of."""
-        self._fail(unrecognized_arguments(self, words))
+        self.error(unrecognized_arguments(self, words))
 
     def error(self, message: str) -> NoReturn:
-        self._fail(message)
-
-    def _fail(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {tame(message)} (see {self.prog} --help)\n")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
@@ -367,3 +364,27 @@ def checked_seed(seed: int | None) -> int | None:
         msg = f"--seed must be between 0 and 2^63 - 1, got {seed}"
         raise UsageError(msg)
     return seed
+
+
+def flag_words(*flags: tuple[str, object]) -> list[str]:
+    """A child command's words for its flags, in order: ``FLAG VALUE`` for a value, ``FLAG``
+    alone for True, nothing for None or False (the command's default)."""
+    out: list[str] = []
+    for flag, value in flags:
+        if value is True:
+            out.append(flag)
+        elif value is not None and value is not False:
+            out += [flag, str(value)]
+    return out
+
+
+def report_words(push: bool, push_interval: float, output: str) -> list[str]:
+    """The flags every reporting command (produce, sink, run) ends with: ``--push``,
+    ``--push-interval`` and ``--json`` or ``--quiet`` (live: none)."""
+    from bankstream.durations import format_duration
+
+    return flag_words(
+        ("--push", push),
+        ("--push-interval", format_duration(push_interval)),
+        (f"--{output}", output != "live"),
+    )

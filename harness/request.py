@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bankstream.commands import global_flags
+from bankstream.commands import flag_words, global_flags, report_words
 from bankstream.durations import format_duration
 from bankstream.errors import UsageError
 from harness.faults import Fault
@@ -119,11 +119,6 @@ class RunRequest(BaseModel):
         """`bankstream produce` for this run: :meth:`producer_request`'s words."""
         return self.producer_request(run_id, topic, folder).to_argv()
 
-    def _push_flags(self) -> list[str]:
-        if not self.push:
-            return []
-        return ["--push", "--push-interval", format_duration(self.push_interval)]
-
     def sink_request(self, group: str, topic: str) -> SinkRequest:
         """The sink of this run (the scenario's sink section, with ``--set``); pushed instead
         of served when pushing (Prometheus would count each figure twice)."""
@@ -149,47 +144,32 @@ class RunRequest(BaseModel):
         """The request as `bankstream run`'s words (global flags first); parsed back by
         :meth:`from_args`, they give an equal request."""
         argv = [*self.global_flags(), "run", *self.load.to_argv()]
-        for flag, value in (
+        other = self.sink != "bankstream"  # another pipeline under test
+        shard = f"{self.shard[0]}/{self.shard[1]}" if self.shard is not None else None
+        argv += flag_words(
             ("--processes", self.processes),
             ("--sink-processes", self.sink_processes),
             ("--run-id", self.run_id),
             ("--topic", self.topic),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        if self.shard is not None:
-            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
-        for flag, on in (
+            ("--shard", shard),
             ("--fresh", self.fresh),
             ("--no-stack", self.no_stack),
             ("--no-warm", self.no_warm),
             ("--keep-topic", self.keep_topic),
-        ):
-            if on:
-                argv.append(flag)
-        argv += ["--drain-timeout", format_duration(self.drain_timeout)]
-        argv += ["--verify-limit", str(self.verify_limit), "--results", str(self.results)]
-        for fault in self.faults:
-            argv += ["--fault", fault.text]
-        argv += ["--judge-latency", self.judge_latency]
-        if self.sink != "bankstream":
-            argv += ["--sink", self.sink, "--id-field", self.id_field]
-        for flag, text in (
+            ("--drain-timeout", format_duration(self.drain_timeout)),
+            ("--verify-limit", self.verify_limit),
+            ("--results", self.results),
+            *(("--fault", fault.text) for fault in self.faults),
+            ("--judge-latency", self.judge_latency),
+            ("--sink", self.sink if other else None),
+            ("--id-field", self.id_field if other else None),
             ("--target", self.target),
             ("--event-field", self.event_field),
             ("--group", self.group),
             ("--wait-for-group", self.wait_for_group),
-        ):
-            if text is not None:
-                argv += [flag, text]
-        if self.backlog is not None:
-            argv += ["--backlog", str(self.backlog)]
-        argv += self._push_flags()
-        if not self.push and self.push_interval != 5.0:
-            argv += ["--push-interval", format_duration(self.push_interval)]
-        if self.output != "live":
-            argv.append(f"--{self.output}")
-        return argv
+            ("--backlog", self.backlog),
+        )
+        return [*argv, *report_words(self.push, self.push_interval, self.output)]
 
     def watch_argv(self, topic: str, target: str, group: str | None, sample: Path) -> list[str]:
         """`bankstream watch` following the pipeline under test (connect, external)."""

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bankstream.commands import global_flags
+from bankstream.commands import flag_words, global_flags, report_words
 from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 
@@ -83,38 +83,31 @@ class SinkRequest(BaseModel):
     def to_argv(self) -> list[str]:
         """The request as `bankstream sink`'s words (global flags first); parsed back by
         :meth:`from_args`, they give an equal request."""
-        argv = [*global_flags(self.config, self.verbose), "sink"]
-        if self.scenario is not None:
-            argv += ["--scenario", self.scenario]
-        for override in self.overrides:
-            argv += ["--set", override]
-        argv += ["--group", self.group]
-        for flag, value in (
-            ("--topic", self.topic),
-            ("--dead-letter-topic", self.dead_letter_topic),
-            ("--batch-size", self.batch_size),
-            ("--processes", self.processes),
-            ("--metrics-port", self.metrics_port),
-            ("--fault", self.fault),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        for flag, seconds in (
-            ("--flush-interval", self.flush_interval),
-            ("--until-idle", self.until_idle),
-            ("--store-timeout", self.store_timeout),
-            ("--lease", self.lease),
-        ):
-            if seconds is not None:
-                argv += [flag, format_duration(seconds)]
-        if not self.projections:
-            argv.append("--no-projections")
-        if self.push:
-            argv.append("--push")
-        argv += ["--push-interval", format_duration(self.push_interval)]
-        if self.output != "live":
-            argv.append(f"--{self.output}")
-        return argv
+
+        def seconds(value: float | None) -> str | None:
+            return None if value is None else format_duration(value)
+
+        return [
+            *global_flags(self.config, self.verbose),
+            "sink",
+            *flag_words(("--scenario", self.scenario)),
+            *flag_words(*(("--set", override) for override in self.overrides)),
+            *flag_words(
+                ("--group", self.group),
+                ("--topic", self.topic),
+                ("--dead-letter-topic", self.dead_letter_topic),
+                ("--batch-size", self.batch_size),
+                ("--processes", self.processes),
+                ("--metrics-port", self.metrics_port),
+                ("--fault", self.fault),
+                ("--flush-interval", seconds(self.flush_interval)),
+                ("--until-idle", seconds(self.until_idle)),
+                ("--store-timeout", seconds(self.store_timeout)),
+                ("--lease", seconds(self.lease)),
+                ("--no-projections", not self.projections),
+            ),
+            *report_words(self.push, self.push_interval, self.output),
+        ]
 
 
 def _duration(text: str | None, flag: str) -> float | None:

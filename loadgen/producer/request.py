@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bankstream.commands import checked_seed, global_flags
+from bankstream.commands import checked_seed, flag_words, global_flags, report_words
 from bankstream.durations import format_duration, parse_duration
 from bankstream.errors import UsageError
 from loadgen.pacing import parse_stages
@@ -309,24 +309,21 @@ class ProduceRequest(BaseModel):
     def to_argv(self) -> list[str]:
         """The request as `bankstream produce`'s words (global flags first); parsed back by
         :meth:`from_args`, they give an equal request."""
-        argv = [*global_flags(self.config, self.verbose), "produce", *self.load.to_argv()]
-        for flag, value in (
-            ("--processes", self.processes),
-            ("--cells", self.cells),
-            ("--run-id", self.run_id),
-            ("--topic", self.topic),
-            ("--metrics-port", self.metrics_port),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        if self.shard is not None:
-            argv += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
-        argv += ["--results", str(self.results)]
-        argv += ["--metrics-linger", format_duration(self.metrics_linger)]
-        argv += ["--flush-timeout", format_duration(self.flush_timeout)]
-        if self.push:
-            argv.append("--push")
-        argv += ["--push-interval", format_duration(self.push_interval)]
-        if self.output != "live":
-            argv.append(f"--{self.output}")
-        return argv
+        shard = f"{self.shard[0]}/{self.shard[1]}" if self.shard is not None else None
+        return [
+            *global_flags(self.config, self.verbose),
+            "produce",
+            *self.load.to_argv(),
+            *flag_words(
+                ("--processes", self.processes),
+                ("--cells", self.cells),
+                ("--shard", shard),
+                ("--run-id", self.run_id),
+                ("--topic", self.topic),
+                ("--metrics-port", self.metrics_port),
+                ("--results", self.results),
+                ("--metrics-linger", format_duration(self.metrics_linger)),
+                ("--flush-timeout", format_duration(self.flush_timeout)),
+            ),
+            *report_words(self.push, self.push_interval, self.output),
+        ]
